@@ -1,0 +1,136 @@
+//! Command-line arguments (clap derive). Wiring only: every command's logic
+//! lives in a library crate.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlsec",
+    version,
+    about = "Secure a machine-learning pipeline end to end: scan, sign, gate, audit, attack and defend.",
+    long_about = "mlsec secures a machine-learning pipeline end to end. It ships the controls \
+        (dataset digests and data-quality checks, with artifact scanning, signing, ingestion \
+        gates, leakage audits and a hardened gateway to come) and the attack simulations that \
+        measure them, and reports every finding with its pipeline stage, MITRE ATLAS technique \
+        and OWASP ML Top 10 entry.",
+    after_help = "Exit status: 0 no finding at or above --fail-on; 1 findings at or above it; \
+        2 usage or input error (see docs/exit-codes.md)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', global = true, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No progress bars or notes on standard error (errors are still printed).
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// When to colour terminal output (`auto`: on a terminal, unless NO_COLOR is set).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Exit with status 1 when a finding is at or above this severity.
+    #[arg(long, global = true, value_enum, default_value_t = FailOn::Medium, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A readable report with tables (colour on a terminal).
+    Text,
+    /// The `mlsec-report/1` JSON document (docs/json-schema.md).
+    Json,
+    /// SARIF 2.1.0, for GitHub code scanning and other SARIF viewers.
+    Sarif,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Never exit 1 because of findings.
+    Never,
+}
+
+impl FailOn {
+    pub fn threshold(self) -> Option<mlsec_core::Severity> {
+        use mlsec_core::Severity;
+        match self {
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::High => Some(Severity::High),
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::Never => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the rules mlsec checks, or show one rule's documentation.
+    Rules(RulesArgs),
+    /// Work with datasets (collection stage).
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Print a shell completion script (e.g. `mlsec completions bash > /etc/bash_completion.d/mlsec`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// A rule code (MLS-DATA-003) or name (conflicting-labels) to document.
+    pub code: Option<String>,
+    /// Print the full reference of every rule as Markdown (docs/rules.md is generated this way).
+    #[arg(long, conflicts_with = "code")]
+    pub markdown: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Describe datasets: format, shape, dtype, classes, label histogram, SHA-256 digest, and data-quality findings.
+    #[command(
+        after_help = "Formats are recognised by content: IDX (plain or gzipped, with its labels file beside it), \
+            NumPy .npy/.npz, CSV/TSV, Parquet, and image folders (FOLDER/<class>/<image>.png|jpg). \
+            `mnist` names the bundled 10,000-digit MNIST sample."
+    )]
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Dataset files or folders, or `mnist` for the bundled sample.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// The label column (CSV, Parquet) or array (NPZ); found by name (label, target, class, y, …) when omitted.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Largest file or decompressed archive member to read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 30)]
+    pub max_bytes: u64,
+    /// Flag a class with fewer samples than this share of the largest class.
+    #[arg(long, value_name = "RATIO", default_value_t = 0.1)]
+    pub imbalance_ratio: f64,
+}

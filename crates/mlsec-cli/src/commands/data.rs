@@ -1,0 +1,85 @@
+//! `mlsec data …`: dataset commands.
+
+use crate::cli::{DataCommand, GlobalArgs, InspectArgs};
+use crate::output::{self, exit};
+use anyhow::Result;
+use mlsec_core::{Finding, Location, Report};
+use mlsec_data::{InspectOptions, InspectResults};
+use std::io::IsTerminal;
+
+pub fn run(global: &GlobalArgs, cmd: &DataCommand) -> Result<u8> {
+    match cmd {
+        DataCommand::Inspect(args) => inspect(global, args),
+    }
+}
+
+fn progress_bar(global: &GlobalArgs, path: &str) -> indicatif::ProgressBar {
+    if global.quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}: {pos} files ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(format!("reading {path}"));
+    bar
+}
+
+fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<u8> {
+    if !(args.imbalance_ratio.is_finite() && (0.0..=1.0).contains(&args.imbalance_ratio)) {
+        anyhow::bail!(
+            "--imbalance-ratio must be between 0 and 1, got {}",
+            args.imbalance_ratio
+        );
+    }
+    let opts = InspectOptions {
+        label: args.label.clone(),
+        max_bytes: args.max_bytes,
+        imbalance_ratio: args.imbalance_ratio,
+    };
+    let mut report = Report::new(output::tool(), "data inspect", InspectResults::default());
+    let mut failures = Vec::new();
+    for path in &args.paths {
+        let bar = progress_bar(global, path);
+        let result = mlsec_data::inspect(path, &opts, &|n| bar.set_position(n));
+        bar.finish_and_clear();
+        match result {
+            Ok(insp) => {
+                report.artifacts.push(insp.artifact);
+                report.results.datasets.push(insp.summary);
+                report.findings.extend(insp.findings);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failures.push(
+                    Finding::new(
+                        &mlsec_core::rules::INPUT_NOT_ANALYSED,
+                        Location::file(path.clone()),
+                        e.to_string(),
+                    )
+                    .with_evidence("kind", format!("{:?}", e.kind).to_lowercase()),
+                );
+            }
+        }
+    }
+    if report.results.datasets.is_empty() {
+        return Ok(exit::ERROR);
+    }
+    let threshold = global.fail_on.threshold();
+    let failing = report
+        .findings
+        .iter()
+        .any(|f| threshold.is_some_and(|t| f.severity >= t));
+    let any_failure = !failures.is_empty();
+    report.findings.extend(failures);
+    report.sort_findings();
+    output::emit(global, &report)?;
+    Ok(if failing {
+        exit::FINDINGS
+    } else if any_failure {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}

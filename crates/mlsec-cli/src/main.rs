@@ -1,0 +1,33 @@
+//! The `mlsec` binary: argument parsing and wiring only.
+
+mod cli;
+mod commands;
+mod output;
+
+use clap::{CommandFactory, Parser};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match &cli.command {
+        cli::Command::Rules(args) => commands::rules::run(&cli.global, args),
+        cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
+        cli::Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut cli::Cli::command(),
+                "mlsec",
+                &mut std::io::stdout(),
+            );
+            Ok(output::exit::OK)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One line: the error and its causes, as `a: b: c`.
+            eprintln!("error: {e:#}");
+            ExitCode::from(output::exit::ERROR)
+        }
+    }
+}

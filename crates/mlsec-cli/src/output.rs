@@ -1,0 +1,91 @@
+//! Where and how a report is written: format, colour, `--output`, exit status.
+
+use crate::cli::{ColorChoice, GlobalArgs, OutputFormat};
+use anyhow::{Context, Result};
+use mlsec_core::{render_json, render_text, sarif, Report, RuleRegistry, Style, TextBody};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+/// Process exit codes (docs/exit-codes.md).
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FINDINGS: u8 = 1;
+    pub const ERROR: u8 = 2;
+}
+
+pub fn tool() -> mlsec_core::ToolInfo {
+    mlsec_core::ToolInfo {
+        name: "mlsec",
+        version: env!("CARGO_PKG_VERSION"),
+    }
+}
+
+pub fn registry() -> RuleRegistry {
+    RuleRegistry::from_groups(&[mlsec_core::rules::RULES, mlsec_data::RULES])
+}
+
+/// Colour only for text going to a terminal, unless forced either way.
+pub fn style(global: &GlobalArgs) -> Style {
+    let color = match global.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            global.output.is_none()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    };
+    Style { color }
+}
+
+/// Renders the report in the chosen format and writes it out.
+pub fn emit<B: Serialize + TextBody>(global: &GlobalArgs, report: &Report<B>) -> Result<()> {
+    let mut buf = Vec::new();
+    match global.format {
+        OutputFormat::Text => render_text(report, &mut buf, &style(global))?,
+        OutputFormat::Json => render_json(report, &mut buf)?,
+        OutputFormat::Sarif => sarif::render_sarif(report, &registry(), &mut buf)?,
+    }
+    write_output(global.output.as_deref(), &buf)
+}
+
+/// Writes to `--output` through a temporary file and a rename, so an
+/// interrupted run never leaves a half-written report behind.
+pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(bytes).and_then(|_| out.flush()) {
+                // A closed pipe (`mlsec … | head`) is not an error worth reporting.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("writing to standard output"),
+            }
+        }
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path.file_name().context("--output must name a file")?;
+            let tmp = dir.join(format!(".{}.mlsec-tmp", name.to_string_lossy()));
+            std::fs::write(&tmp, bytes)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_registered_rule_is_consistent() {
+        // Unique codes and names, MLS-AREA-NNN codes, ATLAS ids that exist in
+        // the embedded ATLAS table, and all three parts of the docs written.
+        let reg = super::registry();
+        assert!(reg.rules().len() >= 7);
+        if let Err(errors) = reg.validate() {
+            panic!("rule registry is inconsistent: {errors:#?}");
+        }
+    }
+}
