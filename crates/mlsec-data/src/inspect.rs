@@ -1130,7 +1130,8 @@ fn fmt_num(x: f64) -> String {
     if x == x.trunc() && x.abs() < 1e15 {
         format!("{x:.0}")
     } else {
-        format!("{x:.4}")
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -1277,15 +1278,15 @@ fn render_dataset(d: &DatasetSummary, out: &mut dyn Write, style: &Style) -> io:
             .max()
             .unwrap_or(1);
         let cw = max.to_string().len();
+        let numeric = l.histogram.iter().all(|c| c.label.parse::<f64>().is_ok());
         for c in l.histogram.iter().take(MAX_HISTOGRAM_ROWS) {
             let bar = "█".repeat(((c.count * 30) as f64 / max as f64).round().max(1.0) as usize);
-            writeln!(
-                out,
-                "    {:>width$}  {:>cw$}  {}",
-                c.label,
-                c.count,
-                style.dim(&bar)
-            )?;
+            let label = if numeric {
+                format!("{:>width$}", c.label)
+            } else {
+                format!("{:<width$}", c.label)
+            };
+            writeln!(out, "    {label}  {:>cw$}  {}", c.count, style.dim(&bar))?;
         }
         if l.histogram.len() > MAX_HISTOGRAM_ROWS {
             writeln!(
