@@ -6,6 +6,21 @@ use common::*;
 use predicates::prelude::*;
 use serde_json::Value;
 
+/// Runs `mlsec data inspect ARGS --format json` in `dir`, expects `code`, parses the report.
+fn inspect_json(dir: &std::path::Path, args: &[&str], code: i32) -> Value {
+    let out = mlsec()
+        .current_dir(dir)
+        .args(["data", "inspect"])
+        .args(args)
+        .args(["--format", "json"])
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    json_of(&out)
+}
+
 fn json_of(out: &[u8]) -> Value {
     serde_json::from_slice(out)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
@@ -314,15 +329,7 @@ fn npy_and_npz_are_inspected() {
         "x.npy",
         &npy_bytes("<f4", "(3, 2)", &f32_bytes(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])),
     );
-    let v = json_of(
-        &mlsec()
-            .current_dir(dir.path())
-            .args(["data", "inspect", "x.npy", "--format", "json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let v = inspect_json(dir.path(), &["x.npy"], 0);
     let d = &v["results"]["datasets"][0];
     assert_eq!(
         (d["format"].as_str(), d["samples"].as_u64()),
@@ -341,15 +348,7 @@ fn npy_and_npz_are_inspected() {
             .collect::<Vec<u8>>(),
     );
     write(dir.path(), "d.npz", &npz_bytes(&[("x", x), ("y", y)]));
-    let out = mlsec()
-        .current_dir(dir.path())
-        .args(["data", "inspect", "d.npz", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = inspect_json(dir.path(), &["d.npz"], 1);
     let d = &v["results"]["datasets"][0];
     assert_eq!(d["labels"]["source"], "array 'y'");
     assert_eq!(d["arrays"][0]["role"], "features");
@@ -366,15 +365,7 @@ fn npy_with_trailing_bytes_is_flagged() {
     let end = bytes.len();
     bytes.extend_from_slice(b"PK\x03\x04 hidden payload");
     write(dir.path(), "t.npy", &bytes);
-    let v = json_of(
-        &mlsec()
-            .current_dir(dir.path())
-            .args(["data", "inspect", "t.npy", "--format", "json"])
-            .assert()
-            .code(1)
-            .get_output()
-            .stdout,
-    );
+    let v = inspect_json(dir.path(), &["t.npy"], 1);
     assert_eq!(v["findings"][0]["rule"], "MLS-DATA-005");
     assert_eq!(v["findings"][0]["location"]["offset"], end as u64);
     assert_eq!(v["findings"][0]["evidence"]["length"], 19);
@@ -390,15 +381,7 @@ fn idx_pair_plain_and_gzipped() {
     write(dir.path(), "gz/t10k-images-idx3-ubyte.gz", &gzip(&im));
     write(dir.path(), "gz/t10k-labels-idx1-ubyte.gz", &gzip(&lb));
     for path in ["train-images-idx3-ubyte", "gz/t10k-images-idx3-ubyte.gz"] {
-        let v = json_of(
-            &mlsec()
-                .current_dir(dir.path())
-                .args(["data", "inspect", path, "--format", "json"])
-                .assert()
-                .success()
-                .get_output()
-                .stdout,
-        );
+        let v = inspect_json(dir.path(), &[path], 0);
         let d = &v["results"]["datasets"][0];
         assert_eq!(d["format"], "idx");
         assert_eq!(d["files"], 2);
@@ -431,15 +414,7 @@ fn idx_pair_plain_and_gzipped() {
 fn parquet_is_inspected() {
     let dir = tempfile::tempdir().unwrap();
     write_parquet(&dir.path().join("t.parquet"), 30);
-    let v = json_of(
-        &mlsec()
-            .current_dir(dir.path())
-            .args(["data", "inspect", "t.parquet", "--format", "json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let v = inspect_json(dir.path(), &["t.parquet"], 0);
     let d = &v["results"]["datasets"][0];
     assert_eq!(d["format"], "parquet");
     assert_eq!(d["samples"], 30);
@@ -459,15 +434,7 @@ fn image_folder_is_inspected_and_duplicates_across_classes_found() {
     write_image_folder(&root, &[("cat", 4), ("dog", 3)]);
     std::fs::copy(root.join("cat/0.png"), root.join("dog/copied.png")).unwrap();
     write(&root, "dog/notes.txt", b"not an image");
-    let out = mlsec()
-        .current_dir(dir.path())
-        .args(["data", "inspect", "imgs", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json_of(&out);
+    let v = inspect_json(dir.path(), &["imgs"], 1);
     let d = &v["results"]["datasets"][0];
     assert_eq!(d["format"], "image-folder");
     assert_eq!(d["samples"], 8);
@@ -591,14 +558,27 @@ fn format_is_detected_by_content_not_extension() {
         "looks-like.csv",
         &npy_bytes("|u1", "(2,)", &[1, 2]),
     );
-    let v = json_of(
-        &mlsec()
-            .current_dir(dir.path())
-            .args(["data", "inspect", "looks-like.csv", "--format", "json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let v = inspect_json(dir.path(), &["looks-like.csv"], 0);
     assert_eq!(v["results"]["datasets"][0]["format"], "npy");
+}
+
+#[test]
+fn color_is_forced_or_suppressed_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"x,label\n1,a\n1,b\n2,a\n2,b\n");
+    let run = |color: &str| {
+        let out = mlsec()
+            .current_dir(dir.path())
+            .args(["data", "inspect", "d.csv", "--color", color])
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(run("always").contains("\u{1b}["), "escape codes with --color always");
+    assert!(!run("never").contains('\u{1b}'));
+    // auto: not a terminal here, so plain.
+    assert!(!run("auto").contains('\u{1b}'));
 }

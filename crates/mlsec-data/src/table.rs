@@ -198,46 +198,43 @@ fn csv_error(e: csv::Error) -> DataError {
 
 /// Picks the narrowest type every non-empty value parses as.
 fn infer_column(name: String, values: Vec<Option<String>>) -> Column {
-    let present = || values.iter().flatten();
-    if present().all(|v| v.parse::<i64>().is_ok()) && present().next().is_some() {
-        let data = values
-            .iter()
-            .map(|v| v.as_ref().and_then(|s| s.parse().ok()))
-            .collect();
-        return Column {
-            name,
-            source_type: "int".into(),
-            data: ColumnData::Int(data),
-        };
-    }
-    if present().all(|v| v.parse::<f64>().is_ok()) && present().next().is_some() {
-        let data = values
-            .iter()
-            .map(|v| v.as_ref().and_then(|s| s.parse().ok()))
-            .collect();
-        return Column {
-            name,
-            source_type: "float".into(),
-            data: ColumnData::Float(data),
-        };
-    }
-    let is_bool = |s: &str| s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false");
-    if present().all(|v| is_bool(v)) && present().next().is_some() {
-        let data = values
-            .iter()
-            .map(|v| v.as_ref().map(|s| s.eq_ignore_ascii_case("true")))
-            .collect();
-        return Column {
-            name,
-            source_type: "bool".into(),
-            data: ColumnData::Bool(data),
-        };
-    }
+    let (source_type, data) = if let Some(v) = parse_all(&values, str::parse::<i64>) {
+        ("int", ColumnData::Int(v))
+    } else if let Some(v) = parse_all(&values, str::parse::<f64>) {
+        ("float", ColumnData::Float(v))
+    } else if let Some(v) = parse_all(&values, |s| {
+        if s.eq_ignore_ascii_case("true") {
+            Ok(true)
+        } else if s.eq_ignore_ascii_case("false") {
+            Ok(false)
+        } else {
+            Err(())
+        }
+    }) {
+        ("bool", ColumnData::Bool(v))
+    } else {
+        ("string", ColumnData::Str(values))
+    };
     Column {
         name,
-        source_type: "string".into(),
-        data: ColumnData::Str(values),
+        source_type: source_type.into(),
+        data,
     }
+}
+
+/// Every present value parsed, or `None` if one fails or none is present.
+fn parse_all<T, E>(
+    values: &[Option<String>],
+    parse: impl Fn(&str) -> std::result::Result<T, E>,
+) -> Option<Vec<Option<T>>> {
+    values.iter().flatten().next()?;
+    values
+        .iter()
+        .map(|v| match v {
+            None => Some(None),
+            Some(s) => parse(s).ok().map(Some),
+        })
+        .collect()
 }
 
 /// Reads every row group of a Parquet file into columns. Types without a
