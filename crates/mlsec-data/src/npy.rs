@@ -171,8 +171,8 @@ fn parse_descr(descr: &Literal) -> Result<(DType, bool)> {
     if kind == 'O' {
         return Err(DataError::new(
             ErrorKind::Refused,
-            "object array (dtype 'O'): its elements are pickled Python objects, and loading them \
-             would run code; mlsec never unpickles (analyse it with `mlsec scan`)",
+            "object array (dtype 'O'): its elements are pickled Python objects whose loading \
+             can run code, and mlsec never unpickles",
         ));
     }
     let size = &rest[kind.len_utf8().min(rest.len())..];
