@@ -577,8 +577,20 @@ fn color_is_forced_or_suppressed_on_request() {
             .clone();
         String::from_utf8(out).unwrap()
     };
-    assert!(run("always").contains("\u{1b}["), "escape codes with --color always");
+    assert!(
+        run("always").contains("\u{1b}["),
+        "escape codes with --color always"
+    );
     assert!(!run("never").contains('\u{1b}'));
     // auto: not a terminal here, so plain.
     assert!(!run("auto").contains('\u{1b}'));
+}
+
+#[test]
+fn devices_and_pipes_are_refused_not_read() {
+    mlsec()
+        .args(["data", "inspect", "/dev/zero"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a regular file or folder"));
 }

@@ -307,6 +307,10 @@ pub fn inspect(input: &str, opts: &InspectOptions, progress: &dyn Fn(u64)) -> Re
         return inspect_bundled(input, opts);
     }
     let meta = std::fs::metadata(path).map_err(|e| DataError::io(input, &e))?;
+    if !meta.is_file() && !meta.is_dir() {
+        // A FIFO or device could block forever or never end.
+        return Err(DataError::unsupported("not a regular file or folder").at(input));
+    }
     if meta.is_file() && meta.len() > opts.max_bytes {
         return Err(DataError::new(
             ErrorKind::TooLarge,
@@ -328,7 +332,7 @@ pub fn inspect(input: &str, opts: &InspectOptions, progress: &dyn Fn(u64)) -> Re
         })?;
     let result = match format {
         Format::Idx => inspect_idx(input, path, opts),
-        Format::Npy => inspect_npy(input, path),
+        Format::Npy => inspect_npy(input, path, opts),
         Format::Npz => inspect_npz(input, path, opts),
         Format::Csv => inspect_table(input, path, Format::Csv, opts),
         Format::Parquet => inspect_table(input, path, Format::Parquet, opts),
@@ -520,7 +524,7 @@ fn manifest_of(components: &[Component]) -> String {
     )
 }
 
-fn inspect_npy(input: &str, path: &Path) -> Result<Inspection> {
+fn inspect_npy(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspection> {
     let bytes = read_file(path)?;
     let file = npy::parse(&bytes)?;
     let loc = Location::file(input);
@@ -533,13 +537,12 @@ fn inspect_npy(input: &str, path: &Path) -> Result<Inspection> {
             false,
         ));
     }
-    let opts = InspectOptions::default();
     let labels = if looks_like_labels(&file.array) {
         let l = integer_labels(&file.array);
-        imbalance_check(&l, &loc, &opts, &mut findings);
+        imbalance_check(&l, &loc, opts, &mut findings);
         Some(label_summary("values (a 1-D integer array)", &l))
     } else {
-        array_checks(&file.array, None, &loc, &opts, &mut findings);
+        array_checks(&file.array, None, &loc, opts, &mut findings);
         None
     };
     let summary = DatasetSummary {
