@@ -89,6 +89,13 @@ impl FailOn {
 pub enum Command {
     /// List the rules mlsec checks, or show one rule's documentation.
     Rules(RulesArgs),
+    /// Scan model artifacts for code that runs on load (pickle, PyTorch, NumPy, zip), without executing anything.
+    #[command(
+        after_help = "Formats are recognised by content, never by extension: raw pickles (protocols 0-5, stacked, \
+            nested), PyTorch zip and legacy checkpoints, NumPy .npy/.npz, and any zip archive (every member is \
+            sniffed). Default-deny: a global not on the allow-list is a finding. See `mlsec rules` and docs/scanner.md."
+    )]
+    Scan(ScanArgs),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -106,6 +113,22 @@ pub struct RulesArgs {
     /// Print the full reference of every rule as Markdown (docs/rules.md is generated this way).
     #[arg(long, conflicts_with = "code")]
     pub markdown: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or folders (scanned recursively), or `-` for standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// A TOML policy file extending the allow- and deny-lists (docs/scanner.md).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Also check archive CRCs: reads every byte of every member.
+    #[arg(long)]
+    pub verify_data: bool,
+    /// Largest file or decompressed archive member to analyse, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Rules(args) => commands::rules::run(&cli.global, args),
+        cli::Command::Scan(args) => commands::scan::run(&cli.global, args),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -22,7 +22,11 @@ pub fn tool() -> mlsec_core::ToolInfo {
 }
 
 pub fn registry() -> RuleRegistry {
-    RuleRegistry::from_groups(&[mlsec_core::rules::RULES, mlsec_data::RULES])
+    RuleRegistry::from_groups(&[
+        mlsec_core::rules::RULES,
+        mlsec_data::RULES,
+        mlsec_scan::RULES,
+    ])
 }
 
 /// Colour only for text going to a terminal, unless forced either way.

@@ -1,0 +1,161 @@
+//! End-to-end tests of `mlsec scan` on the fixture corpus.
+
+mod common;
+
+use common::*;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn fixture(rel: &str) -> String {
+    format!(
+        "{}/../mlsec-scan/tests/fixtures/{rel}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn scan_json(args: &[&str], code: i32) -> Value {
+    let out = mlsec()
+        .arg("scan")
+        .args(args)
+        .args(["--format", "json"])
+        .assert()
+        .code(code)
+        .get_output()
+        .stdout
+        .clone();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn malicious_pickle_exits_1_with_a_critical_finding() {
+    let v = scan_json(&[&fixture("malicious/os-system-p4.pkl")], 1);
+    let f = &v["findings"][0];
+    assert_eq!(f["rule"], "MLS-SCAN-001");
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(f["stage"], "supply-chain");
+    assert_eq!(
+        f["atlas"],
+        serde_json::json!(["AML.T0011.000", "AML.T0010"])
+    );
+    assert_eq!(f["owasp"], "ML06");
+    assert_eq!(f["evidence"]["global"], "posix.system");
+    assert_eq!(f["evidence"]["opcode"], "REDUCE");
+    assert!(f["location"]["offset"].as_u64().is_some());
+    assert_eq!(v["results"]["files"][0]["kind"], "pickle");
+}
+
+#[test]
+fn benign_checkpoint_exits_0() {
+    let v = scan_json(&[&fixture("benign/state-dict.pt")], 0);
+    assert_eq!(v["results"]["files"][0]["kind"], "pytorch-zip");
+    assert_eq!(v["findings"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn folders_are_scanned_recursively_and_reported_in_sarif() {
+    let out = mlsec()
+        .args(["scan", &fixture("malicious"), "--format", "sarif"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let s: Value = serde_json::from_slice(&out).unwrap();
+    let results = s["runs"][0]["results"].as_array().unwrap();
+    assert!(results.len() >= 35, "{}", results.len());
+    let archive_member = results
+        .iter()
+        .find(|r| {
+            r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "archive/data.pkl"
+        })
+        .expect("a finding inside a zip member");
+    assert_eq!(archive_member["level"], "error");
+    assert!(
+        archive_member["locations"][0]["physicalLocation"]["region"]["byteOffset"]
+            .as_u64()
+            .is_some()
+    );
+    let rules = s["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["id"] == "MLS-SCAN-001"));
+}
+
+#[test]
+fn stdin_is_scanned() {
+    let bytes = std::fs::read(fixture("malicious/eval.pkl")).unwrap();
+    let out = mlsec()
+        .args(["scan", "-", "--format", "json"])
+        .write_stdin(bytes)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["findings"][0]["location"]["path"], "-");
+    assert_eq!(v["findings"][0]["evidence"]["resolved"], "builtins.eval");
+}
+
+#[test]
+fn policy_file_allow_lists_a_global() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[allow]\nglobals = [\"sklearn.linear_model._logistic.LogisticRegression\"]\n",
+    )
+    .unwrap();
+    let sk = fixture("benign/sklearn-estimator.pkl");
+    let before = scan_json(&[&sk, "--fail-on", "low"], 1);
+    assert_eq!(before["findings"][0]["severity"], "low");
+    let after = scan_json(
+        &[
+            &sk,
+            "--fail-on",
+            "low",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        0,
+    );
+    assert_eq!(after["findings"].as_array().unwrap().len(), 0);
+    // A broken policy is a usage error with a one-line message.
+    std::fs::write(&policy, "[allow]\nglobals = [\"not a name\"]\n").unwrap();
+    mlsec()
+        .args(["scan", &sk, "--policy", policy.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a dotted Python name"));
+}
+
+#[test]
+fn found_beats_error_for_scans() {
+    mlsec()
+        .args([
+            "scan",
+            &fixture("malicious/eval.pkl"),
+            "/no/such/model.pt",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: /no/such/model.pt: no such file or directory",
+        ));
+    mlsec().args(["scan", "/no/such/model.pt"]).assert().code(2);
+}
+
+#[test]
+fn verify_data_flag_reaches_the_scanner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = std::fs::read(fixture("benign/state-dict.pt")).unwrap();
+    let key = b"archive/data/0";
+    let at = data.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    data[at + 2] ^= 0x40;
+    write(dir.path(), "t.pt", &data);
+    let path = dir.path().join("t.pt");
+    let p = path.to_str().unwrap();
+    scan_json(&[p], 0);
+    let v = scan_json(&[p, "--verify-data"], 1);
+    assert_eq!(v["findings"][0]["rule"], "MLS-SCAN-006");
+}

@@ -1,0 +1,1294 @@
+//! A symbolic pickle machine: it runs every opcode of protocols 0–5 over
+//! symbolic values, so that it sees exactly which globals the real unpickler
+//! would import and which of them it would call, without importing or calling
+//! anything.
+//!
+//! It follows CPython's `_Unpickler` (Lib/pickle.py) opcode by opcode: the
+//! stack and mark stack, the memo (with writes after POP), frames, stacked
+//! pickles in one stream, `STACK_GLOBAL` names taken from the stack or memo,
+//! and persistent ids. Hand-written because no Rust crate analyses pickles
+//! statically: `serde-pickle` *decodes* values and rejects the very streams an
+//! attacker writes, so it cannot report what they would do.
+//!
+//! Everything found before an error is kept ("found beats error"): a broken
+//! stream still executes its prefix in the real unpickler.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// Resource limits: a hostile stream may be built to exhaust memory or time.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Opcodes executed per stream, nested streams included.
+    pub max_ops: u64,
+    /// Values on the stack (all mark levels together).
+    pub max_stack: usize,
+    /// Memo entries.
+    pub max_memo: usize,
+    /// Elements retained per container (the rest are counted, not kept).
+    pub max_container_items: usize,
+    /// Nesting of pickles passed as bytes to loaders (`pickle.loads(b"...")`).
+    pub max_nesting: usize,
+    /// Distinct nested blobs analysed per stream.
+    pub max_nested_blobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ops: 50_000_000,
+            max_stack: 1 << 20,
+            max_memo: 1 << 20,
+            max_container_items: 4096,
+            max_nesting: 4,
+            max_nested_blobs: 256,
+        }
+    }
+}
+
+/// How a global was used at one place in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use {
+    /// `REDUCE`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `BUILD` (a `__setstate__`
+    /// call), or one of those followed by ` (on its result)` when the object a
+    /// global returned is called in turn.
+    pub opcode: &'static str,
+    pub offset: u64,
+}
+
+/// One global the stream imports, with every call made on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalRef {
+    pub module: String,
+    pub name: String,
+    /// The opcode that imported it (`GLOBAL`, `STACK_GLOBAL`, `INST`) and where.
+    pub opcode: &'static str,
+    pub offset: u64,
+    /// How many times the stream imports it.
+    pub imports: u64,
+    pub uses: Vec<Use>,
+}
+
+impl GlobalRef {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.module, self.name)
+    }
+    pub fn is_called(&self) -> bool {
+        !self.uses.is_empty()
+    }
+}
+
+/// A pickle found inside another, as bytes handed to a loader.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested {
+    /// Offset of the call that loads it.
+    pub offset: u64,
+    /// The loader, e.g. `pickle.loads`.
+    pub loader: String,
+    pub analysis: Analysis,
+}
+
+/// Why a stream could not be followed to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    pub offset: u64,
+    pub message: String,
+    /// True when a resource limit stopped the analysis (a bomb), rather than malformed bytes.
+    pub limit: bool,
+}
+
+/// What the machine learnt from one byte stream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Analysis {
+    pub globals: Vec<GlobalRef>,
+    pub nested: Vec<Nested>,
+    /// Extension-registry codes (`EXT1/2/4`): globals that cannot be resolved statically.
+    pub extensions: Vec<(u64, i64)>,
+    /// Persistent ids (PyTorch storages), as seen by `persistent_load`.
+    pub persistent_ids: Vec<PersistentId>,
+    pub error: Option<StreamError>,
+    /// Complete pickles (ending in STOP) in the stream.
+    pub pickles: usize,
+    /// Offset just past the last STOP.
+    pub end: u64,
+    pub protocol: Option<u8>,
+    pub ops: u64,
+}
+
+impl Analysis {
+    /// Every global, nested streams included, with the chain of loaders that
+    /// reaches it.
+    pub fn all_globals(&self) -> Vec<(Vec<String>, &GlobalRef)> {
+        let mut out: Vec<(Vec<String>, &GlobalRef)> =
+            self.globals.iter().map(|g| (Vec::new(), g)).collect();
+        for n in &self.nested {
+            for (mut path, g) in n.analysis.all_globals() {
+                path.insert(0, format!("{} at offset {}", n.loader, n.offset));
+                out.push((path, g));
+            }
+        }
+        out
+    }
+}
+
+/// A persistent id as PyTorch writes it: `('storage', StorageType, key, location, numel)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistentId {
+    pub offset: u64,
+    /// The storage type global (e.g. `torch.FloatStorage`), when present.
+    pub storage_type: Option<String>,
+    pub key: Option<String>,
+    pub numel: Option<i64>,
+}
+
+/// Loaders whose bytes argument is itself a pickle: analysed recursively.
+const PICKLE_LOADERS: &[&str] = &[
+    "pickle.loads",
+    "pickle._loads",
+    "_pickle.loads",
+    "cPickle.loads",
+    "pickle.load",
+    "_pickle.load",
+    "dill.loads",
+    "dill._dill.loads",
+    "cloudpickle.loads",
+    "joblib.load",
+    "torch.load",
+    "torch.serialization.load",
+    "torch.storage._load_from_bytes",
+    "numpy.load",
+    "numpy.loads",
+    "numpy.core.numeric.loads",
+    "pandas.read_pickle",
+];
+
+#[derive(Debug, Clone)]
+enum V {
+    None,
+    Bool,
+    Int(i64),
+    Float,
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    /// Index into `Machine::globals`.
+    Global(usize),
+    Object(Rc<Obj>),
+    List(Rc<std::cell::RefCell<Vec<V>>>),
+    Tuple(Rc<[V]>),
+    Dict,
+    Set,
+    /// A value we do not model (buffers, persistent objects, …).
+    Opaque,
+}
+
+#[derive(Debug)]
+struct Obj {
+    /// The global whose call produced this object, if any.
+    source: Option<usize>,
+    args: Vec<V>,
+    /// Bytes this object stands for (`_codecs.encode(s, 'latin1')`, `io.BytesIO(b)`).
+    bytes: Option<Rc<[u8]>>,
+}
+
+/// Analyses a byte stream holding one or more pickles.
+pub fn analyse(data: &[u8], limits: &Limits) -> Analysis {
+    let mut budget = limits.max_ops;
+    analyse_nested(data, limits, 0, &mut budget)
+}
+
+fn analyse_nested(data: &[u8], limits: &Limits, depth: usize, budget: &mut u64) -> Analysis {
+    let mut m = Machine {
+        data,
+        pos: 0,
+        limits,
+        depth,
+        budget,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        globals: Vec::new(),
+        global_index: HashMap::new(),
+        out: Analysis::default(),
+        seen_blobs: HashSet::new(),
+        stack_total: 0,
+    };
+    m.run();
+    let mut out = m.out;
+    out.globals = m.globals;
+    out
+}
+
+struct Machine<'a, 'b> {
+    data: &'a [u8],
+    pos: usize,
+    limits: &'a Limits,
+    depth: usize,
+    budget: &'b mut u64,
+    stack: Vec<V>,
+    marks: Vec<Vec<V>>,
+    memo: HashMap<u64, V>,
+    globals: Vec<GlobalRef>,
+    global_index: HashMap<(String, String), usize>,
+    out: Analysis,
+    seen_blobs: HashSet<usize>,
+    /// Values held across all mark levels.
+    stack_total: usize,
+}
+
+type Step = Result<(), (u64, String, bool)>;
+
+fn malformed<T>(offset: usize, msg: impl Into<String>) -> Result<T, (u64, String, bool)> {
+    Err((offset as u64, msg.into(), false))
+}
+
+impl Machine<'_, '_> {
+    fn run(&mut self) {
+        loop {
+            if self.pos >= self.data.len() {
+                if self.out.pickles == 0 {
+                    self.fail(self.pos, "empty or truncated stream: no STOP opcode", false);
+                }
+                return;
+            }
+            let start = self.pos;
+            // After a complete pickle, more bytes may be a stacked pickle or
+            // unrelated data: only follow them if they start with an opcode.
+            if self.out.pickles > 0 && !is_opcode(self.data[self.pos]) {
+                return;
+            }
+            match self.one_pickle() {
+                Ok(()) => {
+                    self.out.pickles += 1;
+                    self.out.end = self.pos as u64;
+                    self.stack.clear();
+                    self.marks.clear();
+                    self.stack_total = 0;
+                    // Each pickle.load() starts with an empty memo.
+                    self.memo.clear();
+                }
+                Err((offset, message, limit)) => {
+                    // A second "pickle" that fails at once is trailing data, not an error.
+                    if self.out.pickles > 0 && self.pos <= start + 1 && !limit {
+                        return;
+                    }
+                    self.fail(offset as usize, &message, limit);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, offset: usize, message: &str, limit: bool) {
+        self.out.error = Some(StreamError {
+            offset: offset as u64,
+            message: message.to_string(),
+            limit,
+        });
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], (u64, String, bool)> {
+        let at = self.pos;
+        match self.pos.checked_add(n) {
+            Some(end) if end <= self.data.len() => {
+                self.pos = end;
+                Ok(&self.data[at..end])
+            }
+            _ => malformed(
+                at,
+                format!(
+                    "truncated {what}: needs {n} bytes, {} left",
+                    self.data.len() - at.min(self.data.len())
+                ),
+            ),
+        }
+    }
+
+    fn line(&mut self, what: &str) -> Result<&[u8], (u64, String, bool)> {
+        let at = self.pos;
+        match self.data[at..].iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                self.pos = at + i + 1;
+                let mut l = &self.data[at..at + i];
+                if l.last() == Some(&b'\r') {
+                    l = &l[..l.len() - 1];
+                }
+                Ok(l)
+            }
+            None => malformed(at, format!("truncated {what}: no end of line")),
+        }
+    }
+
+    fn u8(&mut self) -> Result<u8, (u64, String, bool)> {
+        Ok(self.take(1, "argument")?[0])
+    }
+    fn u16(&mut self) -> Result<u16, (u64, String, bool)> {
+        let b = self.take(2, "argument")?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, (u64, String, bool)> {
+        let b = self.take(4, "argument")?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn i32(&mut self) -> Result<i32, (u64, String, bool)> {
+        Ok(self.u32()? as i32)
+    }
+    fn u64(&mut self) -> Result<u64, (u64, String, bool)> {
+        let b = self.take(8, "argument")?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn push(&mut self, v: V, at: usize) -> Step {
+        if self.stack_total >= self.limits.max_stack {
+            return Err((
+                at as u64,
+                format!(
+                    "stack exceeds {} values (a pickle bomb?)",
+                    self.limits.max_stack
+                ),
+                true,
+            ));
+        }
+        self.stack_total += 1;
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn pop(&mut self, at: usize, op: &str) -> Result<V, (u64, String, bool)> {
+        match self.stack.pop() {
+            Some(v) => {
+                self.stack_total -= 1;
+                Ok(v)
+            }
+            None => malformed(at, format!("{op} on an empty stack")),
+        }
+    }
+
+    fn top(&self, at: usize, op: &str) -> Result<&V, (u64, String, bool)> {
+        self.stack
+            .last()
+            .map_or_else(|| malformed(at, format!("{op} on an empty stack")), Ok)
+    }
+
+    fn pop_mark(&mut self, at: usize, op: &str) -> Result<Vec<V>, (u64, String, bool)> {
+        match self.marks.pop() {
+            Some(prev) => {
+                let items = std::mem::replace(&mut self.stack, prev);
+                self.stack_total -= items.len();
+                Ok(items)
+            }
+            None => malformed(at, format!("{op} without a MARK")),
+        }
+    }
+
+    fn memo_put(&mut self, key: u64, at: usize) -> Step {
+        let v = self.top(at, "PUT")?.clone();
+        if self.memo.len() >= self.limits.max_memo && !self.memo.contains_key(&key) {
+            return Err((
+                at as u64,
+                format!(
+                    "memo exceeds {} entries (a pickle bomb?)",
+                    self.limits.max_memo
+                ),
+                true,
+            ));
+        }
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, key: u64, at: usize) -> Step {
+        match self.memo.get(&key) {
+            Some(v) => {
+                let v = v.clone();
+                self.push(v, at)
+            }
+            None => malformed(at, format!("memo key {key} was never PUT")),
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str, opcode: &'static str, at: usize) -> usize {
+        let key = (module.to_string(), name.to_string());
+        if let Some(&i) = self.global_index.get(&key) {
+            self.globals[i].imports += 1;
+            return i;
+        }
+        self.globals.push(GlobalRef {
+            module: module.to_string(),
+            name: name.to_string(),
+            opcode,
+            offset: at as u64,
+            imports: 1,
+            uses: Vec::new(),
+        });
+        self.global_index.insert(key, self.globals.len() - 1);
+        self.globals.len() - 1
+    }
+
+    /// Records a call of `callable` with `args` and returns its result.
+    fn call(&mut self, callable: &V, args: Vec<V>, opcode: &'static str, at: usize) -> V {
+        let source = match callable {
+            V::Global(i) => {
+                self.globals[*i].uses.push(Use {
+                    opcode,
+                    offset: at as u64,
+                });
+                Some(*i)
+            }
+            V::Object(o) => {
+                // Calling what a global returned (`getattr(os, 'system')(...)`).
+                if let Some(i) = o.source {
+                    let op = match opcode {
+                        "REDUCE" => "REDUCE (on its result)",
+                        "NEWOBJ" => "NEWOBJ (on its result)",
+                        "NEWOBJ_EX" => "NEWOBJ_EX (on its result)",
+                        "OBJ" => "OBJ (on its result)",
+                        _ => "BUILD (on its result)",
+                    };
+                    self.globals[i].uses.push(Use {
+                        opcode: op,
+                        offset: at as u64,
+                    });
+                }
+                o.source
+            }
+            _ => None,
+        };
+        let name = source
+            .map(|i| self.globals[i].qualified())
+            .unwrap_or_default();
+        if PICKLE_LOADERS.contains(&name.as_str()) {
+            self.nested_loads(&name, &args, at);
+        }
+        let bytes = match name.as_str() {
+            // Protocol 2 writes bytes as `_codecs.encode(str, 'latin1')`.
+            "_codecs.encode" | "codecs.encode" => match args.first() {
+                Some(V::Str(s)) => Some(
+                    s.chars()
+                        .map(|c| c as u32 as u8)
+                        .collect::<Vec<u8>>()
+                        .into(),
+                ),
+                _ => None,
+            },
+            "io.BytesIO"
+            | "_io.BytesIO"
+            | "builtins.bytes"
+            | "builtins.bytearray"
+            | "__builtin__.bytearray" => args.first().and_then(bytes_of),
+            _ => None,
+        };
+        let keep = args.len().min(self.limits.max_container_items);
+        let mut args = args;
+        args.truncate(keep);
+        V::Object(Rc::new(Obj {
+            source,
+            args,
+            bytes,
+        }))
+    }
+
+    /// Analyses byte strings handed to a pickle loader as pickles of their own.
+    fn nested_loads(&mut self, loader: &str, args: &[V], at: usize) {
+        let mut blobs = Vec::new();
+        for a in args {
+            collect_bytes(a, 3, &mut blobs);
+        }
+        for blob in blobs {
+            let id = Rc::as_ptr(&blob) as *const u8 as usize;
+            if !self.seen_blobs.insert(id) || self.out.nested.len() >= self.limits.max_nested_blobs
+            {
+                continue;
+            }
+            if self.depth + 1 > self.limits.max_nesting {
+                self.out.nested.push(Nested {
+                    offset: at as u64,
+                    loader: loader.to_string(),
+                    analysis: Analysis {
+                        error: Some(StreamError {
+                            offset: 0,
+                            message: format!(
+                                "nested deeper than {} pickles; not followed",
+                                self.limits.max_nesting
+                            ),
+                            limit: true,
+                        }),
+                        ..Analysis::default()
+                    },
+                });
+                continue;
+            }
+            let analysis = analyse_nested(&blob, self.limits, self.depth + 1, self.budget);
+            self.out.nested.push(Nested {
+                offset: at as u64,
+                loader: loader.to_string(),
+                analysis,
+            });
+        }
+    }
+
+    fn one_pickle(&mut self) -> Step {
+        loop {
+            if *self.budget == 0 {
+                return Err((
+                    self.pos as u64,
+                    format!("over {} opcodes (a pickle bomb?)", self.limits.max_ops),
+                    true,
+                ));
+            }
+            *self.budget -= 1;
+            self.out.ops += 1;
+            let at = self.pos;
+            let op = match self.data.get(at) {
+                Some(&b) => b,
+                None => return malformed(at, "truncated stream: no STOP opcode"),
+            };
+            self.pos += 1;
+            match op {
+                b'\x80' => {
+                    let p = self.u8()?;
+                    if p > 5 {
+                        return malformed(at, format!("unsupported pickle protocol {p}"));
+                    }
+                    self.out.protocol.get_or_insert(p);
+                }
+                b'\x95' => {
+                    let n = self.u64()?;
+                    if n > (self.data.len() - self.pos) as u64 {
+                        return malformed(
+                            at,
+                            format!("FRAME of {n} bytes runs past the end of the stream"),
+                        );
+                    }
+                }
+                b'.' => {
+                    self.pop(at, "STOP")?;
+                    return Ok(());
+                }
+                // ---- numbers
+                b'I' => {
+                    let l = self.line("INT")?;
+                    let v = match l {
+                        b"00" | b"01" => V::Bool,
+                        _ => parse_int(l)
+                            .map(V::Int)
+                            .ok_or(())
+                            .or_else(|_| malformed(at, "INT argument is not an integer"))?,
+                    };
+                    self.push(v, at)?;
+                }
+                b'J' => {
+                    let v = self.i32()?;
+                    self.push(V::Int(v as i64), at)?;
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.push(V::Int(v as i64), at)?;
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.push(V::Int(v as i64), at)?;
+                }
+                b'L' => {
+                    let l = self.line("LONG")?;
+                    let l = l.strip_suffix(b"L").unwrap_or(l);
+                    let v = parse_int(l).map(V::Int).unwrap_or(V::Opaque);
+                    if v.is_opaque()
+                        && !l
+                            .iter()
+                            .all(|b| b.is_ascii_digit() || *b == b'-' || *b == b'+')
+                    {
+                        return malformed(at, "LONG argument is not an integer");
+                    }
+                    self.push(v, at)?;
+                }
+                b'\x8a' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n, "LONG1")?;
+                    let v = small_le_int(b);
+                    self.push(v, at)?;
+                }
+                b'\x8b' => {
+                    let n = self.i32()?;
+                    if n < 0 {
+                        return malformed(at, "LONG4 with a negative byte count");
+                    }
+                    let b = self.take(n as usize, "LONG4")?;
+                    let v = small_le_int(b);
+                    self.push(v, at)?;
+                }
+                b'F' => {
+                    let l = self.line("FLOAT")?;
+                    if std::str::from_utf8(l)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .is_none()
+                    {
+                        return malformed(at, "FLOAT argument is not a number");
+                    }
+                    self.push(V::Float, at)?;
+                }
+                b'G' => {
+                    self.take(8, "BINFLOAT")?;
+                    self.push(V::Float, at)?;
+                }
+                // ---- strings and bytes
+                b'S' => {
+                    let l = self.line("STRING")?.to_vec();
+                    let s = unquote_py2_string(&l)
+                        .ok_or(())
+                        .or_else(|_| malformed(at, "STRING argument is not a quoted string"))?;
+                    self.push(V::Str(latin1(&s)), at)?;
+                }
+                b'T' => {
+                    let n = self.i32()?;
+                    if n < 0 {
+                        return malformed(at, "BINSTRING with a negative length");
+                    }
+                    let b = self.take(n as usize, "BINSTRING")?;
+                    let v = V::Str(latin1(b));
+                    self.push(v, at)?;
+                }
+                b'U' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n, "SHORT_BINSTRING")?;
+                    let v = V::Str(latin1(b));
+                    self.push(v, at)?;
+                }
+                b'B' => {
+                    let n = self.u32()? as usize;
+                    let b: Rc<[u8]> = self.take(n, "BINBYTES")?.into();
+                    self.push(V::Bytes(b), at)?;
+                }
+                b'C' => {
+                    let n = self.u8()? as usize;
+                    let b: Rc<[u8]> = self.take(n, "SHORT_BINBYTES")?.into();
+                    self.push(V::Bytes(b), at)?;
+                }
+                b'\x8e' | b'\x96' => {
+                    let n = self.u64()?;
+                    let n = usize::try_from(n)
+                        .or_else(|_| malformed(at, "length does not fit in memory"))?;
+                    let what = if op == b'\x8e' {
+                        "BINBYTES8"
+                    } else {
+                        "BYTEARRAY8"
+                    };
+                    let b: Rc<[u8]> = self.take(n, what)?.into();
+                    self.push(V::Bytes(b), at)?;
+                }
+                b'V' => {
+                    let l = self.line("UNICODE")?;
+                    let s = raw_unicode_escape(l);
+                    self.push(V::Str(s.into()), at)?;
+                }
+                b'\x8c' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n, "SHORT_BINUNICODE")?;
+                    let v = V::Str(String::from_utf8_lossy(b).into());
+                    self.push(v, at)?;
+                }
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let b = self.take(n, "BINUNICODE")?;
+                    let v = V::Str(String::from_utf8_lossy(b).into());
+                    self.push(v, at)?;
+                }
+                b'\x8d' => {
+                    let n = self.u64()?;
+                    let n = usize::try_from(n)
+                        .or_else(|_| malformed(at, "length does not fit in memory"))?;
+                    let b = self.take(n, "BINUNICODE8")?;
+                    let v = V::Str(String::from_utf8_lossy(b).into());
+                    self.push(v, at)?;
+                }
+                b'N' => self.push(V::None, at)?,
+                b'\x88' | b'\x89' => self.push(V::Bool, at)?,
+                b'\x97' => self.push(V::Opaque, at)?, // NEXT_BUFFER
+                b'\x98' => {
+                    self.top(at, "READONLY_BUFFER")?;
+                }
+                // ---- containers
+                b']' => self.push(V::List(Default::default()), at)?,
+                b')' => self.push(V::Tuple(Rc::from(Vec::new())), at)?,
+                b'}' => self.push(V::Dict, at)?,
+                b'\x8f' => self.push(V::Set, at)?,
+                b'a' => {
+                    let v = self.pop(at, "APPEND")?;
+                    let list = self.top(at, "APPEND")?.clone();
+                    self.extend(&list, vec![v], at);
+                }
+                b'e' => {
+                    let items = self.pop_mark(at, "APPENDS")?;
+                    let list = self.top(at, "APPENDS")?.clone();
+                    self.extend(&list, items, at);
+                }
+                b'l' => {
+                    let mut items = self.pop_mark(at, "LIST")?;
+                    items.truncate(self.limits.max_container_items);
+                    self.push(V::List(Rc::new(items.into())), at)?;
+                }
+                b't' => {
+                    let mut items = self.pop_mark(at, "TUPLE")?;
+                    items.truncate(self.limits.max_container_items);
+                    self.push(V::Tuple(items.into()), at)?;
+                }
+                b'\x85' | b'\x86' | b'\x87' => {
+                    let n = (op - 0x84) as usize;
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop(at, "TUPLE")?);
+                    }
+                    items.reverse();
+                    self.push(V::Tuple(items.into()), at)?;
+                }
+                b'd' => {
+                    let items = self.pop_mark(at, "DICT")?;
+                    if items.len() % 2 != 0 {
+                        return malformed(at, "DICT with an odd number of items");
+                    }
+                    self.push(V::Dict, at)?;
+                }
+                b's' => {
+                    self.pop(at, "SETITEM")?;
+                    self.pop(at, "SETITEM")?;
+                    let target = self.top(at, "SETITEM")?.clone();
+                    self.method_call(&target, at);
+                }
+                b'u' => {
+                    let items = self.pop_mark(at, "SETITEMS")?;
+                    if items.len() % 2 != 0 {
+                        return malformed(at, "SETITEMS with an odd number of items");
+                    }
+                    let target = self.top(at, "SETITEMS")?.clone();
+                    self.method_call(&target, at);
+                }
+                b'\x90' => {
+                    self.pop_mark(at, "ADDITEMS")?;
+                    let target = self.top(at, "ADDITEMS")?.clone();
+                    self.method_call(&target, at);
+                }
+                b'\x91' => {
+                    self.pop_mark(at, "FROZENSET")?;
+                    self.push(V::Set, at)?;
+                }
+                // ---- stack and memo
+                b'0' => {
+                    if self.stack.is_empty() {
+                        self.pop_mark(at, "POP")?;
+                    } else {
+                        self.pop(at, "POP")?;
+                    }
+                }
+                b'2' => {
+                    let v = self.top(at, "DUP")?.clone();
+                    self.push(v, at)?;
+                }
+                b'(' => {
+                    if self.marks.len() >= self.limits.max_stack {
+                        return Err((at as u64, "too many MARKs (a pickle bomb?)".into(), true));
+                    }
+                    let prev = std::mem::take(&mut self.stack);
+                    self.marks.push(prev);
+                }
+                b'1' => {
+                    self.pop_mark(at, "POP_MARK")?;
+                }
+                b'g' => {
+                    let l = self.line("GET")?;
+                    let k = parse_int(l)
+                        .filter(|k| *k >= 0)
+                        .ok_or(())
+                        .or_else(|_| malformed(at, "GET argument is not a memo key"))?;
+                    self.memo_get(k as u64, at)?;
+                }
+                b'h' => {
+                    let k = self.u8()? as u64;
+                    self.memo_get(k, at)?;
+                }
+                b'j' => {
+                    let k = self.u32()? as u64;
+                    self.memo_get(k, at)?;
+                }
+                b'p' => {
+                    let l = self.line("PUT")?;
+                    let k = parse_int(l)
+                        .filter(|k| *k >= 0)
+                        .ok_or(())
+                        .or_else(|_| malformed(at, "PUT argument is not a memo key"))?;
+                    self.memo_put(k as u64, at)?;
+                }
+                b'q' => {
+                    let k = self.u8()? as u64;
+                    self.memo_put(k, at)?;
+                }
+                b'r' => {
+                    let k = self.u32()? as u64;
+                    self.memo_put(k, at)?;
+                }
+                b'\x94' => {
+                    let k = self.memo.len() as u64;
+                    self.memo_put(k, at)?;
+                }
+                // ---- globals and calls
+                b'\x82' | b'\x83' | b'\x84' => {
+                    let code = match op {
+                        b'\x82' => self.u8()? as i64,
+                        b'\x83' => self.u16()? as i64,
+                        _ => self.i32()? as i64,
+                    };
+                    self.out.extensions.push((at as u64, code));
+                    let g =
+                        self.global("copyreg._extension_registry", &code.to_string(), "EXT", at);
+                    self.push(V::Global(g), at)?;
+                }
+                b'c' => {
+                    let module = String::from_utf8_lossy(self.line("GLOBAL module")?).into_owned();
+                    let name = String::from_utf8_lossy(self.line("GLOBAL name")?).into_owned();
+                    let g = self.global(&module, &name, "GLOBAL", at);
+                    self.push(V::Global(g), at)?;
+                }
+                b'\x93' => {
+                    let name = self.pop(at, "STACK_GLOBAL")?;
+                    let module = self.pop(at, "STACK_GLOBAL")?;
+                    match (module, name) {
+                        (V::Str(m), V::Str(n)) => {
+                            let g = self.global(&m, &n, "STACK_GLOBAL", at);
+                            self.push(V::Global(g), at)?;
+                        }
+                        _ => {
+                            return malformed(
+                                at,
+                                "STACK_GLOBAL needs two strings (module and name)",
+                            )
+                        }
+                    }
+                }
+                b'R' => {
+                    let args = self.pop(at, "REDUCE")?;
+                    let callable = self.pop(at, "REDUCE")?;
+                    let args = tuple_items(&args);
+                    let r = self.call(&callable, args, "REDUCE", at);
+                    self.push(r, at)?;
+                }
+                b'b' => {
+                    let state = self.pop(at, "BUILD")?;
+                    let inst = self.top(at, "BUILD")?.clone();
+                    if let V::Object(o) = &inst {
+                        if let Some(i) = o.source {
+                            self.globals[i].uses.push(Use {
+                                opcode: "BUILD",
+                                offset: at as u64,
+                            });
+                        }
+                    }
+                    drop(state);
+                }
+                b'i' => {
+                    let module = String::from_utf8_lossy(self.line("INST module")?).into_owned();
+                    let name = String::from_utf8_lossy(self.line("INST name")?).into_owned();
+                    let args = self.pop_mark(at, "INST")?;
+                    let g = self.global(&module, &name, "INST", at);
+                    let r = self.call(&V::Global(g), args, "INST", at);
+                    self.push(r, at)?;
+                }
+                b'o' => {
+                    let mut items = self.pop_mark(at, "OBJ")?;
+                    if items.is_empty() {
+                        return malformed(at, "OBJ without a class");
+                    }
+                    let cls = items.remove(0);
+                    let r = self.call(&cls, items, "OBJ", at);
+                    self.push(r, at)?;
+                }
+                b'\x81' => {
+                    let args = self.pop(at, "NEWOBJ")?;
+                    let cls = self.pop(at, "NEWOBJ")?;
+                    let r = self.call(&cls, tuple_items(&args), "NEWOBJ", at);
+                    self.push(r, at)?;
+                }
+                b'\x92' => {
+                    let _kwargs = self.pop(at, "NEWOBJ_EX")?;
+                    let args = self.pop(at, "NEWOBJ_EX")?;
+                    let cls = self.pop(at, "NEWOBJ_EX")?;
+                    let r = self.call(&cls, tuple_items(&args), "NEWOBJ_EX", at);
+                    self.push(r, at)?;
+                }
+                b'P' => {
+                    let l = self.line("PERSID")?.to_vec();
+                    self.out.persistent_ids.push(PersistentId {
+                        offset: at as u64,
+                        storage_type: None,
+                        key: Some(String::from_utf8_lossy(&l).into_owned()),
+                        numel: None,
+                    });
+                    self.push(V::Opaque, at)?;
+                }
+                b'Q' => {
+                    let pid = self.pop(at, "BINPERSID")?;
+                    let rec = self.persistent_id(&pid, at);
+                    self.out.persistent_ids.push(rec);
+                    self.push(V::Opaque, at)?;
+                }
+                other => {
+                    return malformed(at, format!("invalid opcode 0x{other:02x}"));
+                }
+            }
+        }
+    }
+
+    /// APPEND(S) on a list, or an `append`/`extend` call on any other object.
+    fn extend(&mut self, target: &V, items: Vec<V>, at: usize) {
+        match target {
+            V::List(l) => {
+                let mut l = l.borrow_mut();
+                let room = self.limits.max_container_items.saturating_sub(l.len());
+                l.extend(items.into_iter().take(room));
+            }
+            other => self.method_call(other, at),
+        }
+    }
+
+    /// SETITEM(S), ADDITEMS, APPEND(S) on an object that is not the builtin
+    /// container call its methods (`__setitem__`, `add`, `extend`).
+    fn method_call(&mut self, target: &V, at: usize) {
+        if let V::Object(o) = target {
+            if let Some(i) = o.source {
+                self.globals[i].uses.push(Use {
+                    opcode: "BUILD (method call on its result)",
+                    offset: at as u64,
+                });
+            }
+        }
+    }
+
+    fn persistent_id(&self, pid: &V, at: usize) -> PersistentId {
+        let mut rec = PersistentId {
+            offset: at as u64,
+            storage_type: None,
+            key: None,
+            numel: None,
+        };
+        if let V::Tuple(items) = pid {
+            if let Some(V::Global(g)) = items.get(1) {
+                rec.storage_type = Some(self.globals[*g].qualified());
+            }
+            if let Some(V::Str(k)) = items.get(2) {
+                rec.key = Some(k.to_string());
+            }
+            if let Some(V::Int(n)) = items.get(4) {
+                rec.numel = Some(*n);
+            }
+        }
+        rec
+    }
+}
+
+impl V {
+    fn is_opaque(&self) -> bool {
+        matches!(self, V::Opaque)
+    }
+}
+
+fn tuple_items(v: &V) -> Vec<V> {
+    match v {
+        V::Tuple(items) => items.to_vec(),
+        V::List(l) => l.borrow().clone(),
+        other => vec![other.clone()],
+    }
+}
+
+fn bytes_of(v: &V) -> Option<Rc<[u8]>> {
+    match v {
+        V::Bytes(b) => Some(b.clone()),
+        V::Str(s) => Some(
+            s.chars()
+                .map(|c| c as u32 as u8)
+                .collect::<Vec<u8>>()
+                .into(),
+        ),
+        V::Object(o) => o.bytes.clone(),
+        _ => None,
+    }
+}
+
+/// Byte strings reachable from a loader's arguments (through tuples, lists
+/// and wrapper objects such as `io.BytesIO`).
+fn collect_bytes(v: &V, depth: usize, out: &mut Vec<Rc<[u8]>>) {
+    match v {
+        V::Bytes(_) | V::Str(_) => {
+            if let Some(b) = bytes_of(v) {
+                out.push(b)
+            }
+        }
+        V::Object(o) => {
+            if let Some(b) = &o.bytes {
+                out.push(b.clone());
+            } else if depth > 0 {
+                for a in &o.args {
+                    collect_bytes(a, depth - 1, out);
+                }
+            }
+        }
+        V::Tuple(items) if depth > 0 => {
+            for a in items.iter() {
+                collect_bytes(a, depth - 1, out);
+            }
+        }
+        V::List(l) if depth > 0 => {
+            for a in l.borrow().iter() {
+                collect_bytes(a, depth - 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `b` is the first byte of some opcode.
+pub fn is_opcode(b: u8) -> bool {
+    matches!(
+        b,
+        b'I' | b'J'
+            | b'K'
+            | b'M'
+            | b'L'
+            | b'S'
+            | b'T'
+            | b'U'
+            | b'B'
+            | b'C'
+            | b'N'
+            | b'V'
+            | b'X'
+            | b'F'
+            | b'G'
+            | b']'
+            | b'a'
+            | b'e'
+            | b'l'
+            | b')'
+            | b't'
+            | b'}'
+            | b'd'
+            | b's'
+            | b'u'
+            | b'0'
+            | b'2'
+            | b'('
+            | b'1'
+            | b'g'
+            | b'h'
+            | b'j'
+            | b'p'
+            | b'q'
+            | b'r'
+            | b'c'
+            | b'R'
+            | b'b'
+            | b'i'
+            | b'o'
+            | b'P'
+            | b'Q'
+            | b'.'
+            | 0x80..=0x98
+    )
+}
+
+fn parse_int(l: &[u8]) -> Option<i64> {
+    std::str::from_utf8(l).ok()?.trim().parse().ok()
+}
+
+fn small_le_int(b: &[u8]) -> V {
+    if b.is_empty() {
+        return V::Int(0);
+    }
+    if b.len() <= 8 {
+        let mut a = if b[b.len() - 1] & 0x80 != 0 {
+            [0xff; 8]
+        } else {
+            [0; 8]
+        };
+        a[..b.len()].copy_from_slice(b);
+        V::Int(i64::from_le_bytes(a))
+    } else {
+        V::Opaque
+    }
+}
+
+fn latin1(b: &[u8]) -> Rc<str> {
+    b.iter().map(|&c| c as char).collect::<String>().into()
+}
+
+/// Python 2 `repr()` of a str, as protocol 0's STRING writes it.
+fn unquote_py2_string(l: &[u8]) -> Option<Vec<u8>> {
+    let q = *l.first()?;
+    if l.len() < 2 || (q != b'\'' && q != b'"') || *l.last()? != q {
+        return None;
+    }
+    let inner = &l[1..l.len() - 1];
+    let mut out = Vec::with_capacity(inner.len());
+    let mut i = 0;
+    while i < inner.len() {
+        if inner[i] == b'\\' && i + 1 < inner.len() {
+            let c = inner[i + 1];
+            i += 2;
+            match c {
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'r' => out.push(b'\r'),
+                b'\\' => out.push(b'\\'),
+                b'\'' => out.push(b'\''),
+                b'"' => out.push(b'"'),
+                b'x' if i + 2 <= inner.len() => {
+                    let h = std::str::from_utf8(&inner[i..i + 2])
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+                    out.push(h);
+                    i += 2;
+                }
+                b'0'..=b'7' => {
+                    let mut v = (c - b'0') as u32;
+                    let mut k = 0;
+                    while k < 2 && i < inner.len() && (b'0'..=b'7').contains(&inner[i]) {
+                        v = v * 8 + (inner[i] - b'0') as u32;
+                        i += 1;
+                        k += 1;
+                    }
+                    out.push(v as u8);
+                }
+                other => {
+                    out.push(b'\\');
+                    out.push(other);
+                }
+            }
+        } else {
+            out.push(inner[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// `raw-unicode-escape` decoding: `\uXXXX` and `\UXXXXXXXX`, else latin-1.
+fn raw_unicode_escape(l: &[u8]) -> String {
+    let mut out = String::with_capacity(l.len());
+    let mut i = 0;
+    while i < l.len() {
+        if l[i] == b'\\' && i + 1 < l.len() && (l[i + 1] == b'u' || l[i + 1] == b'U') {
+            let n = if l[i + 1] == b'u' { 4 } else { 8 };
+            if let Some(c) = l
+                .get(i + 2..i + 2 + n)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32)
+            {
+                out.push(c);
+                i += 2 + n;
+                continue;
+            }
+        }
+        out.push(l[i] as char);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(a: &Analysis) -> Vec<String> {
+        a.globals.iter().map(|g| g.qualified()).collect()
+    }
+
+    #[test]
+    fn protocol_0_reduce_is_seen_as_a_call() {
+        // pickle.dumps of an object whose __reduce__ is (os.system, ('id',)), protocol 0
+        let p = b"cposix\nsystem\np0\n(Vid\np1\ntp2\nRp3\n.";
+        let a = analyse(p, &Limits::default());
+        assert_eq!(names(&a), ["posix.system"]);
+        assert_eq!(
+            a.globals[0].uses,
+            vec![Use {
+                opcode: "REDUCE",
+                offset: 29
+            }]
+        );
+        assert!(a.error.is_none());
+        assert_eq!(a.pickles, 1);
+    }
+
+    #[test]
+    fn stack_global_names_come_from_the_memo() {
+        // PROTO 4, 'os' memoised, POP, then GET it back for STACK_GLOBAL.
+        let mut p = vec![0x80, 4];
+        p.extend_from_slice(b"\x8c\x02os\x94"); // SHORT_BINUNICODE 'os', MEMOIZE (memo 0)
+        p.push(b'0'); // POP: the memo still holds it
+        p.extend_from_slice(b"h\x00"); // BINGET 0
+        p.extend_from_slice(b"\x8c\x06system\x93"); // STACK_GLOBAL
+        p.extend_from_slice(b"\x8c\x02id\x85R."); // ('id',) REDUCE STOP
+        let a = analyse(&p, &Limits::default());
+        assert_eq!(names(&a), ["os.system"]);
+        assert!(a.globals[0].is_called());
+    }
+
+    #[test]
+    fn findings_before_an_error_are_kept() {
+        let p = b"cos\nsystem\n(S'id'\ntR\xff garbage";
+        let a = analyse(p, &Limits::default());
+        assert_eq!(names(&a), ["os.system"]);
+        assert!(a.globals[0].is_called());
+        let e = a.error.unwrap();
+        assert!(e.message.contains("invalid opcode 0xff"), "{}", e.message);
+    }
+
+    #[test]
+    fn stacked_pickles_are_all_analysed() {
+        let mut p = b"\x80\x02}q\x00.".to_vec(); // a harmless dict
+        p.extend_from_slice(b"cbuiltins\neval\n(S'1'\ntR.");
+        let a = analyse(&p, &Limits::default());
+        assert_eq!(a.pickles, 2);
+        assert_eq!(names(&a), ["builtins.eval"]);
+    }
+
+    #[test]
+    fn nested_pickles_in_bytes_are_followed() {
+        let inner = b"cos\nsystem\n(S'id'\ntR.";
+        let mut p = b"\x80\x03cpickle\nloads\nC".to_vec();
+        p.push(inner.len() as u8);
+        p.extend_from_slice(inner);
+        p.extend_from_slice(b"\x85R.");
+        let a = analyse(&p, &Limits::default());
+        assert_eq!(names(&a), ["pickle.loads"]);
+        assert_eq!(a.nested.len(), 1);
+        assert_eq!(names(&a.nested[0].analysis), ["os.system"]);
+        let all = a.all_globals();
+        assert_eq!(all[1].0, vec!["pickle.loads at offset 40".to_string()]);
+    }
+
+    #[test]
+    fn memo_bombs_hit_limits_not_memory() {
+        // A list that appends itself through the memo a million times.
+        let mut p = b"\x80\x04]\x94(".to_vec();
+        for _ in 0..100_000 {
+            p.extend_from_slice(b"h\x00");
+        }
+        p.extend_from_slice(b"e.");
+        let limits = Limits {
+            max_stack: 50_000,
+            ..Limits::default()
+        };
+        let a = analyse(&p, &limits);
+        assert!(a.error.as_ref().is_some_and(|e| e.limit), "{:?}", a.error);
+    }
+
+    #[test]
+    fn build_on_a_constructed_object_is_a_setstate_call() {
+        // NEWOBJ of evil.Cls then BUILD with a state dict.
+        let p = b"\x80\x02cevil\nCls\n)\x81}b.";
+        let a = analyse(p, &Limits::default());
+        let uses: Vec<&str> = a.globals[0].uses.iter().map(|u| u.opcode).collect();
+        assert_eq!(uses, ["NEWOBJ", "BUILD"]);
+    }
+}

@@ -1,0 +1,414 @@
+//! Scanning artifacts: recognise each input by content, follow it into
+//! archives, run the pickle machine on every pickle, and turn what it saw
+//! into findings under the policy.
+
+use crate::pickle::{self, Analysis, Limits};
+use crate::policy::{Policy, Verdict};
+use crate::rules::*;
+use crate::zipread;
+use mlsec_core::{Finding, Location, Severity};
+use std::collections::BTreeMap;
+
+/// Options for a scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub policy: Policy,
+    pub limits: Limits,
+    /// Check zip CRCs (and, later, storage sizes) — reads every byte.
+    pub verify_data: bool,
+    /// Largest archive member inflated for analysis.
+    pub max_member_bytes: u64,
+    /// Archives inside archives are followed this deep.
+    pub max_archive_depth: usize,
+    pub max_members: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            policy: Policy::default(),
+            limits: Limits::default(),
+            verify_data: false,
+            max_member_bytes: 1 << 30,
+            max_archive_depth: 3,
+            max_members: 100_000,
+        }
+    }
+}
+
+/// What an input turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Pickle,
+    TorchLegacy,
+    Zip,
+    TorchZip,
+    Npy,
+    Npz,
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pickle => "pickle",
+            Kind::TorchLegacy => "pytorch-legacy",
+            Kind::Zip => "zip",
+            Kind::TorchZip => "pytorch-zip",
+            Kind::Npy => "npy",
+            Kind::Npz => "npz",
+            Kind::Other => "other",
+        }
+    }
+}
+
+/// The scan of one input.
+#[derive(Debug, Clone)]
+pub struct FileScan {
+    pub kind: Kind,
+    pub findings: Vec<Finding>,
+    /// Pickle streams analysed (members and nested pickles included).
+    pub pickles: usize,
+}
+
+/// Magic number that starts PyTorch's legacy (pre-1.6) checkpoints, pickled as a LONG1.
+const TORCH_LEGACY_MAGIC: &[u8] = &[
+    0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
+
+/// Scans bytes; `path` names them in findings.
+pub fn scan_bytes(path: &str, data: &[u8], opts: &ScanOptions) -> FileScan {
+    let mut ctx = Ctx {
+        opts,
+        findings: Vec::new(),
+        pickles: 0,
+    };
+    let kind = ctx.scan(Location::file(path), data, 0);
+    FileScan {
+        kind,
+        findings: ctx.findings,
+        pickles: ctx.pickles,
+    }
+}
+
+struct Ctx<'a> {
+    opts: &'a ScanOptions,
+    findings: Vec<Finding>,
+    pickles: usize,
+}
+
+impl Ctx<'_> {
+    fn scan(&mut self, loc: Location, data: &[u8], depth: usize) -> Kind {
+        if data.starts_with(b"\x93NUMPY") {
+            self.npy(&loc, data);
+            return Kind::Npy;
+        }
+        if zipread::is_zip(data) {
+            return self.zip(&loc, data, depth);
+        }
+        if looks_like_pickle(data) {
+            let legacy = legacy_torch_magic(data);
+            let analysis = pickle::analyse(data, &self.opts.limits);
+            // Legacy checkpoints end with raw storage bytes after five pickles.
+            let tolerate_tail = legacy && analysis.pickles >= 5;
+            self.report(&loc, &analysis, tolerate_tail);
+            return if legacy {
+                Kind::TorchLegacy
+            } else {
+                Kind::Pickle
+            };
+        }
+        Kind::Other
+    }
+
+    fn npy(&mut self, loc: &Location, data: &[u8]) {
+        // Only object arrays hold pickles; their data section is one.
+        let (Some(header_len), Some(ver)) = (npy_header_len(data), data.get(6)) else {
+            return;
+        };
+        let off = if *ver == 1 { 10 } else { 12 } + header_len;
+        let header = String::from_utf8_lossy(&data[10.min(data.len())..off.min(data.len())]);
+        if header.contains("'|O'") || header.contains("\"|O\"") || header.contains("'O'") {
+            let body = &data[off.min(data.len())..];
+            let mut inner = loc.clone();
+            inner.offset = Some(off as u64);
+            let analysis = pickle::analyse(body, &self.opts.limits);
+            self.report_at(&inner, &analysis, false, off as u64);
+            self.findings.push(
+                Finding::new(
+                    &PICKLE_IN_DATA_FILE,
+                    loc.clone().with_offset(off as u64),
+                    "NumPy object array: loading it with allow_pickle=True unpickles its elements",
+                )
+                .with_evidence("format", "npy"),
+            );
+        }
+    }
+
+    fn zip(&mut self, loc: &Location, data: &[u8], depth: usize) -> Kind {
+        let archive = zipread::read(data, self.opts.max_members);
+        for a in &archive.anomalies {
+            let mut l = loc.clone().with_offset(a.offset);
+            if let Some(m) = &a.member {
+                l = l.with_member(member_path(loc, m));
+            }
+            self.findings
+                .push(Finding::new(&ZIP_ANOMALY, l, a.message.clone()));
+        }
+        let names: Vec<&str> = archive.members.iter().map(|m| m.name.as_str()).collect();
+        let torch = names.iter().any(|n| n.ends_with("data.pkl"))
+            && names
+                .iter()
+                .any(|n| n.contains("/data/") || n.ends_with("version"));
+        let npz = !names.is_empty() && names.iter().all(|n| n.ends_with(".npy"));
+        for m in &archive.members {
+            if m.name.ends_with('/') && m.uncompressed_size == 0 {
+                continue;
+            }
+            let mloc = loc.clone().with_member(member_path(loc, &m.name));
+            let bytes = match zipread::member_data(data, m, self.opts.max_member_bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    if m.flags & 1 == 0 {
+                        self.findings.push(Finding::new(
+                            &ZIP_ANOMALY,
+                            mloc,
+                            format!("member could not be read: {e}"),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            if self.opts.verify_data
+                && m.in_central
+                && zipread::crc32(&bytes) != m.crc32
+                && (bytes.len() as u64) == m.uncompressed_size
+            {
+                self.findings.push(
+                    Finding::new(
+                        &DATA_INTEGRITY,
+                        mloc.clone(),
+                        "CRC-32 does not match the archive's record: the member was altered",
+                    )
+                    .with_evidence("expected_crc32", format!("{:08x}", m.crc32))
+                    .with_evidence("actual_crc32", format!("{:08x}", zipread::crc32(&bytes))),
+                );
+            }
+            if depth < self.opts.max_archive_depth {
+                // Every member is sniffed, whatever its name: a pickle named
+                // `weights.bin` or `config.txt` runs just the same.
+                self.scan(mloc, &bytes, depth + 1);
+            }
+        }
+        if torch {
+            Kind::TorchZip
+        } else if npz {
+            Kind::Npz
+        } else {
+            Kind::Zip
+        }
+    }
+
+    fn report(&mut self, loc: &Location, a: &Analysis, tolerate_tail: bool) {
+        self.report_at(loc, a, tolerate_tail, 0)
+    }
+
+    /// Findings for one analysed stream (and, recursively, its nested pickles).
+    fn report_at(&mut self, loc: &Location, a: &Analysis, tolerate_tail: bool, base: u64) {
+        self.pickles += 1;
+        let mut known: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
+        for g in &a.globals {
+            let qualified = g.qualified();
+            let verdict = self.opts.policy.classify(&g.module, &g.name);
+            let called = g.is_called();
+            let first_use = g.uses.first();
+            let offset = base + first_use.map_or(g.offset, |u| u.offset);
+            let how = match first_use {
+                Some(u) => format!("called through {} at offset {}", u.opcode, base + u.offset),
+                None => format!(
+                    "imported by {} at offset {}, not called",
+                    g.opcode,
+                    base + g.offset
+                ),
+            };
+            let rule = if called { &UNSAFE_CALL } else { &UNSAFE_IMPORT };
+            let uses: Vec<String> = g
+                .uses
+                .iter()
+                .take(10)
+                .map(|u| format!("{}@{}", u.opcode, base + u.offset))
+                .collect();
+            let finding = |severity: Severity, message: String| {
+                Finding::new(rule, loc.clone().with_offset(offset), message)
+                    .with_severity(severity)
+                    .with_evidence("global", qualified.clone())
+                    .with_evidence("opcode", first_use.map_or(g.opcode, |u| u.opcode))
+                    .with_evidence("import_offset", base + g.offset)
+                    .with_evidence("uses", uses.clone())
+            };
+            match verdict {
+                Verdict::Allowed => {}
+                Verdict::Denied {
+                    severity,
+                    category,
+                    resolved,
+                } => {
+                    let shown = if resolved != qualified {
+                        format!("{qualified} (resolves to {resolved})")
+                    } else {
+                        qualified.clone()
+                    };
+                    self.findings.push(
+                        finding(severity, format!("{shown} {how}: {category}"))
+                            .with_evidence("resolved", resolved)
+                            .with_evidence("category", category),
+                    );
+                }
+                Verdict::Unknown => {
+                    let sev = if called {
+                        Severity::High
+                    } else {
+                        Severity::Medium
+                    };
+                    self.findings.push(
+                        finding(sev, format!("{qualified} {how}: not on the allow-list, so loading may run its code"))
+                            .with_evidence("category", "not allow-listed"),
+                    );
+                }
+                Verdict::Known { ecosystem } => known
+                    .entry(ecosystem)
+                    .or_default()
+                    .push((qualified, called)),
+            }
+        }
+        // Well-known libraries: one finding per library, low (called) or info.
+        for (eco, globals) in known {
+            let called = globals.iter().any(|(_, c)| *c);
+            let names: Vec<String> = globals.iter().map(|(n, _)| n.clone()).collect();
+            let rule = if called { &UNSAFE_CALL } else { &UNSAFE_IMPORT };
+            let shown: Vec<&str> = names.iter().take(5).map(String::as_str).collect();
+            let more = if names.len() > 5 {
+                format!(" and {} more", names.len() - 5)
+            } else {
+                String::new()
+            };
+            self.findings.push(
+                Finding::new(
+                    rule,
+                    loc.clone(),
+                    format!(
+                        "{} {} global(s) ({}{more}): loading runs that library's code; trust it only from a trusted source, or allow-list them in a policy file",
+                        names.len(),
+                        eco,
+                        shown.join(", ")
+                    ),
+                )
+                .with_severity(if called { Severity::Low } else { Severity::Info })
+                .with_evidence("ecosystem", eco)
+                .with_evidence("globals", names),
+            );
+        }
+        for n in &a.nested {
+            let nloc = loc.clone().with_offset(base + n.offset);
+            self.findings.push(
+                Finding::new(
+                    &NESTED_PICKLE,
+                    nloc.clone(),
+                    format!(
+                        "a pickle is passed as bytes to {} at offset {}; it is analysed as well",
+                        n.loader,
+                        base + n.offset
+                    ),
+                )
+                .with_evidence("loader", n.loader.clone()),
+            );
+            let mut inner = nloc;
+            inner.member = Some(match &loc.member {
+                Some(m) => format!("{m}>nested@{}", base + n.offset),
+                None => format!("nested@{}", base + n.offset),
+            });
+            self.report_at(&inner, &n.analysis, false, 0);
+        }
+        if let Some(e) = &a.error {
+            if !(tolerate_tail && e.offset >= a.end) {
+                let (sev, what) = if e.limit {
+                    (Severity::High, "analysis stopped at a resource limit")
+                } else {
+                    (Severity::Medium, "malformed pickle")
+                };
+                self.findings.push(
+                    Finding::new(
+                        &MALFORMED_PICKLE,
+                        loc.clone().with_offset(base + e.offset),
+                        format!(
+                            "{what}: {} (findings before this point are reported)",
+                            e.message
+                        ),
+                    )
+                    .with_severity(sev)
+                    .with_evidence("complete_pickles", a.pickles),
+                );
+            }
+        }
+    }
+}
+
+fn member_path(loc: &Location, name: &str) -> String {
+    match &loc.member {
+        Some(outer) => format!("{outer}!{name}"),
+        None => name.to_string(),
+    }
+}
+
+fn npy_header_len(data: &[u8]) -> Option<usize> {
+    match data.get(6)? {
+        1 => Some(u16::from_le_bytes([*data.get(8)?, *data.get(9)?]) as usize),
+        2 | 3 => {
+            Some(
+                u32::from_le_bytes([*data.get(8)?, *data.get(9)?, *data.get(10)?, *data.get(11)?])
+                    as usize,
+            )
+        }
+        _ => None,
+    }
+}
+
+fn legacy_torch_magic(data: &[u8]) -> bool {
+    // PROTO 2 then the LONG1 magic number.
+    data.len() > 14 && data[0] == 0x80 && data[2..].starts_with(TORCH_LEGACY_MAGIC)
+}
+
+/// Whether bytes are a pickle: a PROTO opcode, or (protocol 0/1 pickles have
+/// none) a stream that parses to a STOP or calls a global before failing.
+/// Text files rarely pass the second test: `cat\ndog\n` imports `at.dog`
+/// and then hits a byte that is no opcode, without a call.
+pub fn looks_like_pickle(data: &[u8]) -> bool {
+    match data.first() {
+        None => false,
+        Some(0x80) => data.get(1).is_some_and(|p| *p <= 5),
+        Some(&b) if pickle::is_opcode(b) => {
+            let probe = Limits {
+                max_ops: 10_000,
+                max_nesting: 0,
+                ..Limits::default()
+            };
+            let head = &data[..data.len().min(64 << 10)];
+            let a = pickle::analyse(head, &probe);
+            a.pickles > 0 && a.ops > 1
+                || a.globals.iter().any(|g| {
+                    g.is_called() && is_identifier_path(&g.module) && is_identifier_path(&g.name)
+                })
+        }
+        _ => false,
+    }
+}
+
+fn is_identifier_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        })
+}

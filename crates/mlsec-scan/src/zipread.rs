@@ -1,0 +1,276 @@
+//! A tolerant, bounded zip reader for scanning.
+//!
+//! Strict readers (the `zip` crate, Python's `zipfile` in picklescan) give up
+//! on archives that loaders still accept — bad CRCs, odd flag bits, a local
+//! header whose name differs from the central directory's, data prepended
+//! to the archive — and a scanner that gives up is a scanner that is
+//! bypassed (CVE-2025-1944, CVE-2025-1945, CVE-2025-10156). So this reader
+//! takes members from *both* the central directory and a sweep of local
+//! headers, never trusts a declared size for allocation, and reports every
+//! anomaly instead of failing.
+
+use std::io::Read;
+
+const LOCAL_SIG: &[u8; 4] = b"PK\x03\x04";
+const CENTRAL_SIG: &[u8; 4] = b"PK\x01\x02";
+const EOCD_SIG: &[u8; 4] = b"PK\x05\x06";
+
+/// One member, as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The name in the central directory, else the local header's.
+    pub name: String,
+    /// The local header's name when it differs from the central directory's.
+    pub local_name: Option<String>,
+    pub local_offset: usize,
+    pub method: u16,
+    pub flags: u16,
+    pub compressed_size: u64,
+    pub uncompressed_size: u64,
+    pub crc32: u32,
+    /// Offset of the member's data in the archive.
+    pub data_offset: usize,
+    /// Listed in the central directory (false: found only by the local-header sweep).
+    pub in_central: bool,
+}
+
+/// Something odd about the archive's structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anomaly {
+    pub member: Option<String>,
+    pub offset: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Archive {
+    pub members: Vec<Member>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+pub fn is_zip(data: &[u8]) -> bool {
+    data.starts_with(LOCAL_SIG) || data.starts_with(EOCD_SIG) || find_eocd(data).is_some()
+}
+
+fn le16(d: &[u8], at: usize) -> Option<u16> {
+    d.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+}
+fn le32(d: &[u8], at: usize) -> Option<u32> {
+    d.get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn find_eocd(data: &[u8]) -> Option<usize> {
+    // The comment is at most 65,535 bytes, so the record is near the end.
+    let from = data.len().saturating_sub(22 + 65_535);
+    (from..=data.len().saturating_sub(22))
+        .rev()
+        .find(|&i| data[i..].starts_with(EOCD_SIG))
+}
+
+/// Lists members. `max_members` bounds the work a hostile directory can cause.
+pub fn read(data: &[u8], max_members: usize) -> Archive {
+    let mut ar = Archive::default();
+    // 1. Central directory.
+    if let Some(eocd) = find_eocd(data) {
+        let count = le16(data, eocd + 10).unwrap_or(0) as usize;
+        let cd_size = le32(data, eocd + 12).unwrap_or(0) as usize;
+        let cd_off = le32(data, eocd + 16).unwrap_or(0) as usize;
+        // Data prepended to the archive shifts every offset by the same amount.
+        let shift = eocd.saturating_sub(cd_off.saturating_add(cd_size));
+        if shift > 0 {
+            ar.anomalies.push(Anomaly {
+                member: None,
+                offset: 0,
+                message: format!("{shift} bytes precede the archive (prepended data)"),
+            });
+        }
+        let mut p = cd_off + shift;
+        for _ in 0..count.min(max_members) {
+            if !data.get(p..).is_some_and(|d| d.starts_with(CENTRAL_SIG)) {
+                ar.anomalies.push(Anomaly {
+                    member: None,
+                    offset: p as u64,
+                    message: "central directory is truncated or corrupt".into(),
+                });
+                break;
+            }
+            let flags = le16(data, p + 8).unwrap_or(0);
+            let method = le16(data, p + 10).unwrap_or(0);
+            let crc32 = le32(data, p + 16).unwrap_or(0);
+            let csize = le32(data, p + 20).unwrap_or(0) as u64;
+            let usize_ = le32(data, p + 24).unwrap_or(0) as u64;
+            let nlen = le16(data, p + 28).unwrap_or(0) as usize;
+            let elen = le16(data, p + 30).unwrap_or(0) as usize;
+            let clen = le16(data, p + 32).unwrap_or(0) as usize;
+            let local = le32(data, p + 42).unwrap_or(0) as usize + shift;
+            let name = data
+                .get(p + 46..p + 46 + nlen)
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            ar.members.push(Member {
+                name,
+                local_name: None,
+                local_offset: local,
+                method,
+                flags,
+                compressed_size: csize,
+                uncompressed_size: usize_,
+                crc32,
+                data_offset: 0,
+                in_central: true,
+            });
+            p += 46 + nlen + elen + clen;
+        }
+        if count > max_members {
+            ar.anomalies.push(Anomaly {
+                member: None,
+                offset: eocd as u64,
+                message: format!("{count} members; only the first {max_members} are analysed"),
+            });
+        }
+    }
+    // 2. Local headers: each central entry's, then a sweep for any others.
+    let mut known: std::collections::HashSet<usize> =
+        ar.members.iter().map(|m| m.local_offset).collect();
+    for m in ar.members.iter_mut() {
+        match local_header(data, m.local_offset) {
+            Some((lname, data_offset, _local_flags, lmethod)) => {
+                m.data_offset = data_offset;
+                if lname != m.name {
+                    m.local_name = Some(lname.clone());
+                    ar.anomalies.push(Anomaly {
+                        member: Some(m.name.clone()),
+                        offset: m.local_offset as u64,
+                        message: format!(
+                            "local header names it `{lname}`, the central directory `{}`",
+                            m.name
+                        ),
+                    });
+                }
+                if lmethod != m.method {
+                    ar.anomalies.push(Anomaly {
+                        member: Some(m.name.clone()),
+                        offset: m.local_offset as u64,
+                        message: format!(
+                            "local header says compression {lmethod}, the central directory {}",
+                            m.method
+                        ),
+                    });
+                }
+            }
+            None => ar.anomalies.push(Anomaly {
+                member: Some(m.name.clone()),
+                offset: m.local_offset as u64,
+                message: "central directory points at no local header".into(),
+            }),
+        }
+    }
+    let mut i = 0;
+    while ar.members.len() < max_members {
+        let Some(rel) = memchr4(&data[i..], LOCAL_SIG) else {
+            break;
+        };
+        let at = i + rel;
+        i = at + 4;
+        if known.contains(&at) {
+            continue;
+        }
+        let Some((name, data_offset, flags, method)) = local_header(data, at) else {
+            continue;
+        };
+        let csize = le32(data, at + 18).unwrap_or(0) as u64;
+        let usize_ = le32(data, at + 22).unwrap_or(0) as u64;
+        known.insert(at);
+        ar.anomalies.push(Anomaly {
+            member: Some(name.clone()),
+            offset: at as u64,
+            message: "member has a local header but is missing from the central directory".into(),
+        });
+        ar.members.push(Member {
+            name,
+            local_name: None,
+            local_offset: at,
+            method,
+            flags,
+            compressed_size: csize,
+            uncompressed_size: usize_,
+            crc32: le32(data, at + 14).unwrap_or(0),
+            data_offset,
+            in_central: false,
+        });
+    }
+    for m in &ar.members {
+        if m.flags & 1 != 0 {
+            ar.anomalies.push(Anomaly {
+                member: Some(m.name.clone()),
+                offset: m.local_offset as u64,
+                message: "member is encrypted and cannot be analysed".into(),
+            });
+        }
+    }
+    ar
+}
+
+fn local_header(data: &[u8], at: usize) -> Option<(String, usize, u16, u16)> {
+    if !data.get(at..)?.starts_with(LOCAL_SIG) {
+        return None;
+    }
+    let flags = le16(data, at + 6)?;
+    let method = le16(data, at + 8)?;
+    let nlen = le16(data, at + 26)? as usize;
+    let elen = le16(data, at + 28)? as usize;
+    let name = String::from_utf8_lossy(data.get(at + 30..at + 30 + nlen)?).into_owned();
+    Some((name, at + 30 + nlen + elen, flags, method))
+}
+
+fn memchr4(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
+    hay.windows(4).position(|w| w == needle)
+}
+
+/// A member's bytes, inflated up to `max_bytes`. Stored members whose size is
+/// unknown (data descriptor, no central entry) run to the next header.
+pub fn member_data(data: &[u8], m: &Member, max_bytes: u64) -> Result<Vec<u8>, String> {
+    if m.flags & 1 != 0 {
+        return Err("encrypted".into());
+    }
+    let start = m.data_offset.min(data.len());
+    let declared = if m.compressed_size > 0 {
+        m.compressed_size as usize
+    } else {
+        0
+    };
+    let end = if declared > 0 {
+        start.saturating_add(declared).min(data.len())
+    } else {
+        // Unknown size: up to the next zip header.
+        memchr4(&data[start..], LOCAL_SIG)
+            .into_iter()
+            .chain(memchr4(&data[start..], CENTRAL_SIG))
+            .min()
+            .map_or(data.len(), |i| start + i)
+    };
+    let raw = &data[start..end];
+    match m.method {
+        0 => Ok(raw[..raw.len().min(max_bytes as usize)].to_vec()),
+        8 => {
+            let mut out =
+                Vec::with_capacity((m.uncompressed_size.min(max_bytes).min(64 << 20)) as usize);
+            let mut dec = flate2::read::DeflateDecoder::new(raw).take(max_bytes);
+            match dec.read_to_end(&mut out) {
+                // Keep what inflated before corruption: a loader may have read it too.
+                Ok(_) => Ok(out),
+                Err(_) if !out.is_empty() => Ok(out),
+                Err(e) => Err(format!("corrupt deflate data: {e}")),
+            }
+        }
+        other => Err(format!("compression method {other} is not supported")),
+    }
+}
+
+/// CRC-32 of bytes (for `--verify-data`).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = flate2::Crc::new();
+    c.update(bytes);
+    c.sum()
+}

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""Write the scanner's fixture corpus: malicious and benign model artifacts.
+
+Usage: python3 scripts/make_scan_fixtures.py crates/mlsec-scan/tests/fixtures
+
+Payloads are harmless (`id`, `true`, `1+1`) and nothing here is ever loaded:
+fixtures are written with pickle's own Pickler or assembled opcode by opcode,
+and archives with zipfile, then tampered with byte by byte where an advisory
+needs it. Stub modules named like torch/sklearn/numpy make pickle record the
+same globals those libraries do, so the byte layouts match real files.
+`expected.json` records, per file, what the scanner must report.
+Each advisory reproduced is named in the entry's `why`.
+"""
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import types
+import zipfile
+import zlib
+
+OUT = sys.argv[1]
+expected = {}
+
+
+def put(rel, data, why, min_severity=None, globals_=(), rules=(), max_severity=None):
+    path = os.path.join(OUT, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    expected[rel] = {
+        "why": why,
+        "min_severity": min_severity,  # the highest finding must be at least this
+        "max_severity": max_severity,  # benign: no finding above this
+        "globals": list(globals_),      # each must appear in some finding's evidence
+        "rules": list(rules),           # each rule must be raised
+    }
+
+
+def stub(modname, **attrs):
+    """Register a fake module so pickle records `modname.attr` globals."""
+    parts = modname.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        if name not in sys.modules:
+            sys.modules[name] = types.ModuleType(name)
+    mod = sys.modules[modname]
+    for k, v in attrs.items():
+        if isinstance(v, type):
+            v.__module__ = modname
+            v.__qualname__ = k
+        elif callable(v):
+            v.__module__ = modname
+            v.__qualname__ = k
+        setattr(mod, k, v)
+    return mod
+
+
+class Reduce:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def system_call(cmd="id"):
+    import posix
+    return Reduce(posix.system, (cmd,))
+
+
+# ---------------------------------------------------------------- malicious
+for proto in range(0, 6):
+    put(f"malicious/os-system-p{proto}.pkl", pickle.dumps(system_call(), protocol=proto),
+        f"os.system via REDUCE, protocol {proto}", "critical", ["posix.system"], ["MLS-SCAN-001"])
+
+put("malicious/eval.pkl", pickle.dumps(Reduce(eval, ("1+1",)), protocol=2),
+    "builtins.eval via REDUCE", "critical", ["builtins.eval"])
+put("malicious/exec-p4.pkl", pickle.dumps(Reduce(exec, ("x=1",)), protocol=4),
+    "builtins.exec via STACK_GLOBAL + REDUCE", "critical", ["builtins.exec"])
+
+# Dotted STACK_GLOBAL name resolved through an attribute: random._os is os.
+dotted = (b"\x80\x04\x8c\x06random\x94\x8c\n_os.system\x94\x93\x94\x8c\x04true\x94\x85\x94R\x94.")
+put("malicious/dotted-random-os-system.pkl", dotted,
+    "protocol-4 dotted name: random + _os.system is os.system", "critical", ["random._os.system"])
+
+# STACK_GLOBAL names fetched from the memo after POP.
+memo = (b"\x80\x04\x8c\x02os\x94" b"0" b"\x8c\x06system\x94" b"0"
+        b"h\x00h\x01\x93\x8c\x04true\x85R.")
+put("malicious/memo-stack-global.pkl", memo,
+    "STACK_GLOBAL with names read back from the memo after POP", "critical", ["os.system"])
+
+# getattr(__import__('os'), 'system')('true')
+gadget = (b"\x80\x02cbuiltins\ngetattr\n"
+          b"cbuiltins\n__import__\nX\x02\x00\x00\x00os\x85R"
+          b"X\x06\x00\x00\x00system\x86R"
+          b"X\x04\x00\x00\x00true\x85R.")
+put("malicious/getattr-import-gadget.pkl", gadget,
+    "getattr(__import__('os'), 'system') called on its result", "critical",
+    ["builtins.getattr", "builtins.__import__"])
+
+# INST and OBJ opcodes (protocol 0/1 object construction).
+put("malicious/inst-opcode.pkl", b"(S'true'\nios\nsystem\n.",
+    "INST calls os.system", "critical", ["os.system"])
+put("malicious/obj-opcode.pkl", b"(cos\nsystem\nS'true'\no.",
+    "OBJ calls os.system", "critical", ["os.system"])
+put("malicious/newobj-ex.pkl", b"\x80\x04\x8c\x0asubprocess\x8c\x05Popen\x93\x8c\x04true\x85}\x92.",
+    "NEWOBJ_EX constructs subprocess.Popen", "critical", ["subprocess.Popen"])
+# BUILD calling __setstate__ of a non-allow-listed class.
+put("malicious/build-setstate.pkl", b"\x80\x02cevilpkg.hooks\nPayload\n)\x81}b.",
+    "BUILD runs Payload.__setstate__", "high", ["evilpkg.hooks.Payload"])
+
+# CVE-2025-1716: pip.main installs (and runs) a package.
+put("malicious/pip-main.pkl", b"\x80\x02cpip\nmain\n]X\x07\x00\x00\x00installa\x85R.",
+    "CVE-2025-1716: pip.main", "critical", ["pip.main"])
+# numpy.testing runstring executes code.
+put("malicious/numpy-runstring.pkl",
+    b"\x80\x02cnumpy.testing._private.utils\nrunstring\nX\x03\x00\x00\x001+1}\x86R.",
+    "numpy.testing._private.utils.runstring executes code", "critical",
+    ["numpy.testing._private.utils.runstring"])
+# asyncio subprocess (CVE-2025-10157 class: dangerous submodule not on naive deny-lists)
+put("malicious/asyncio-subprocess.pkl",
+    b"\x80\x04\x8c\x12asyncio.subprocess\x8c\x17create_subprocess_shell\x93\x8c\x04true\x85R.",
+    "CVE-2025-10157 class: asyncio.subprocess", "critical", ["asyncio.subprocess.create_subprocess_shell"])
+
+# Nested pickle: pickle.loads(b'<malicious pickle>')
+inner = pickle.dumps(system_call(), protocol=4)
+put("malicious/nested-loads.pkl", pickle.dumps(Reduce(pickle.loads, (inner,)), protocol=4),
+    "a pickle passed as bytes to pickle.loads", "critical", ["_pickle.loads", "posix.system"],
+    ["MLS-SCAN-003"])
+# Nested through _codecs.encode (protocol 2 writes bytes that way).
+put("malicious/nested-codecs.pkl", pickle.dumps(Reduce(pickle.loads, (inner,)), protocol=2),
+    "nested pickle as protocol-2 bytes (_codecs.encode)", "critical", ["posix.system"], ["MLS-SCAN-003"])
+
+# nullifAI-style broken pickle: payload, then corruption.
+broken = pickle.dumps(system_call(), protocol=2)[:-1] + b"\xff\xfe garbage"
+put("malicious/broken-after-payload.pkl", broken,
+    "nullifAI: payload executes before the stream breaks", "critical", ["posix.system"], ["MLS-SCAN-004"])
+# Truncated in the middle of the payload's arguments.
+put("malicious/truncated.pkl", pickle.dumps(system_call("id -a"), protocol=2)[:-6],
+    "truncated stream: the global is still imported", "critical", ["posix.system"], ["MLS-SCAN-004"])
+# Stacked pickles: a harmless one, then a malicious one.
+put("malicious/stacked.pkl", pickle.dumps({"a": 1}, protocol=4) + pickle.dumps(system_call(), protocol=4),
+    "second pickle in one stream", "critical", ["posix.system"])
+# Extension-registry opcode.
+put("malicious/ext-opcode.pkl", b"\x80\x02\x82\x01)R.",
+    "EXT1 names a global that cannot be resolved statically", "high", ["copyreg._extension_registry.1"])
+# CVE-2025-10155: a pickle under a harmless-looking extension.
+put("malicious/model.txt", pickle.dumps(system_call(), protocol=0),
+    "CVE-2025-10155: pickle named .txt, recognised by content", "critical", ["posix.system"])
+
+
+# PyTorch-style zip checkpoints ---------------------------------------------
+class FakeStorage:
+    pass
+
+
+stub("torch", FloatStorage=type("FloatStorage", (), {}))
+stub("torch._utils", _rebuild_tensor_v2=lambda *a: None)
+
+
+class TensorStub:
+    """Pickles like a torch.Tensor: _rebuild_tensor_v2 over a persistent storage."""
+
+    def __init__(self, key, numel):
+        self.key, self.numel = key, numel
+
+    def __reduce__(self):
+        import collections
+        storage = FakeStorage()
+        storage.key, storage.numel = self.key, self.numel
+        return (sys.modules["torch._utils"]._rebuild_tensor_v2,
+                (storage, 0, (self.numel,), (1,), False, collections.OrderedDict()))
+
+
+class TorchPickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, FakeStorage):
+            return ("storage", sys.modules["torch"].FloatStorage, obj.key, "cpu", obj.numel)
+        return None
+
+
+def torch_pickle(obj):
+    buf = io.BytesIO()
+    TorchPickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def torch_zip(data_pkl, storages, name="archive", member_name=None):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr(f"{name}/data.pkl", data_pkl)
+        z.writestr(f"{name}/byteorder", "little")
+        for key, raw in storages.items():
+            z.writestr(f"{name}/data/{key}", raw)
+        z.writestr(f"{name}/version", "3\n")
+    return buf.getvalue()
+
+
+import collections  # noqa: E402
+
+state = collections.OrderedDict([("fc.weight", TensorStub("0", 6)), ("fc.bias", TensorStub("1", 2))])
+benign_torch = torch_zip(torch_pickle(state), {"0": struct.pack("<6f", *range(6)), "1": struct.pack("<2f", 1, 2)})
+put("benign/state-dict.pt", benign_torch, "a PyTorch-layout state dict: allow-listed globals only",
+    max_severity="info")
+put("benign/state-dict-renamed.bin", benign_torch, "the same checkpoint under another extension",
+    max_severity="info")
+
+evil_state = collections.OrderedDict([("fc.weight", TensorStub("0", 6)), ("hook", system_call())])
+evil_torch = torch_zip(torch_pickle(evil_state), {"0": struct.pack("<6f", *range(6))})
+put("malicious/torch-zip-payload.pt", evil_torch, "payload inside archive/data.pkl",
+    "critical", ["posix.system"])
+
+# CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("model/weights.bin", pickle.dumps(system_call(), protocol=4))
+    z.writestr("model/config.json", "{}")
+put("malicious/zip-pickle-in-bin-member.zip", buf.getvalue(),
+    "CVE-2025-1889: pickle in a member with a non-pickle extension", "critical", ["posix.system"])
+
+# Protocol-0 pickle (no PROTO opcode) inside a zip member.
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    z.writestr("archive/data.pkl", pickle.dumps({"w": [1, 2]}, protocol=2))
+    z.writestr("archive/extra", pickle.dumps(system_call(), protocol=0))
+put("malicious/zip-protocol0-member.zip", buf.getvalue(),
+    "protocol-0 pickle with no PROTO opcode in a deflated member", "critical", ["posix.system"])
+
+# CVE-2025-1944: local header name differs from the central directory's.
+mismatch = bytearray(evil_torch)
+i = mismatch.find(b"PK\x03\x04")
+nlen = struct.unpack_from("<H", mismatch, i + 26)[0]
+name = bytes(mismatch[i + 30:i + 30 + nlen])
+mismatch[i + 30:i + 30 + nlen] = name[:-1] + b"1"
+put("malicious/zip-name-mismatch.pt", bytes(mismatch),
+    "CVE-2025-1944: local/central file name mismatch", "critical", ["posix.system"], ["MLS-SCAN-005"])
+
+# CVE-2025-10156: a bad CRC makes strict readers give up.
+bad_crc = bytearray(evil_torch)
+c = bad_crc.find(b"PK\x01\x02")
+struct.pack_into("<I", bad_crc, c + 16, 0xDEADBEEF)
+put("malicious/zip-bad-crc.pt", bytes(bad_crc),
+    "CVE-2025-10156: wrong CRC in the central directory", "critical", ["posix.system"])
+
+# CVE-2025-1945: unusual general-purpose flag bits.
+flags = bytearray(evil_torch)
+for sig, off in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+    p = 0
+    while (p := flags.find(sig, p)) >= 0:
+        struct.pack_into("<H", flags, p + off, struct.unpack_from("<H", flags, p + off)[0] | 0x0060)
+        p += 4
+put("malicious/zip-flag-bits.pt", bytes(flags),
+    "CVE-2025-1945: odd general-purpose flag bits", "critical", ["posix.system"])
+
+# Data prepended to the archive.
+put("malicious/zip-prepended.pt", b"#!/bin/sh\necho hello\n" * 4 + evil_torch,
+    "archive with prepended data", "critical", ["posix.system"], ["MLS-SCAN-005"])
+
+# Legacy (pre-1.6) PyTorch checkpoint: magic, protocol, sys_info, data, keys, raw storage.
+MAGIC = 0x1950A86A20F9469CFC6C
+legacy = b"".join([
+    pickle.dumps(MAGIC, protocol=2),
+    pickle.dumps(1001, protocol=2),
+    pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                  "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2),
+    torch_pickle(collections.OrderedDict([("w", TensorStub("0", 2)), ("x", system_call())])),
+    pickle.dumps(["0"], protocol=2),
+    struct.pack("<q", 2) + struct.pack("<2f", 1.0, 2.0),
+])
+put("malicious/legacy-checkpoint.pt", legacy, "legacy PyTorch checkpoint with a payload in its data pickle",
+    "critical", ["posix.system"])
+legacy_ok = b"".join([
+    pickle.dumps(MAGIC, protocol=2),
+    pickle.dumps(1001, protocol=2),
+    pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                  "type_sizes": {"short": 2, "int": 4, "long": 4}}, protocol=2),
+    torch_pickle(collections.OrderedDict([("w", TensorStub("0", 2))])),
+    pickle.dumps(["0"], protocol=2),
+    struct.pack("<q", 2) + struct.pack("<2f", 1.0, 2.0),
+])
+put("benign/legacy-checkpoint.pt", legacy_ok, "legacy PyTorch checkpoint: tensors only", max_severity="info")
+
+
+# NumPy ------------------------------------------------------------------------
+def npy(descr, shape, body):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }" % (descr, shape)
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + body
+
+
+put("malicious/object-array.npy", npy("|O", "(2,)", pickle.dumps([1, system_call()], protocol=3)),
+    "NumPy object array holding a payload", "critical", ["posix.system"], ["MLS-SCAN-007"])
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("x.npy", npy("<f4", "(2,)", struct.pack("<2f", 1, 2)))
+    z.writestr("meta.npy", npy("|O", "(1,)", pickle.dumps([system_call()], protocol=2)))
+put("malicious/object-member.npz", buf.getvalue(), "NPZ with an object-array member",
+    "critical", ["posix.system"])
+put("benign/floats.npy", npy("<f4", "(3,)", struct.pack("<3f", 1, 2, 3)), "plain float array",
+    max_severity="info")
+
+# Bombs: must stay bounded.
+bomb = b"\x80\x04]\x94(" + b"h\x00" * 200_000 + b"e."
+put("bombs/memo-bomb.pkl", bomb, "memo/stack explosion: must finish, bounded")
+deep = b"\x80\x04" + b"(" * 300_000 + b"N."
+put("bombs/mark-bomb.pkl", deep, "deep MARK nesting: must finish, bounded")
+long_memo = b"\x80\x04" + b"".join(b"N\x94" for _ in range(300_000)) + b"N."
+put("bombs/memo-entries.pkl", long_memo, "300,000 memo entries: must finish, bounded")
+
+# ---------------------------------------------------------------- benign
+for proto in range(0, 6):
+    put(f"benign/plain-data-p{proto}.pkl",
+        pickle.dumps({"lr": 0.1, "layers": [64, 32], "name": "mlp", "ok": True, "t": (1, 2), "s": {1, 2},
+                      "b": b"\x00\x01"}, protocol=proto),
+        f"plain data, protocol {proto}", max_severity="info")
+put("benign/ordered-dict.pkl", pickle.dumps(collections.OrderedDict(a=1), protocol=2),
+    "collections.OrderedDict", max_severity="info")
+
+stub("numpy.core.multiarray", _reconstruct=lambda *a: None)
+stub("numpy", ndarray=type("ndarray", (), {}), dtype=type("dtype", (), {}))
+
+
+class ArrayStub:
+    def __reduce__(self):
+        nd = sys.modules["numpy"]
+        return (sys.modules["numpy.core.multiarray"]._reconstruct, (nd.ndarray, (0,), b"b"))
+
+
+put("benign/numpy-array-p2.pkl", pickle.dumps([ArrayStub()], protocol=2),
+    "a pickled NumPy array (numpy.core.multiarray._reconstruct)", max_severity="info")
+
+est = type("LogisticRegression", (), {})
+stub("sklearn.linear_model._logistic", LogisticRegression=est)
+obj = est()
+obj.C = 1.0
+put("benign/sklearn-estimator.pkl", pickle.dumps(obj, protocol=4),
+    "scikit-learn estimator: reported low, never medium", "low", ["sklearn.linear_model._logistic.LogisticRegression"],
+    max_severity="low")
+
+put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
+    max_severity="info")
+
+with open(os.path.join(OUT, "expected.json"), "w") as f:
+    json.dump(expected, f, indent=1, sort_keys=True)
+print(f"{len(expected)} fixtures written to {OUT}")
