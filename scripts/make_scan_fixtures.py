@@ -21,6 +21,12 @@ import types
 import zipfile
 import zlib
 
+try:  # before the stub modules below shadow numpy
+    import onnx
+    from onnx import TensorProto, helper
+except ImportError:
+    onnx = None
+
 OUT = sys.argv[1]
 expected = {}
 
@@ -342,6 +348,126 @@ put("benign/sklearn-estimator.pkl", pickle.dumps(obj, protocol=4),
 
 put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
     max_severity="info")
+
+
+# safetensors ----------------------------------------------------------------
+def safetensors(header, body):
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    return struct.pack("<Q", len(h)) + h + body
+
+
+st_ok = safetensors({"__metadata__": {"format": "pt"},
+                     "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+                     "b": {"dtype": "I64", "shape": [1], "data_offsets": [16, 24]}}, bytes(24))
+put("benign/model.safetensors", st_ok, "valid safetensors", max_severity="info")
+put("malicious/safetensors-size-mismatch.safetensors",
+    safetensors({"a": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 80]}}, bytes(80)),
+    "dtype x shape disagrees with data_offsets", "medium", rules=["MLS-SCAN-008"])
+put("malicious/safetensors-overlap.safetensors",
+    safetensors({"a": {"dtype": "U8", "shape": [8], "data_offsets": [0, 8]},
+                 "b": {"dtype": "U8", "shape": [8], "data_offsets": [4, 12]}}, bytes(12)),
+    "overlapping tensors", "medium", rules=["MLS-SCAN-008"])
+put("malicious/safetensors-hidden-tail.safetensors",
+    safetensors({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}, bytes(4) + pickle.dumps(system_call())),
+    "bytes after the last tensor (a smuggled payload)", "medium", rules=["MLS-SCAN-008"])
+put("malicious/safetensors-bad-json.safetensors", struct.pack("<Q", 16) + b'{"a": {"dtype":' + b" " + bytes(8),
+    "header is not JSON", "medium", rules=["MLS-SCAN-008"])
+
+
+# GGUF -------------------------------------------------------------------------
+def gguf_str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf(kvs, tensors=0, version=3, extra=b""):
+    out = b"GGUF" + struct.pack("<IQQ", version, tensors, len(kvs))
+    for k, v in kvs:
+        out += gguf_str(k) + struct.pack("<I", 8) + gguf_str(v)
+    return out + extra
+
+
+put("benign/model.gguf", gguf([("general.architecture", "llama"),
+                               ("tokenizer.chat_template",
+                                "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}")]),
+    "benign GGUF with an ordinary chat template", max_severity="info")
+put("malicious/gguf-template-ssti.gguf",
+    gguf([("general.architecture", "llama"),
+          ("tokenizer.chat_template",
+           "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}")]),
+    "CVE-2024-34359: chat template escapes the Jinja sandbox", "critical", rules=["MLS-SCAN-009"])
+put("malicious/gguf-huge-counts.gguf", b"GGUF" + struct.pack("<IQQ", 3, 2**60, 2**60),
+    "tensor and key counts beyond the file", "medium", rules=["MLS-SCAN-008"])
+put("malicious/gguf-string-overrun.gguf",
+    b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 2**40) + b"general.name",
+    "string length past the end of the file", "medium", rules=["MLS-SCAN-008"])
+
+
+# Keras ------------------------------------------------------------------------
+def keras_zip(config):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.8.0"}))
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n" + bytes(64))
+    return buf.getvalue()
+
+
+dense = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 4, "activation": "relu"},
+         "registered_name": None}
+seq = lambda layers: {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": layers},
+                      "registered_name": None}
+put("benign/model.keras", keras_zip(seq([dense, dense])), "Keras model with Dense layers", max_severity="info")
+lam = {"module": "keras.layers", "class_name": "Lambda",
+       "config": {"function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAAAAAAAAEAAAADAAAA"}}}}
+put("malicious/lambda-nested.keras", keras_zip(seq([dense, seq([dense, lam])])),
+    "Lambda layer nested two levels deep", "critical", rules=["MLS-SCAN-010"])
+put("malicious/cve-2025-1550.keras",
+    keras_zip(seq([dense, {"module": "os", "class_name": "system", "config": {"command": "id"},
+                           "registered_name": "system"}])),
+    "CVE-2025-1550: module outside Keras", "critical", ["os.system"], ["MLS-SCAN-010"])
+put("malicious/cve-2025-9906.keras",
+    keras_zip(seq([{"module": "keras.config", "class_name": "function",
+                    "config": "enable_unsafe_deserialization", "registered_name": "function"}, lam])),
+    "CVE-2025-9906: enable_unsafe_deserialization inside the config", "critical", rules=["MLS-SCAN-010"])
+h5 = b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps({"class_name": "Functional", "config": {"layers": [lam]}}).encode() + bytes(100)
+put("malicious/lambda.h5", h5, "Lambda layer in an HDF5 model_config", "critical", rules=["MLS-SCAN-010"])
+put("benign/dense.h5", b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps(seq([dense])).encode() + bytes(100),
+    "HDF5 Keras model with Dense layers", max_severity="info")
+
+# ONNX (written by the onnx package) -------------------------------------------
+if onnx is not None:
+    def onnx_model(initializers, nodes, opsets=(("", 17),)):
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
+        return model.SerializeToString()
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2], [1.0, 2.0])
+    put("benign/model.onnx", onnx_model([w], [helper.make_node("Add", ["x", "w"], ["y"])]),
+        "standard ONNX graph", max_severity="info")
+    ext = TensorProto()
+    ext.name = "w"
+    ext.data_type = TensorProto.FLOAT
+    ext.dims.append(2)
+    ext.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "../../../../etc/passwd"), ("offset", "0"), ("length", "8")):
+        e = ext.external_data.add()
+        e.key, e.value = k, v
+    put("malicious/onnx-external-traversal.onnx", onnx_model([ext], [helper.make_node("Add", ["x", "w"], ["y"])]),
+        "CVE-2024-27318: external data path escapes the model folder", "high", rules=["MLS-SCAN-011"])
+    put("malicious/onnx-custom-domain.onnx",
+        onnx_model([w], [helper.make_node("Evil", ["x", "w"], ["y"], domain="com.evil.ops")],
+                   opsets=(("", 17), ("com.evil.ops", 1))),
+        "custom operator domain", "medium", rules=["MLS-SCAN-011"])
+    bad = helper.make_tensor("w", TensorProto.FLOAT, [4], [1.0, 2.0, 3.0, 4.0])
+    bad.raw_data = struct.pack("<2f", 1, 2)
+    del bad.float_data[:]
+    put("malicious/onnx-size-mismatch.onnx", onnx_model([bad], [helper.make_node("Add", ["x", "w"], ["y"])]),
+        "declared dims disagree with raw data", "medium", rules=["MLS-SCAN-008"])
+else:
+    print("onnx not installed: ONNX fixtures not written", file=sys.stderr)
 
 with open(os.path.join(OUT, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)

@@ -159,6 +159,85 @@ pub static PICKLE_IN_DATA_FILE: Rule = Rule {
     },
 };
 
+pub static MALFORMED_MODEL_FILE: Rule = Rule {
+    code: "MLS-SCAN-008",
+    name: "malformed-model-file",
+    summary: "A model file's header contradicts itself or its data.",
+    default_severity: Severity::Medium,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0011.000"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "safetensors headers that are not JSON, exceed the 100 MB cap, or whose tensors \
+            overlap, leave gaps, run past the data or disagree with dtype × shape; GGUF headers whose \
+            counts or string lengths run past the file; ONNX tensors whose declared size disagrees with \
+            their data.",
+        why_it_matters: "Parsers in C and C++ (llama.cpp, ONNX runtimes) have had memory-safety bugs on \
+            exactly these inconsistencies, and gaps or trailing bytes in an otherwise safe format are \
+            room to smuggle a second payload.",
+        example: "`model.safetensors` whose `fc.weight` is `F32 [4, 4]` (64 bytes) with data_offsets \
+            `[0, 80]`: reported with both sizes.",
+    },
+};
+
+pub static TEMPLATE_INJECTION: Rule = Rule {
+    code: "MLS-SCAN-009",
+    name: "template-injection",
+    summary: "A GGUF chat template reaches outside the Jinja sandbox.",
+    default_severity: Severity::Critical,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0011.000", "AML.T0010"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "`tokenizer.chat_template` metadata in GGUF files that uses Python object \
+            internals (`__class__`, `__globals__`, `__subclasses__`, `__builtins__`, …) or names \
+            `os`, `popen`, `subprocess`, `eval`.",
+        why_it_matters: "Inference servers render the template for every request; rendered outside a \
+            sandbox (CVE-2024-34359 in llama-cpp-python) such a template runs commands on the server.",
+        example: "`{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}` \
+            in the template: reported with the markers found.",
+    },
+};
+
+pub static KERAS_UNSAFE_LAYER: Rule = Rule {
+    code: "MLS-SCAN-010",
+    name: "keras-unsafe-config",
+    summary: "A Keras model config loads code: a Lambda layer, a module outside Keras, or unsafe deserialisation.",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0011.000", "AML.T0010"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "In `.keras` archives (`config.json`) and HDF5 files (`model_config`), at any \
+            nesting depth: Lambda layers, `module`/`class_name` pairs that import from outside Keras \
+            (CVE-2025-1550), and references to `enable_unsafe_deserialization` (CVE-2025-9906).",
+        why_it_matters: "Keras rebuilds a model by importing the modules and calling the classes its \
+            config names, and Lambda layers carry marshalled Python bytecode; either way, loading the \
+            file runs code chosen by whoever wrote it.",
+        example: "A layer config `{\"module\": \"os\", \"class_name\": \"system\", …}`: reported as critical, \
+            `config imports os.system from outside Keras`.",
+    },
+};
+
+pub static ONNX_UNSAFE: Rule = Rule {
+    code: "MLS-SCAN-011",
+    name: "onnx-unsafe-reference",
+    summary: "An ONNX model reads files outside its folder or needs custom native operators.",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0011.000"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "Tensors whose external-data `location` is absolute or climbs out of the model \
+            folder with `..` (CVE-2024-27318), and nodes or opset imports in operator domains that no \
+            standard runtime provides (custom operators need a native library).",
+        why_it_matters: "External data paths are resolved by the loader: a crafted model reads any file \
+            the serving process can read into a tensor (and out through the model's outputs). Custom \
+            operator libraries are native code.",
+        example: "An initializer with `location: ../../../../etc/passwd`: reported as high with the path.",
+    },
+};
+
 /// The scanner's rules, for the CLI's registry.
 pub static RULES: &[&Rule] = &[
     &UNSAFE_CALL,
@@ -168,4 +247,8 @@ pub static RULES: &[&Rule] = &[
     &ZIP_ANOMALY,
     &DATA_INTEGRITY,
     &PICKLE_IN_DATA_FILE,
+    &MALFORMED_MODEL_FILE,
+    &TEMPLATE_INJECTION,
+    &KERAS_UNSAFE_LAYER,
+    &ONNX_UNSAFE,
 ];

@@ -2,6 +2,7 @@
 //! archives, run the pickle machine on every pickle, and turn what it saw
 //! into findings under the policy.
 
+use crate::formats;
 use crate::pickle::{self, Analysis, Limits};
 use crate::policy::{Policy, Verdict};
 use crate::rules::*;
@@ -46,6 +47,11 @@ pub enum Kind {
     TorchZip,
     Npy,
     Npz,
+    Safetensors,
+    Gguf,
+    Keras,
+    Hdf5,
+    Onnx,
     Other,
 }
 
@@ -58,6 +64,11 @@ impl Kind {
             Kind::TorchZip => "pytorch-zip",
             Kind::Npy => "npy",
             Kind::Npz => "npz",
+            Kind::Safetensors => "safetensors",
+            Kind::Gguf => "gguf",
+            Kind::Keras => "keras",
+            Kind::Hdf5 => "hdf5",
+            Kind::Onnx => "onnx",
             Kind::Other => "other",
         }
     }
@@ -104,8 +115,24 @@ impl Ctx<'_> {
             self.npy(&loc, data);
             return Kind::Npy;
         }
+        if formats::is_gguf(data) {
+            formats::check_gguf(&loc, data, &mut self.findings);
+            return Kind::Gguf;
+        }
+        if formats::is_hdf5(data) {
+            formats::check_hdf5_keras(&loc, data, &self.opts.policy, &mut self.findings);
+            return Kind::Hdf5;
+        }
+        if formats::is_safetensors(data) {
+            formats::check_safetensors(&loc, data, &mut self.findings);
+            return Kind::Safetensors;
+        }
         if zipread::is_zip(data) {
             return self.zip(&loc, data, depth);
+        }
+        if formats::is_onnx(data) {
+            formats::check_onnx(&loc, data, &mut self.findings);
+            return Kind::Onnx;
         }
         if looks_like_pickle(data) {
             let legacy = legacy_torch_magic(data);
@@ -162,6 +189,10 @@ impl Ctx<'_> {
                 .iter()
                 .any(|n| n.contains("/data/") || n.ends_with("version"));
         let npz = !names.is_empty() && names.iter().all(|n| n.ends_with(".npy"));
+        let keras = names.contains(&"config.json")
+            && names
+                .iter()
+                .any(|n| *n == "metadata.json" || n.ends_with(".weights.h5"));
         for m in &archive.members {
             if m.name.ends_with('/') && m.uncompressed_size == 0 {
                 continue;
@@ -195,13 +226,30 @@ impl Ctx<'_> {
                     .with_evidence("actual_crc32", format!("{:08x}", zipread::crc32(&bytes))),
                 );
             }
+            if keras && m.name == "config.json" {
+                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(config) => formats::check_keras_config(
+                        &mloc,
+                        &config,
+                        &self.opts.policy,
+                        &mut self.findings,
+                    ),
+                    Err(e) => self.findings.push(Finding::new(
+                        &MALFORMED_MODEL_FILE,
+                        mloc.clone(),
+                        format!("Keras config.json is not valid JSON: {e}"),
+                    )),
+                }
+            }
             if depth < self.opts.max_archive_depth {
                 // Every member is sniffed, whatever its name: a pickle named
                 // `weights.bin` or `config.txt` runs just the same.
                 self.scan(mloc, &bytes, depth + 1);
             }
         }
-        if torch {
+        if keras {
+            Kind::Keras
+        } else if torch {
             Kind::TorchZip
         } else if npz {
             Kind::Npz

@@ -1,0 +1,722 @@
+//! Non-pickle model formats: safetensors, GGUF, Keras (`.keras` and HDF5
+//! `model_config`), and ONNX. Each check reads only headers and metadata,
+//! with explicit bounds, and reports problems instead of failing.
+
+use crate::policy::{Policy, Verdict};
+use crate::rules::*;
+use mlsec_core::{Finding, Location, Severity};
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------
+// safetensors
+// ---------------------------------------------------------------------------
+
+/// The reference implementation's own header cap (100 MB).
+pub const SAFETENSORS_MAX_HEADER: u64 = 100_000_000;
+
+/// Whether bytes start like a safetensors file: a plausible header length
+/// followed by `{`.
+pub fn is_safetensors(data: &[u8]) -> bool {
+    if data.len() < 10 {
+        return false;
+    }
+    let n = u64::from_le_bytes(data[..8].try_into().unwrap_or_default());
+    (2..=SAFETENSORS_MAX_HEADER).contains(&n) && (n as usize) < data.len() && data[8] == b'{'
+}
+
+fn dtype_size(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" | "F8_E8M0" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" | "C64" => 8,
+        _ => return None,
+    })
+}
+
+/// Validates a safetensors file's header against its data section.
+pub fn check_safetensors(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
+    let mut bad = |msg: String| {
+        out.push(
+            Finding::new(
+                &MALFORMED_MODEL_FILE,
+                loc.clone(),
+                format!("safetensors: {msg}"),
+            )
+            .with_evidence("format", "safetensors"),
+        )
+    };
+    let n = u64::from_le_bytes(data[..8].try_into().unwrap_or_default());
+    let header_end = 8 + n as usize;
+    let header = match std::str::from_utf8(&data[8..header_end]) {
+        Ok(h) => h,
+        Err(_) => return bad("header is not UTF-8".into()),
+    };
+    let json: Value = match serde_json::from_str(header.trim_end_matches(' ')) {
+        Ok(v) => v,
+        Err(e) => return bad(format!("header is not valid JSON: {e}")),
+    };
+    let Some(map) = json.as_object() else {
+        return bad("header is not a JSON object".into());
+    };
+    let body = (data.len() - header_end) as u64;
+    let mut spans: Vec<(u64, u64, String)> = Vec::new();
+    for (name, entry) in map {
+        if name == "__metadata__" {
+            if !entry
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_string))
+            {
+                bad("__metadata__ must map strings to strings".into());
+            }
+            continue;
+        }
+        let dtype = entry["dtype"].as_str().unwrap_or("");
+        let shape: Option<Vec<u64>> = entry["shape"]
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect());
+        let offsets: Option<Vec<u64>> = entry["data_offsets"]
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect());
+        let (Some(size), Some(shape), Some(offsets)) = (dtype_size(dtype), shape, offsets) else {
+            bad(format!(
+                "tensor `{name}` has an unknown dtype `{dtype}` or a malformed shape/data_offsets"
+            ));
+            continue;
+        };
+        if offsets.len() != 2 || offsets[0] > offsets[1] {
+            bad(format!("tensor `{name}` has data_offsets {offsets:?}"));
+            continue;
+        }
+        let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let need = numel.and_then(|n| n.checked_mul(size));
+        if need != Some(offsets[1] - offsets[0]) {
+            bad(format!(
+                "tensor `{name}`: {dtype} {shape:?} needs {} bytes, data_offsets give {}",
+                need.map_or_else(|| "an overflowing number of".to_string(), |n| n.to_string()),
+                offsets[1] - offsets[0]
+            ));
+        }
+        if offsets[1] > body {
+            bad(format!(
+                "tensor `{name}` ends at {} but the data section has {body} bytes",
+                offsets[1]
+            ));
+        }
+        spans.push((offsets[0], offsets[1], name.clone()));
+    }
+    spans.sort();
+    let mut cursor = 0u64;
+    for (b, e, name) in &spans {
+        if *b < cursor {
+            bad(format!("tensor `{name}` overlaps the previous tensor"));
+        } else if *b > cursor {
+            bad(format!(
+                "{} unused bytes before tensor `{name}` (a gap can hide data)",
+                b - cursor
+            ));
+        }
+        cursor = cursor.max(*e);
+    }
+    if cursor < body {
+        bad(format!(
+            "{} bytes after the last tensor are not part of any tensor",
+            body - cursor
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// GGUF
+// ---------------------------------------------------------------------------
+
+pub fn is_gguf(data: &[u8]) -> bool {
+    data.starts_with(b"GGUF")
+}
+
+/// Strings in chat templates that reach outside the Jinja sandbox
+/// (CVE-2024-34359, llama-cpp-python rendered templates unsandboxed).
+const TEMPLATE_ESCAPES: &[&str] = &[
+    "__class__",
+    "__globals__",
+    "__subclasses__",
+    "__builtins__",
+    "__import__",
+    "__mro__",
+    "__base__",
+    "__init__",
+    "__getattribute__",
+    "popen",
+    "os.system",
+    "subprocess",
+    "eval(",
+    "exec(",
+    "import os",
+];
+
+struct Cursor<'a> {
+    d: &'a [u8],
+    p: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: u64) -> Option<&[u8]> {
+        let n = usize::try_from(n).ok()?;
+        let end = self.p.checked_add(n)?;
+        let s = self.d.get(self.p..end)?;
+        self.p = end;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+    fn string(&mut self) -> Option<&[u8]> {
+        let n = self.u64()?;
+        self.take(n)
+    }
+}
+
+/// Walks a GGUF header: key/value metadata and tensor infos, bounded by the
+/// file's own length (every count is checked against the bytes left).
+pub fn check_gguf(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
+    let bad = |msg: String| {
+        Finding::new(&MALFORMED_MODEL_FILE, loc.clone(), format!("GGUF: {msg}"))
+            .with_evidence("format", "gguf")
+    };
+    let mut c = Cursor { d: data, p: 4 };
+    let Some(version) = c.u32() else {
+        return out.push(bad("truncated header".into()));
+    };
+    if !(1..=3).contains(&version) {
+        return out.push(bad(format!("unknown version {version}")));
+    }
+    let (Some(tensors), Some(kvs)) = (c.u64(), c.u64()) else {
+        return out.push(bad("truncated header".into()));
+    };
+    // Every key/value needs at least 12 bytes, every tensor info at least 24.
+    let left = (data.len() - c.p) as u64;
+    if kvs > left / 12 || tensors > left / 24 {
+        return out.push(bad(format!("declares {kvs} metadata entries and {tensors} tensors, more than its {left} bytes can hold")));
+    }
+    for i in 0..kvs {
+        let Some(key) = c.string().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+            return out.push(bad(format!(
+                "metadata entry {i}: key runs past the end of the file"
+            )));
+        };
+        let Some(ty) = c.u32() else {
+            return out.push(bad(format!("metadata `{key}`: truncated")));
+        };
+        let mut strings = Vec::new();
+        if gguf_value(&mut c, ty, 0, &mut strings).is_none() {
+            return out.push(bad(format!("metadata `{key}`: value of type {ty} is malformed or runs past the end of the file")));
+        }
+        if key.starts_with("tokenizer.chat_template") {
+            for s in strings {
+                let text = String::from_utf8_lossy(s);
+                let hits: Vec<&str> = TEMPLATE_ESCAPES
+                    .iter()
+                    .copied()
+                    .filter(|e| text.contains(e))
+                    .collect();
+                if !hits.is_empty() {
+                    out.push(
+                        Finding::new(
+                            &TEMPLATE_INJECTION,
+                            loc.clone().with_field(key.clone()),
+                            format!(
+                                "chat template reaches outside the Jinja sandbox ({})",
+                                hits.join(", ")
+                            ),
+                        )
+                        .with_evidence("markers", hits),
+                    );
+                }
+            }
+        }
+    }
+    for i in 0..tensors {
+        let Some(name) = c.string().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+            return out.push(bad(format!(
+                "tensor info {i}: name runs past the end of the file"
+            )));
+        };
+        let Some(dims) = c.u32() else {
+            return out.push(bad(format!("tensor `{name}`: truncated")));
+        };
+        if dims > 8 {
+            return out.push(bad(format!("tensor `{name}` declares {dims} dimensions")));
+        }
+        for _ in 0..dims {
+            if c.u64().is_none() {
+                return out.push(bad(format!("tensor `{name}`: truncated")));
+            }
+        }
+        let (Some(_ty), Some(offset)) = (c.u32(), c.u64()) else {
+            return out.push(bad(format!("tensor `{name}`: truncated")));
+        };
+        if offset > data.len() as u64 {
+            out.push(bad(format!(
+                "tensor `{name}` starts at offset {offset}, beyond the file's {} bytes",
+                data.len()
+            )));
+        }
+    }
+}
+
+fn gguf_value<'a>(
+    c: &mut Cursor<'a>,
+    ty: u32,
+    depth: usize,
+    strings: &mut Vec<&'a [u8]>,
+) -> Option<()> {
+    match ty {
+        0 | 1 | 7 => c.take(1).map(|_| ()),
+        2 | 3 => c.take(2).map(|_| ()),
+        4..=6 => c.take(4).map(|_| ()),
+        10..=12 => c.take(8).map(|_| ()),
+        8 => {
+            let s = {
+                let n = c.u64()?;
+                let n = usize::try_from(n).ok()?;
+                let end = c.p.checked_add(n)?;
+                let s = c.d.get(c.p..end)?;
+                c.p = end;
+                s
+            };
+            strings.push(s);
+            Some(())
+        }
+        9 if depth < 4 => {
+            let item = c.u32()?;
+            let n = c.u64()?;
+            if n > (c.d.len() - c.p) as u64 {
+                return None;
+            }
+            for _ in 0..n {
+                gguf_value(c, item, depth + 1, strings)?;
+            }
+            Some(())
+        }
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keras
+// ---------------------------------------------------------------------------
+
+/// Modules a Keras config may name without running foreign code.
+const KERAS_MODULES: &[&str] = &[
+    "keras",
+    "keras_hub",
+    "keras_nlp",
+    "keras_cv",
+    "tf_keras",
+    "tensorflow.keras",
+    "tensorflow.python.keras",
+];
+
+/// Checks a Keras model config (the `config.json` of a `.keras` archive, or
+/// the `model_config` attribute of an HDF5 file).
+pub fn check_keras_config(loc: &Location, config: &Value, policy: &Policy, out: &mut Vec<Finding>) {
+    walk_keras(loc, config, policy, out, 0, "$", false);
+}
+
+/// `in_lambda`: inside a Lambda layer already reported (its `__lambda__`
+/// function is the same finding).
+fn walk_keras(
+    loc: &Location,
+    v: &Value,
+    policy: &Policy,
+    out: &mut Vec<Finding>,
+    depth: usize,
+    path: &str,
+    in_lambda: bool,
+) {
+    if depth > 64 {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            let class = map.get("class_name").and_then(Value::as_str).unwrap_or("");
+            let module = map.get("module").and_then(Value::as_str).unwrap_or("");
+            let lambda = class == "Lambda" || (class == "__lambda__" && !in_lambda);
+            if lambda {
+                out.push(
+                    Finding::new(&KERAS_UNSAFE_LAYER, loc.clone().with_field(path.to_string()), "Lambda layer: its Python bytecode runs when the model is loaded with safe_mode off")
+                        .with_severity(Severity::Critical)
+                        .with_evidence("class_name", class),
+                );
+            }
+            if !module.is_empty()
+                && !KERAS_MODULES
+                    .iter()
+                    .any(|k| module == *k || module.starts_with(&format!("{k}.")))
+            {
+                let name = if class.is_empty() {
+                    map.get("registered_name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                } else {
+                    class
+                };
+                let sev = match policy.classify(module, name) {
+                    Verdict::Denied { severity, .. } => severity,
+                    Verdict::Allowed => Severity::Low,
+                    _ => Severity::High,
+                };
+                out.push(
+                    Finding::new(&KERAS_UNSAFE_LAYER, loc.clone().with_field(path.to_string()), format!("config imports `{module}.{name}` from outside Keras (CVE-2025-1550): loading imports and calls it"))
+                        .with_severity(sev)
+                        .with_evidence("global", format!("{module}.{name}")),
+                );
+            }
+            for (k, child) in map {
+                if let Some(s) = child.as_str() {
+                    if s.contains("enable_unsafe_deserialization") {
+                        out.push(
+                            Finding::new(&KERAS_UNSAFE_LAYER, loc.clone().with_field(format!("{path}.{k}")), "config calls enable_unsafe_deserialization, switching safe_mode off from inside the model (CVE-2025-9906)")
+                                .with_severity(Severity::Critical),
+                        );
+                    }
+                }
+                walk_keras(
+                    loc,
+                    child,
+                    policy,
+                    out,
+                    depth + 1,
+                    &format!("{path}.{k}"),
+                    in_lambda || lambda,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                walk_keras(
+                    loc,
+                    child,
+                    policy,
+                    out,
+                    depth + 1,
+                    &format!("{path}[{i}]"),
+                    in_lambda,
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+pub fn is_hdf5(data: &[u8]) -> bool {
+    data.starts_with(b"\x89HDF\r\n\x1a\n")
+}
+
+/// HDF5 Keras files keep their architecture as a JSON string attribute;
+/// rather than implement HDF5, find each embedded JSON object that starts
+/// like a Keras config and check it (bounded: at most 64 objects of 16 MiB).
+pub fn check_hdf5_keras(loc: &Location, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
+    let needle = b"{\"class_name\"";
+    let mut start = 0;
+    let mut seen = 0;
+    while let Some(i) = data[start..]
+        .windows(needle.len())
+        .position(|w| w == needle)
+    {
+        let at = start + i;
+        if let Some(end) = balanced_json_end(&data[at..], 16 << 20) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&data[at..at + end]) {
+                check_keras_config(&loc.clone().with_offset(at as u64), &v, policy, out);
+                seen += 1;
+            }
+            start = at + end;
+        } else {
+            start = at + 1;
+        }
+        if seen >= 64 {
+            break;
+        }
+    }
+}
+
+fn balanced_json_end(d: &[u8], max: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    for (i, &b) in d.iter().enumerate().take(max) {
+        if in_str {
+            match b {
+                _ if esc => esc = false,
+                b'\\' => esc = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// ONNX
+// ---------------------------------------------------------------------------
+
+/// Operator domains served by the standard ONNX runtimes.
+const STANDARD_DOMAINS: &[&str] = &[
+    "",
+    "ai.onnx",
+    "ai.onnx.ml",
+    "ai.onnx.training",
+    "ai.onnx.preview.training",
+    "com.microsoft",
+    "com.microsoft.nchwc",
+    "ai.onnx.contrib",
+];
+
+/// A protobuf field: number and either a varint or a length-delimited slice.
+/// Hand-written wire-format reader: ONNX needs only walking a few fields, and
+/// a generated protobuf crate would add a build step and accept unbounded input.
+enum Field<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+fn fields(mut d: &[u8]) -> impl Iterator<Item = Option<(u32, Field<'_>)>> {
+    std::iter::from_fn(move || {
+        if d.is_empty() {
+            return None;
+        }
+        let mut parse = || -> Option<(u32, Field<'_>)> {
+            let (key, n) = varint(d)?;
+            d = &d[n..];
+            let num = u32::try_from(key >> 3).ok()?;
+            match key & 7 {
+                0 => {
+                    let (v, n) = varint(d)?;
+                    d = &d[n..];
+                    Some((num, Field::Varint(v)))
+                }
+                1 => {
+                    d = d.get(8..)?;
+                    Some((num, Field::Fixed))
+                }
+                2 => {
+                    let (len, n) = varint(d)?;
+                    let len = usize::try_from(len).ok()?;
+                    let s = d.get(n..n.checked_add(len)?)?;
+                    d = &d[n + len..];
+                    Some((num, Field::Bytes(s)))
+                }
+                5 => {
+                    d = d.get(4..)?;
+                    Some((num, Field::Fixed))
+                }
+                _ => None,
+            }
+        };
+        let r = parse();
+        if r.is_none() {
+            d = &[];
+        }
+        Some(r)
+    })
+}
+
+fn varint(d: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, &b) in d.iter().enumerate().take(10) {
+        v |= ((b & 0x7f) as u64) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// Whether bytes parse as an ONNX ModelProto with a graph.
+pub fn is_onnx(data: &[u8]) -> bool {
+    if data.first() != Some(&0x08) {
+        return false;
+    }
+    let mut graph = false;
+    for f in fields(data) {
+        match f {
+            None => return false,
+            Some((7, Field::Bytes(_))) => graph = true,
+            Some(_) => {}
+        }
+    }
+    graph
+}
+
+/// Checks external-data locations, operator domains and declared sizes.
+pub fn check_onnx(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
+    let mut opsets = Vec::new();
+    for (num, f) in fields(data).map_while(|f| f) {
+        match (num, f) {
+            (8, Field::Bytes(b)) => {
+                for (n, f) in fields(b).map_while(|f| f) {
+                    if let (1, Field::Bytes(s)) = (n, f) {
+                        opsets.push(String::from_utf8_lossy(s).into_owned());
+                    }
+                }
+            }
+            (7, Field::Bytes(g)) => onnx_graph(loc, g, out, 0),
+            _ => {}
+        }
+    }
+    for domain in opsets {
+        if !STANDARD_DOMAINS.contains(&domain.as_str()) {
+            out.push(
+                Finding::new(&ONNX_UNSAFE, loc.clone(), format!("opset import of custom operator domain `{domain}`: running the model needs a native custom-op library"))
+                    .with_severity(Severity::Medium)
+                    .with_evidence("domain", domain),
+            );
+        }
+    }
+}
+
+fn onnx_graph(loc: &Location, g: &[u8], out: &mut Vec<Finding>, depth: usize) {
+    if depth > 16 {
+        return;
+    }
+    for (num, f) in fields(g).map_while(|f| f) {
+        match (num, f) {
+            // initializer
+            (5, Field::Bytes(t)) => onnx_tensor(loc, t, out),
+            // node
+            (1, Field::Bytes(node)) => {
+                let mut op = String::new();
+                let mut domain = String::new();
+                for (n, f) in fields(node).map_while(|f| f) {
+                    match (n, f) {
+                        (4, Field::Bytes(s)) => op = String::from_utf8_lossy(s).into_owned(),
+                        (7, Field::Bytes(s)) => domain = String::from_utf8_lossy(s).into_owned(),
+                        // attribute: tensors and subgraphs
+                        (5, Field::Bytes(a)) => {
+                            for (an, af) in fields(a).map_while(|f| f) {
+                                match (an, af) {
+                                    (5, Field::Bytes(t)) | (10, Field::Bytes(t)) => {
+                                        onnx_tensor(loc, t, out)
+                                    }
+                                    (6, Field::Bytes(sg)) | (11, Field::Bytes(sg)) => {
+                                        onnx_graph(loc, sg, out, depth + 1)
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                if !STANDARD_DOMAINS.contains(&domain.as_str()) {
+                    out.push(
+                        Finding::new(
+                            &ONNX_UNSAFE,
+                            loc.clone().with_field(op.clone()),
+                            format!("node `{op}` uses custom operator domain `{domain}`"),
+                        )
+                        .with_severity(Severity::Medium)
+                        .with_evidence("domain", domain),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Bytes per element of ONNX `TensorProto.DataType` values with fixed sizes.
+fn onnx_elem_size(data_type: u64) -> Option<u64> {
+    Some(match data_type {
+        2 | 3 | 9 => 1,
+        4 | 5 | 10 | 16 => 2,
+        1 | 6 | 12 => 4,
+        7 | 11 | 13 | 14 => 8,
+        15 => 16,
+        _ => return None,
+    })
+}
+
+fn onnx_tensor(loc: &Location, t: &[u8], out: &mut Vec<Finding>) {
+    let mut name = String::new();
+    let mut dims: Vec<u64> = Vec::new();
+    let mut data_type = 0u64;
+    let mut raw_len: Option<u64> = None;
+    for (n, f) in fields(t).map_while(|f| f) {
+        match (n, f) {
+            (1, Field::Varint(d)) => dims.push(d),
+            (1, Field::Bytes(packed)) => {
+                let mut p = packed;
+                while let Some((d, k)) = varint(p) {
+                    dims.push(d);
+                    p = &p[k..];
+                }
+            }
+            (2, Field::Varint(dt)) => data_type = dt,
+            (8, Field::Bytes(s)) => name = String::from_utf8_lossy(s).into_owned(),
+            (9, Field::Bytes(raw)) => raw_len = Some(raw.len() as u64),
+            (13, Field::Bytes(entry)) => {
+                let mut key = String::new();
+                let mut value = String::new();
+                for (en, ef) in fields(entry).map_while(|f| f) {
+                    match (en, ef) {
+                        (1, Field::Bytes(s)) => key = String::from_utf8_lossy(s).into_owned(),
+                        (2, Field::Bytes(s)) => value = String::from_utf8_lossy(s).into_owned(),
+                        _ => {}
+                    }
+                }
+                if key == "location" {
+                    let escapes = value.starts_with('/')
+                        || value.starts_with('\\')
+                        || value.contains(':')
+                        || value.split(['/', '\\']).any(|c| c == "..");
+                    if escapes {
+                        out.push(
+                            Finding::new(&ONNX_UNSAFE, loc.clone().with_field(name.clone()), format!("tensor `{name}` reads external data from `{value}`, outside the model folder (CVE-2024-27318)"))
+                                .with_severity(Severity::High)
+                                .with_evidence("location", value.clone()),
+                        );
+                    }
+                }
+                if (key == "offset" || key == "length") && value.parse::<u64>().is_err() {
+                    out.push(
+                        Finding::new(&MALFORMED_MODEL_FILE, loc.clone().with_field(name.clone()), format!("tensor `{name}` declares external {key} `{value}`, not a byte count"))
+                            .with_evidence("format", "onnx"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    if let (Some(raw), Some(size)) = (raw_len, onnx_elem_size(data_type)) {
+        let need = dims.iter().try_fold(size, |a, &d| a.checked_mul(d));
+        if need != Some(raw) {
+            out.push(
+                Finding::new(&MALFORMED_MODEL_FILE, loc.clone().with_field(name.clone()), format!(
+                    "tensor `{name}` declares dims {dims:?} ({} bytes) but holds {raw} bytes of raw data",
+                    need.map_or_else(|| "an overflowing number of".to_string(), |n| n.to_string())
+                ))
+                    .with_evidence("format", "onnx"),
+            );
+        }
+    }
+}
