@@ -26,6 +26,11 @@ try:  # before the stub modules below shadow numpy
     from onnx import TensorProto, helper
 except ImportError:
     onnx = None
+try:  # real joblib and NumPy, also before the stubs
+    import joblib
+    import numpy as real_np
+except ImportError:
+    joblib = None
 
 OUT = sys.argv[1]
 expected = {}
@@ -76,6 +81,30 @@ def system_call(cmd="id"):
     import posix
     return Reduce(posix.system, (cmd,))
 
+
+# joblib (written by joblib itself, before any stub module exists) -----------
+class _Payload:
+    def __reduce__(self):
+        import posix
+        return posix.system, ("true",)
+
+
+def _joblib_bytes(obj):
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    return buf.getvalue()
+
+
+JOBLIB_FILES = {}
+if joblib is not None:
+    arrays = {"w": real_np.arange(12, dtype=real_np.float32).reshape(3, 4), "ids": real_np.arange(5),
+              "names": real_np.array(["a", 1], dtype=object), "n": 3}
+    JOBLIB_FILES["benign/arrays.joblib"] = _joblib_bytes(arrays)
+    # The payload comes after raw array bytes: only a scanner that skips them finds it.
+    JOBLIB_FILES["malicious/payload-after-arrays.joblib"] = _joblib_bytes(
+        [real_np.ones((64, 64)), real_np.array([None, "x"], dtype=object), _Payload()])
+else:
+    print("joblib not installed: joblib fixtures not written", file=sys.stderr)
 
 # ---------------------------------------------------------------- malicious
 for proto in range(0, 6):
@@ -468,6 +497,33 @@ if onnx is not None:
         "declared dims disagree with raw data", "medium", rules=["MLS-SCAN-008"])
 else:
     print("onnx not installed: ONNX fixtures not written", file=sys.stderr)
+
+# Compressed and tar containers ------------------------------------------------
+import gzip as _gzip  # noqa: E402
+import tarfile  # noqa: E402
+
+payload = pickle.dumps(system_call(), protocol=4)
+put("malicious/payload.pkl.gz", _gzip.compress(payload, mtime=0), "gzip-compressed pickle", "critical", ["posix.system"])
+put("malicious/joblib-zlib.pkl", zlib.compress(payload), "zlib-compressed pickle (joblib compress=True)",
+    "critical", ["posix.system"])
+put("malicious/payload.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(32),
+    "nullifAI: 7z-compressed checkpoint that mlsec cannot open is reported, not passed", "medium",
+    rules=["MLS-SCAN-005"])
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    for name, blob in (("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),
+                       ("pickle", payload), ("storages", pickle.dumps([], protocol=2))):
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = len(blob), 0
+        t.addfile(info, io.BytesIO(blob))
+put("malicious/tar-checkpoint.tar", buf.getvalue(), "old PyTorch TAR layout with a payload in `pickle`",
+    "critical", ["posix.system"])
+
+for rel, data in JOBLIB_FILES.items():
+    if rel.startswith("benign"):
+        put(rel, data, "joblib file with float, int and object arrays", max_severity="info")
+    else:
+        put(rel, data, "joblib stream: payload after raw array bytes", "critical", ["posix.system"])
 
 with open(os.path.join(OUT, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)

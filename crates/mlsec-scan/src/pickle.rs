@@ -141,6 +141,9 @@ pub struct PersistentId {
     pub numel: Option<i64>,
 }
 
+/// The `loader` of an inline object-array pickle inside a joblib stream.
+pub const INLINE_JOBLIB: &str = "joblib inline object array";
+
 /// Loaders whose bytes argument is itself a pickle: analysed recursively.
 const PICKLE_LOADERS: &[&str] = &[
     "pickle.loads",
@@ -175,7 +178,7 @@ enum V {
     Object(Rc<Obj>),
     List(Rc<std::cell::RefCell<Vec<V>>>),
     Tuple(Rc<[V]>),
-    Dict,
+    Dict(Rc<std::cell::RefCell<Vec<(V, V)>>>),
     Set,
     /// A value we do not model (buffers, persistent objects, …).
     Opaque,
@@ -193,10 +196,18 @@ struct Obj {
 /// Analyses a byte stream holding one or more pickles.
 pub fn analyse(data: &[u8], limits: &Limits) -> Analysis {
     let mut budget = limits.max_ops;
-    analyse_nested(data, limits, 0, &mut budget)
+    analyse_nested(data, limits, 0, &mut budget, usize::MAX)
 }
 
-fn analyse_nested(data: &[u8], limits: &Limits, depth: usize, budget: &mut u64) -> Analysis {
+/// `max_pickles`: stop after this many complete pickles (1 for a pickle
+/// embedded in an outer stream, which the outer stream continues after).
+fn analyse_nested(
+    data: &[u8],
+    limits: &Limits,
+    depth: usize,
+    budget: &mut u64,
+    max_pickles: usize,
+) -> Analysis {
     let mut m = Machine {
         data,
         pos: 0,
@@ -211,6 +222,7 @@ fn analyse_nested(data: &[u8], limits: &Limits, depth: usize, budget: &mut u64) 
         out: Analysis::default(),
         seen_blobs: HashSet::new(),
         stack_total: 0,
+        max_pickles,
     };
     m.run();
     let mut out = m.out;
@@ -233,6 +245,7 @@ struct Machine<'a, 'b> {
     seen_blobs: HashSet<usize>,
     /// Values held across all mark levels.
     stack_total: usize,
+    max_pickles: usize,
 }
 
 type Step = Result<(), (u64, String, bool)>;
@@ -260,6 +273,9 @@ impl Machine<'_, '_> {
                 Ok(()) => {
                     self.out.pickles += 1;
                     self.out.end = self.pos as u64;
+                    if self.out.pickles >= self.max_pickles {
+                        return;
+                    }
                     self.stack.clear();
                     self.marks.clear();
                     self.stack_total = 0;
@@ -519,7 +535,8 @@ impl Machine<'_, '_> {
                 });
                 continue;
             }
-            let analysis = analyse_nested(&blob, self.limits, self.depth + 1, self.budget);
+            let analysis =
+                analyse_nested(&blob, self.limits, self.depth + 1, self.budget, usize::MAX);
             self.out.nested.push(Nested {
                 offset: at as u64,
                 loader: loader.to_string(),
@@ -712,7 +729,7 @@ impl Machine<'_, '_> {
                 // ---- containers
                 b']' => self.push(V::List(Default::default()), at)?,
                 b')' => self.push(V::Tuple(Rc::from(Vec::new())), at)?,
-                b'}' => self.push(V::Dict, at)?,
+                b'}' => self.push(V::Dict(Default::default()), at)?,
                 b'\x8f' => self.push(V::Set, at)?,
                 b'a' => {
                     let v = self.pop(at, "APPEND")?;
@@ -748,13 +765,15 @@ impl Machine<'_, '_> {
                     if items.len() % 2 != 0 {
                         return malformed(at, "DICT with an odd number of items");
                     }
-                    self.push(V::Dict, at)?;
+                    let d = V::Dict(Default::default());
+                    self.set_items(&d, items, at);
+                    self.push(d, at)?;
                 }
                 b's' => {
-                    self.pop(at, "SETITEM")?;
-                    self.pop(at, "SETITEM")?;
+                    let v = self.pop(at, "SETITEM")?;
+                    let k = self.pop(at, "SETITEM")?;
                     let target = self.top(at, "SETITEM")?.clone();
-                    self.method_call(&target, at);
+                    self.set_items(&target, vec![k, v], at);
                 }
                 b'u' => {
                     let items = self.pop_mark(at, "SETITEMS")?;
@@ -762,7 +781,7 @@ impl Machine<'_, '_> {
                         return malformed(at, "SETITEMS with an odd number of items");
                     }
                     let target = self.top(at, "SETITEMS")?.clone();
-                    self.method_call(&target, at);
+                    self.set_items(&target, items, at);
                 }
                 b'\x90' => {
                     self.pop_mark(at, "ADDITEMS")?;
@@ -881,9 +900,13 @@ impl Machine<'_, '_> {
                                 opcode: "BUILD",
                                 offset: at as u64,
                             });
+                            if self.globals[i].qualified()
+                                == "joblib.numpy_pickle.NumpyArrayWrapper"
+                            {
+                                self.skip_joblib_array(&state, at)?;
+                            }
                         }
                     }
-                    drop(state);
                 }
                 b'i' => {
                     let module = String::from_utf8_lossy(self.line("INST module")?).into_owned();
@@ -936,6 +959,109 @@ impl Machine<'_, '_> {
                 }
             }
         }
+    }
+
+    /// SETITEM(S) and DICT: a dict keeps (a bounded number of) its items; on
+    /// any other object the opcode calls `__setitem__`.
+    fn set_items(&mut self, target: &V, items: Vec<V>, at: usize) {
+        match target {
+            V::Dict(d) => {
+                let cap = self.limits.max_container_items;
+                let mut d = d.borrow_mut();
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    if d.len() >= cap {
+                        break;
+                    }
+                    d.push((k, v));
+                }
+            }
+            other => self.method_call(other, at),
+        }
+    }
+
+    /// joblib writes each NumPy array's bytes straight into the stream after
+    /// the `NumpyArrayWrapper`'s BUILD (after a padding-length byte and the
+    /// padding, when `numpy_array_alignment_bytes` is set); object arrays are
+    /// an inline pickle instead. Skip, or analyse, exactly what joblib's
+    /// unpickler reads, so the stream after the array is followed too.
+    fn skip_joblib_array(&mut self, state: &V, at: usize) -> Step {
+        let V::Dict(d) = state else { return Ok(()) };
+        let d = d.borrow();
+        let get = |key: &str| {
+            d.iter()
+                .find(|(k, _)| matches!(k, V::Str(s) if &**s == key))
+                .map(|(_, v)| v.clone())
+        };
+        let dtype = match get("dtype") {
+            Some(V::Object(o)) => match o.args.first() {
+                Some(V::Str(s)) => s.to_string(),
+                _ => return malformed(at, "joblib array wrapper without a readable dtype"),
+            },
+            _ => return malformed(at, "joblib array wrapper without a dtype"),
+        };
+        let shape: Option<Vec<u64>> = match get("shape") {
+            Some(V::Tuple(t)) => t
+                .iter()
+                .map(|v| {
+                    if let V::Int(n) = v {
+                        u64::try_from(*n).ok()
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
+            _ => None,
+        };
+        let aligned = get("numpy_array_alignment_bytes").is_some();
+        drop(d);
+        let code = dtype.trim_start_matches(['<', '>', '|', '=']);
+        if code.starts_with('O') {
+            // An inline pickle of the object array: analyse it as part of this stream.
+            let sub = analyse_nested(
+                &self.data[self.pos..],
+                self.limits,
+                self.depth + 1,
+                self.budget,
+                1,
+            );
+            let consumed = sub.end as usize;
+            let failed = sub.error.is_some() && sub.pickles == 0;
+            self.out.nested.push(Nested {
+                offset: self.pos as u64,
+                loader: INLINE_JOBLIB.to_string(),
+                analysis: sub,
+            });
+            if failed {
+                return malformed(self.pos, "joblib object array is not a readable pickle");
+            }
+            self.pos += consumed;
+            return Ok(());
+        }
+        let Some(shape) = shape else {
+            return malformed(at, "joblib array wrapper without a shape");
+        };
+        let kind = code.chars().next().unwrap_or('?');
+        let digits: u64 = code[kind.len_utf8().min(code.len())..].parse().unwrap_or(0);
+        let itemsize = if kind == 'U' {
+            digits.saturating_mul(4)
+        } else {
+            digits
+        };
+        if itemsize == 0 {
+            return malformed(at, format!("joblib array of unsupported dtype `{dtype}`"));
+        }
+        if aligned {
+            let pad = self.u8()? as usize;
+            self.take(pad, "joblib array padding")?;
+        }
+        let bytes = shape.iter().try_fold(itemsize, |a, &n| a.checked_mul(n));
+        let bytes = bytes
+            .and_then(|b| usize::try_from(b).ok())
+            .ok_or(())
+            .or_else(|_| malformed(at, "joblib array size overflows"))?;
+        self.take(bytes, "joblib array data")?;
+        Ok(())
     }
 
     /// APPEND(S) on a list, or an `append`/`extend` call on any other object.

@@ -127,6 +127,8 @@ const ALLOW: &[&str] = &[
     "numpy.random._pickle.__randomstate_ctor",
     "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
+    // joblib's array container: its raw bytes follow in the stream (see pickle.rs)
+    "joblib.numpy_pickle.NumpyArrayWrapper",
     // Containers and plain data
     "collections.OrderedDict",
     "collections.defaultdict",

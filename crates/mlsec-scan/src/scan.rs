@@ -52,6 +52,8 @@ pub enum Kind {
     Keras,
     Hdf5,
     Onnx,
+    Tar,
+    Compressed,
     Other,
 }
 
@@ -69,6 +71,8 @@ impl Kind {
             Kind::Keras => "keras",
             Kind::Hdf5 => "hdf5",
             Kind::Onnx => "onnx",
+            Kind::Tar => "tar",
+            Kind::Compressed => "compressed",
             Kind::Other => "other",
         }
     }
@@ -129,6 +133,13 @@ impl Ctx<'_> {
         }
         if zipread::is_zip(data) {
             return self.zip(&loc, data, depth);
+        }
+        if is_tar(data) {
+            self.tar(&loc, data, depth);
+            return Kind::Tar;
+        }
+        if let Some(kind) = self.compressed(&loc, data, depth) {
+            return kind;
         }
         if formats::is_onnx(data) {
             formats::check_onnx(&loc, data, &mut self.findings);
@@ -258,6 +269,94 @@ impl Ctx<'_> {
         }
     }
 
+    /// gzip and zlib streams (joblib's compressed files, `.pt.gz`) are
+    /// inflated within the member limit and scanned; formats mlsec does not
+    /// decompress are reported, never passed silently (nullifAI used 7z).
+    fn compressed(&mut self, loc: &Location, data: &[u8], depth: usize) -> Option<Kind> {
+        use std::io::Read;
+        let inflate = |r: &mut dyn Read, max: u64| -> Option<Vec<u8>> {
+            let mut out = Vec::new();
+            match r.take(max).read_to_end(&mut out) {
+                Ok(_) => Some(out),
+                Err(_) if !out.is_empty() => Some(out),
+                Err(_) => None,
+            }
+        };
+        let max = self.opts.max_member_bytes;
+        let zlib = data.len() > 2
+            && data[0] == 0x78
+            && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
+        let inner = if data.starts_with(&[0x1f, 0x8b]) {
+            inflate(&mut flate2::read::MultiGzDecoder::new(data), max).map(|b| ("gzip", b))
+        } else if zlib {
+            inflate(&mut flate2::read::ZlibDecoder::new(data), max).map(|b| ("zlib", b))
+        } else {
+            None
+        };
+        if let Some((what, bytes)) = inner {
+            if depth < self.opts.max_archive_depth {
+                self.scan(
+                    loc.clone().with_member(member_path(loc, what)),
+                    &bytes,
+                    depth + 1,
+                );
+            }
+            return Some(Kind::Compressed);
+        }
+        let other = [
+            (&b"BZh"[..], "bzip2"),
+            (&b"\xfd7zXZ\x00"[..], "xz"),
+            (&b"\x04\x22\x4d\x18"[..], "lz4"),
+            (&b"\x28\xb5\x2f\xfd"[..], "zstd"),
+            (&b"7z\xbc\xaf\x27\x1c"[..], "7z"),
+            (&b"Rar!\x1a\x07"[..], "rar"),
+        ];
+        let (_, name) = other.iter().find(|(magic, _)| data.starts_with(magic))?;
+        self.findings.push(
+            Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{name}-compressed content: mlsec does not decompress {name}, so what it holds was not analysed"))
+                .with_evidence("compression", *name),
+        );
+        Some(Kind::Compressed)
+    }
+
+    /// tar archives (PyTorch's oldest checkpoint layout, and tarballs of
+    /// models): every regular member is scanned.
+    fn tar(&mut self, loc: &Location, data: &[u8], depth: usize) {
+        let mut p = 0usize;
+        let mut count = 0;
+        while p + 512 <= data.len() && count < self.opts.max_members {
+            let h = &data[p..p + 512];
+            if h.iter().all(|&b| b == 0) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&h[..100])
+                .trim_end_matches('\0')
+                .to_string();
+            let size_field = String::from_utf8_lossy(&h[124..136])
+                .trim_matches(|c: char| c == '\0' || c == ' ')
+                .to_string();
+            let Ok(size) = u64::from_str_radix(&size_field, 8) else {
+                self.findings.push(Finding::new(
+                    &ZIP_ANOMALY,
+                    loc.clone().with_offset(p as u64),
+                    format!("tar header for `{name}` has an unreadable size"),
+                ));
+                return;
+            };
+            let start = p + 512;
+            let end = start.saturating_add(size as usize).min(data.len());
+            if (h[156] == b'0' || h[156] == 0) && depth < self.opts.max_archive_depth {
+                self.scan(
+                    loc.clone().with_member(member_path(loc, &name)),
+                    &data[start..end],
+                    depth + 1,
+                );
+            }
+            p = start + (size as usize).div_ceil(512) * 512;
+            count += 1;
+        }
+    }
+
     fn report(&mut self, loc: &Location, a: &Analysis, tolerate_tail: bool) {
         self.report_at(loc, a, tolerate_tail, 0)
     }
@@ -359,6 +458,11 @@ impl Ctx<'_> {
         }
         for n in &a.nested {
             let nloc = loc.clone().with_offset(base + n.offset);
+            if n.loader == pickle::INLINE_JOBLIB {
+                // Part of the same joblib stream, not a hidden pickle.
+                self.report_at(loc, &n.analysis, false, base + n.offset);
+                continue;
+            }
             self.findings.push(
                 Finding::new(
                     &NESTED_PICKLE,
@@ -420,6 +524,10 @@ fn npy_header_len(data: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+fn is_tar(data: &[u8]) -> bool {
+    data.len() >= 512 && &data[257..262] == b"ustar"
 }
 
 fn legacy_torch_magic(data: &[u8]) -> bool {
