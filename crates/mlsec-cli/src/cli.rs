@@ -96,6 +96,13 @@ pub enum Command {
             sniffed). Default-deny: a global not on the allow-list is a finding. See `mlsec rules` and docs/scanner.md."
     )]
     Scan(ScanArgs),
+    /// Convert a PyTorch state dict (zip or legacy) or NumPy .npy/.npz to safetensors, executing nothing.
+    #[command(
+        after_help = "A restricted interpreter rebuilds only dicts and tensors (torch._utils._rebuild_tensor_v2, \
+            _rebuild_parameter, collections.OrderedDict, typed storages); any other global stops the conversion \
+            with an error naming it. Non-tensor entries (epoch counters, configs) are dropped."
+    )]
+    Convert(ConvertArgs),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -129,6 +136,27 @@ pub struct ScanArgs {
     /// Largest file or decompressed archive member to analyse, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
     pub max_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint or NumPy file to convert.
+    #[arg(value_name = "MODEL")]
+    pub model: std::path::PathBuf,
+    /// Target format.
+    #[arg(long, value_enum, default_value_t = ConvertTarget::Safetensors)]
+    pub to: ConvertTarget,
+    /// Where to write (default: MODEL with the extension `.safetensors`).
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConvertTarget {
+    Safetensors,
 }
 
 #[derive(Debug, Subcommand)]

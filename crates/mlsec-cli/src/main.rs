@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         cli::Command::Rules(args) => commands::rules::run(&cli.global, args),
         cli::Command::Scan(args) => commands::scan::run(&cli.global, args),
+        cli::Command::Convert(args) => commands::convert::run(&cli.global, args),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -159,3 +159,66 @@ fn verify_data_flag_reaches_the_scanner() {
     let v = scan_json(&[p, "--verify-data"], 1);
     assert_eq!(v["findings"][0]["rule"], "MLS-SCAN-006");
 }
+
+#[test]
+fn convert_writes_safetensors_that_validate_and_refuses_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let o = out.to_str().unwrap();
+    let v: Value = serde_json::from_slice(
+        &mlsec()
+            .args([
+                "convert",
+                &fixture("benign/state-dict.pt"),
+                "--out",
+                o,
+                "--format",
+                "json",
+            ])
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+    .unwrap();
+    let names: Vec<&str> = v["results"]["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fc.bias", "fc.weight"]);
+    assert_eq!(v["results"]["tensors"][1]["shape"], serde_json::json!([6]));
+    // The output is itself a valid safetensors file by mlsec's own checks.
+    let scanned = scan_json(&[o], 0);
+    assert_eq!(scanned["results"]["files"][0]["kind"], "safetensors");
+    // Values: fc.weight was stored as 0..6 in float32.
+    let bytes = std::fs::read(&out).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let off = header["fc.weight"]["data_offsets"][0].as_u64().unwrap() as usize + 8 + n;
+    let w: Vec<f32> = bytes[off..off + 24]
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(w, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    // Existing output needs --force.
+    mlsec()
+        .args(["convert", &fixture("benign/state-dict.pt"), "--out", o])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    // A payload is refused by name, and nothing is written.
+    let evil = dir.path().join("evil.safetensors");
+    mlsec()
+        .args([
+            "convert",
+            &fixture("malicious/torch-zip-payload.pt"),
+            "--out",
+            evil.to_str().unwrap(),
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("refusing global `posix.system`"));
+    assert!(!evil.exists());
+}

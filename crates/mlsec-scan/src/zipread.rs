@@ -166,10 +166,39 @@ pub fn read(data: &[u8], max_members: usize) -> Archive {
             }),
         }
     }
+    // Sweep for local headers the central directory does not list, skipping
+    // the bytes central members already claim (a 1 GB storage member is not
+    // searched byte by byte; a loader reads it as that member's data anyway).
+    let mut claimed: Vec<(usize, usize)> = ar
+        .members
+        .iter()
+        .filter(|m| m.data_offset > 0)
+        .map(|m| {
+            (
+                m.local_offset,
+                m.data_offset.saturating_add(m.compressed_size as usize),
+            )
+        })
+        .collect();
+    claimed.sort_unstable();
+    let mut next_claim = 0;
     let mut i = 0;
-    while ar.members.len() < max_members {
-        let Some(rel) = memchr4(&data[i..], LOCAL_SIG) else {
-            break;
+    while ar.members.len() < max_members && i < data.len() {
+        while next_claim < claimed.len() && claimed[next_claim].1 <= i {
+            next_claim += 1;
+        }
+        if let Some(&(start, end)) = claimed.get(next_claim) {
+            if start <= i {
+                i = end;
+                continue;
+            }
+        }
+        let limit = claimed
+            .get(next_claim)
+            .map_or(data.len(), |c| c.0.min(data.len()));
+        let Some(rel) = memchr4(&data[i..limit], LOCAL_SIG) else {
+            i = limit;
+            continue;
         };
         let at = i + rel;
         i = at + 4;
@@ -225,12 +254,18 @@ fn local_header(data: &[u8], at: usize) -> Option<(String, usize, u16, u16)> {
 }
 
 fn memchr4(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
-    hay.windows(4).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// A member's bytes, inflated up to `max_bytes`. Stored members whose size is
 /// unknown (data descriptor, no central entry) run to the next header.
-pub fn member_data(data: &[u8], m: &Member, max_bytes: u64) -> Result<Vec<u8>, String> {
+/// Stored members are borrowed, not copied: scanning a checkpoint with a
+/// 1 GB storage must not copy 1 GB.
+pub fn member_data<'a>(
+    data: &'a [u8],
+    m: &Member,
+    max_bytes: u64,
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
     if m.flags & 1 != 0 {
         return Err("encrypted".into());
     }
@@ -252,15 +287,17 @@ pub fn member_data(data: &[u8], m: &Member, max_bytes: u64) -> Result<Vec<u8>, S
     };
     let raw = &data[start..end];
     match m.method {
-        0 => Ok(raw[..raw.len().min(max_bytes as usize)].to_vec()),
+        0 => Ok(std::borrow::Cow::Borrowed(
+            &raw[..raw.len().min(max_bytes as usize)],
+        )),
         8 => {
             let mut out =
                 Vec::with_capacity((m.uncompressed_size.min(max_bytes).min(64 << 20)) as usize);
             let mut dec = flate2::read::DeflateDecoder::new(raw).take(max_bytes);
             match dec.read_to_end(&mut out) {
                 // Keep what inflated before corruption: a loader may have read it too.
-                Ok(_) => Ok(out),
-                Err(_) if !out.is_empty() => Ok(out),
+                Ok(_) => Ok(out.into()),
+                Err(_) if !out.is_empty() => Ok(out.into()),
                 Err(e) => Err(format!("corrupt deflate data: {e}")),
             }
         }

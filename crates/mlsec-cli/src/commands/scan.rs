@@ -55,24 +55,27 @@ impl TextBody for ScanResults {
     }
 }
 
-/// Files under `path`, sorted; symbolic links to folders are not followed (no loops).
+/// Files under `path`, sorted; symbolic links to folders are not followed
+/// (no loops). File types come from the directory entries, so listing a
+/// folder of small files costs no stat call per file.
 fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            let m = std::fs::symlink_metadata(&e)?;
-            if m.is_dir() {
-                collect(&e, out)?;
-            } else if m.is_file() || (m.file_type().is_symlink() && e.is_file()) {
-                out.push(e);
-            }
-        }
-    } else {
+    if !meta.is_dir() {
         out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(path)? {
+        let e = e?;
+        entries.push((e.path(), e.file_type()?));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, ty) in entries {
+        if ty.is_dir() {
+            collect(&p, out)?;
+        } else if ty.is_file() || (ty.is_symlink() && p.is_file()) {
+            out.push(p);
+        }
     }
     Ok(())
 }
@@ -128,20 +131,46 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    for (shown, path) in &inputs {
-        bar.inc(1);
-        let scanned = match path {
-            None => {
-                let mut buf = Vec::new();
-                match std::io::stdin().take(args.max_bytes).read_to_end(&mut buf) {
-                    Ok(_) => Ok(scan_one(shown, &buf, &opts)),
-                    Err(e) => Err(io_message(&e)),
+    // Files are scanned on every core; results are kept in input order so
+    // the report does not depend on scheduling.
+    let scan_path =
+        |shown: &str, path: &Option<PathBuf>| -> Result<(FileResult, Vec<Finding>), String> {
+            match path {
+                None => {
+                    let mut buf = Vec::new();
+                    std::io::stdin()
+                        .take(args.max_bytes)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| io_message(&e))?;
+                    Ok(scan_one(shown, &buf, &opts))
                 }
+                Some(p) => map_file(p, args.max_bytes).map(|bytes| scan_one(shown, &bytes, &opts)),
             }
-            Some(p) => map_file(p, args.max_bytes).map(|bytes| scan_one(shown, &bytes, &opts)),
         };
-        match scanned {
-            Ok((file, findings)) => {
+    let results: Vec<std::sync::Mutex<Option<Scanned>>> =
+        inputs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(inputs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((shown, path)) = inputs.get(i) else {
+                    break;
+                };
+                let r = scan_path(shown, path);
+                bar.inc(1);
+                if let Ok(mut slot) = results[i].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    for ((shown, _), slot) in inputs.iter().zip(results) {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok((file, findings))) => {
                 report.artifacts.push(Artifact {
                     path: file.path.clone(),
                     kind: file.kind.to_string(),
@@ -151,7 +180,8 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
                 report.results.files.push(file);
                 report.findings.extend(findings);
             }
-            Err(message) => fail(shown, message, &mut failures),
+            Some(Err(message)) => fail(shown, message, &mut failures),
+            None => fail(shown, "not scanned (worker stopped)".into(), &mut failures),
         }
     }
     bar.finish_and_clear();
@@ -176,6 +206,9 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
     })
 }
 
+/// One input's outcome: its summary and findings, or why it could not be read.
+type Scanned = Result<(FileResult, Vec<Finding>), String>;
+
 fn scan_one(shown: &str, bytes: &[u8], opts: &ScanOptions) -> (FileResult, Vec<Finding>) {
     let s = mlsec_scan::scan_bytes(shown, bytes, opts);
     let file = FileResult {
@@ -188,18 +221,25 @@ fn scan_one(shown: &str, bytes: &[u8], opts: &ScanOptions) -> (FileResult, Vec<F
     (file, s.findings)
 }
 
-/// A read-only memory map: scanning a multi-gigabyte checkpoint touches only
-/// the pages the analysis reads (the pickle, not the tensor data).
+/// Small files are read (one system call); large ones memory-mapped, so
+/// scanning a multi-gigabyte checkpoint touches only the pages the analysis
+/// reads (the pickle, not the tensor data).
 fn map_file(path: &Path, max: u64) -> Result<Bytes, String> {
-    let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+    const MAP_ABOVE: u64 = 1 << 20;
+    let mut file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
     let len = file.metadata().map_err(|e| io_message(&e))?.len();
     if len > max {
         return Err(format!(
             "{len} bytes is over the {max}-byte limit (--max-bytes)"
         ));
     }
-    if len == 0 {
-        return Ok(Bytes::Owned(Vec::new()));
+    if len <= MAP_ABOVE {
+        let mut buf = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(max)
+            .read_to_end(&mut buf)
+            .map_err(|e| io_message(&e))?;
+        return Ok(Bytes::Owned(buf));
     }
     // SAFETY: the map is read-only and private to this process; if another
     // process truncates the file while we read it the kernel raises SIGBUS,
