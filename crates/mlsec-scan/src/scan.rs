@@ -145,17 +145,22 @@ impl Ctx<'_> {
             formats::check_onnx(&loc, data, &mut self.findings);
             return Kind::Onnx;
         }
-        if looks_like_pickle(data) {
-            let legacy = legacy_torch_magic(data);
+        // Analyse once: with a PROTO opcode it is a pickle; without one
+        // (protocols 0 and 1) the analysis itself decides.
+        let proto = has_proto(data);
+        if proto || data.first().is_some_and(|b| pickle::is_opcode(*b)) {
             let analysis = pickle::analyse(data, &self.opts.limits);
-            // Legacy checkpoints end with raw storage bytes after five pickles.
-            let tolerate_tail = legacy && analysis.pickles >= 5;
-            self.report(&loc, &analysis, tolerate_tail);
-            return if legacy {
-                Kind::TorchLegacy
-            } else {
-                Kind::Pickle
-            };
+            if proto || is_pickle_evidence(&analysis) {
+                let legacy = legacy_torch_magic(data);
+                // Legacy checkpoints end with raw storage bytes after five pickles.
+                let tolerate_tail = legacy && analysis.pickles >= 5;
+                self.report(&loc, &analysis, tolerate_tail);
+                return if legacy {
+                    Kind::TorchLegacy
+                } else {
+                    Kind::Pickle
+                };
+            }
         }
         Kind::Other
     }
@@ -540,24 +545,31 @@ fn legacy_torch_magic(data: &[u8]) -> bool {
 /// Text files rarely pass the second test: `cat\ndog\n` imports `at.dog`
 /// and then hits a byte that is no opcode, without a call.
 pub fn looks_like_pickle(data: &[u8]) -> bool {
-    match data.first() {
-        None => false,
-        Some(0x80) => data.get(1).is_some_and(|p| *p <= 5),
-        Some(&b) if pickle::is_opcode(b) => {
-            let probe = Limits {
-                max_ops: 10_000,
-                max_nesting: 0,
-                ..Limits::default()
-            };
-            let head = &data[..data.len().min(64 << 10)];
-            let a = pickle::analyse(head, &probe);
-            a.pickles > 0 && a.ops > 1
-                || a.globals.iter().any(|g| {
-                    g.is_called() && is_identifier_path(&g.module) && is_identifier_path(&g.name)
-                })
-        }
-        _ => false,
+    if has_proto(data) {
+        return true;
     }
+    if !data.first().is_some_and(|b| pickle::is_opcode(*b)) {
+        return false;
+    }
+    let probe = Limits {
+        max_ops: 10_000,
+        max_nesting: 0,
+        ..Limits::default()
+    };
+    is_pickle_evidence(&pickle::analyse(&data[..data.len().min(64 << 10)], &probe))
+}
+
+fn has_proto(data: &[u8]) -> bool {
+    data.first() == Some(&0x80) && data.get(1).is_some_and(|p| *p <= 5)
+}
+
+/// A stream that parsed to a STOP, or called a global with a valid dotted
+/// name before failing, is a pickle (and what it calls is reported).
+fn is_pickle_evidence(a: &Analysis) -> bool {
+    a.pickles > 0 && a.ops > 1
+        || a.globals
+            .iter()
+            .any(|g| g.is_called() && is_identifier_path(&g.module) && is_identifier_path(&g.name))
 }
 
 fn is_identifier_path(s: &str) -> bool {

@@ -225,21 +225,22 @@ fn scan_one(shown: &str, bytes: &[u8], opts: &ScanOptions) -> (FileResult, Vec<F
 /// scanning a multi-gigabyte checkpoint touches only the pages the analysis
 /// reads (the pickle, not the tensor data).
 fn map_file(path: &Path, max: u64) -> Result<Bytes, String> {
-    const MAP_ABOVE: u64 = 1 << 20;
+    const MAP_ABOVE: usize = 1 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+    // Read first, without a stat call: most model-hub files are small.
+    let mut buf = Vec::new();
+    (&mut file)
+        .take(MAP_ABOVE as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_message(&e))?;
+    if buf.len() <= MAP_ABOVE {
+        return Ok(Bytes::Owned(buf));
+    }
     let len = file.metadata().map_err(|e| io_message(&e))?.len();
     if len > max {
         return Err(format!(
             "{len} bytes is over the {max}-byte limit (--max-bytes)"
         ));
-    }
-    if len <= MAP_ABOVE {
-        let mut buf = Vec::with_capacity(len as usize);
-        (&mut file)
-            .take(max)
-            .read_to_end(&mut buf)
-            .map_err(|e| io_message(&e))?;
-        return Ok(Bytes::Owned(buf));
     }
     // SAFETY: the map is read-only and private to this process; if another
     // process truncates the file while we read it the kernel raises SIGBUS,
