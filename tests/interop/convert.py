@@ -174,5 +174,56 @@ with tempfile.TemporaryDirectory() as tmp:
           r.returncode == 2 and "posix.system" in r.stderr and not os.path.exists(os.path.join(tmp, "evil.safetensors")),
           r.stderr)
 
+# A real checkpoint written by torch.save (legacy layout, Python 2 era), bundled
+# from the lpips wheel: decode it independently with Python's own pickle
+# (find_class restricted to recording names) and the storage tail, then
+# compare with mlsec's output.
+REAL = os.path.join(os.path.dirname(__file__), "..", "..", "crates", "mlsec-scan", "tests", "real")
+
+
+class Rec:
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, *args):
+        if self.name.endswith("_rebuild_tensor_v2"):
+            storage, offset, size, stride = args[:4]
+            return ("tensor", storage, offset, size, stride)
+        if self.name.endswith("OrderedDict"):
+            return collections.OrderedDict(*args)
+        raise RuntimeError(self.name)
+
+
+class Restricted(pickle.Unpickler):
+    def find_class(self, module, name):
+        if f"{module}.{name}" not in ("torch._utils._rebuild_tensor_v2", "collections.OrderedDict",
+                                      "torch.FloatStorage"):
+            raise pickle.UnpicklingError(f"{module}.{name}")
+        return Rec(f"{module}.{name}")
+
+    def persistent_load(self, pid):
+        return pid[2]  # the storage key
+
+
+for name in ("lpips-v0.1-alex.pth", "lpips-v0.1-vgg.pth"):
+    data = open(os.path.join(REAL, name), "rb").read()
+    f = io.BytesIO(data)
+    loaded = [Restricted(f, encoding="latin1").load() for _ in range(5)]
+    state, keys = loaded[3], loaded[4]
+    storages = {}
+    for key in keys:
+        (n,) = struct.unpack("<q", f.read(8))
+        storages[key] = np.frombuffer(f.read(4 * n), dtype="<f4")
+    want = {}
+    for k, (_, skey, off, size, stride) in state.items():
+        t = Tensor(Storage(skey, storages[skey]), off, list(size), list(stride))
+        want[k] = t.values()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "o.safetensors")
+        r = convert(os.path.join(REAL, name), out)
+        got = load_file(out) if r.returncode == 0 else {}
+    check(f"real torch.save checkpoint {name}: values match an independent decode",
+          set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want), r.stderr)
+
 print(f"interop: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -193,6 +193,31 @@ fn interpret(data: &[u8]) -> Result<(Val, usize), ConvertError> {
                 let s = String::from_utf8_lossy(take(&mut p, n)?).into_owned();
                 stack.push(Val::Str(s.into()));
             }
+            // Python 2 `str` (SHORT_BINSTRING, BINSTRING), as latin-1 like torch.load does.
+            b'U' => {
+                let n = take(&mut p, 1)?[0] as usize;
+                let s: String = take(&mut p, n)?.iter().map(|&c| c as char).collect();
+                stack.push(Val::Str(s.into()));
+            }
+            b'T' => {
+                let b = take(&mut p, 4)?;
+                let n = usize::try_from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .map_err(|_| ConvertError("negative BINSTRING length".into()))?;
+                let s: String = take(&mut p, n)?.iter().map(|&c| c as char).collect();
+                stack.push(Val::Str(s.into()));
+            }
+            // bytes values (metadata); kept as opaque strings.
+            b'C' => {
+                let n = take(&mut p, 1)?[0] as usize;
+                let s: String = take(&mut p, n)?.iter().map(|&c| c as char).collect();
+                stack.push(Val::Str(s.into()));
+            }
+            b'B' => {
+                let b = take(&mut p, 4)?;
+                let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                let s: String = take(&mut p, n)?.iter().map(|&c| c as char).collect();
+                stack.push(Val::Str(s.into()));
+            }
             b'X' => {
                 let b = take(&mut p, 4)?;
                 let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
@@ -373,7 +398,25 @@ fn ints(v: &Val, what: &str) -> Result<Vec<usize>, ConvertError> {
 
 fn call(f: Func, args: &[Val]) -> Result<Val, ConvertError> {
     match f {
-        Func::OrderedDict => Ok(Val::Dict(Default::default())),
+        // Python 2 pickles an OrderedDict's items as its argument:
+        // OrderedDict([[key, value], ...]).
+        Func::OrderedDict => {
+            let mut items = Vec::new();
+            if let Some(Val::List(pairs)) = args.first() {
+                for pair in pairs.borrow().iter() {
+                    let kv: Vec<Val> = match pair {
+                        Val::List(l) => l.borrow().clone(),
+                        Val::Tuple(t) => t.to_vec(),
+                        _ => return err("OrderedDict item is not a pair"),
+                    };
+                    match <[Val; 2]>::try_from(kv) {
+                        Ok([k, v]) => items.push((k, v)),
+                        Err(_) => return err("OrderedDict item is not a pair"),
+                    }
+                }
+            }
+            Ok(Val::Dict(Rc::new(std::cell::RefCell::new(items))))
+        }
         Func::RebuildTensorV2 | Func::RebuildTensor => {
             let (
                 Some(Val::Storage(dtype, elem, key)),

@@ -127,6 +127,14 @@ const ALLOW: &[&str] = &[
     "numpy.random._pickle.__randomstate_ctor",
     "numpy.random._pickle.__generator_ctor",
     "numpy.random._pickle.__bit_generator_ctor",
+    // TorchScript archives' pickles (data.pkl, constants.pkl, *.debug_pkl):
+    // helpers that only build lists, tensors and type tags
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_tensor_from_id",
+    "torch.jit._pickle.restore_type_tag",
     // joblib's array container: its raw bytes follow in the stream (see pickle.rs)
     "joblib.numpy_pickle.NumpyArrayWrapper",
     // Containers and plain data
@@ -505,6 +513,10 @@ const PY2_MODULES: &[(&str, &str)] = &[
 /// Known ecosystems: not allowed (their classes run library code on load)
 /// but expected in some model files, so reported low rather than high.
 const KNOWN: &[(&str, &str)] = &[
+    (
+        "__torch__.*",
+        "TorchScript (classes compiled from the archive's code/ folder by torch.jit.load)",
+    ),
     ("sklearn.*", "scikit-learn"),
     ("scipy.*", "SciPy"),
     ("pandas.*", "pandas"),

@@ -150,7 +150,7 @@ impl Ctx<'_> {
         let proto = has_proto(data);
         if proto || data.first().is_some_and(|b| pickle::is_opcode(*b)) {
             let analysis = pickle::analyse(data, &self.opts.limits);
-            if proto || is_pickle_evidence(&analysis) {
+            if proto || is_pickle_evidence(&analysis, data.len()) {
                 let legacy = legacy_torch_magic(data);
                 // Legacy checkpoints end with raw storage bytes after five pickles.
                 let tolerate_tail = legacy && analysis.pickles >= 5;
@@ -556,17 +556,20 @@ pub fn looks_like_pickle(data: &[u8]) -> bool {
         max_nesting: 0,
         ..Limits::default()
     };
-    is_pickle_evidence(&pickle::analyse(&data[..data.len().min(64 << 10)], &probe))
+    let head = &data[..data.len().min(64 << 10)];
+    is_pickle_evidence(&pickle::analyse(head, &probe), head.len())
 }
 
 fn has_proto(data: &[u8]) -> bool {
     data.first() == Some(&0x80) && data.get(1).is_some_and(|p| *p <= 5)
 }
 
-/// A stream that parsed to a STOP, or called a global with a valid dotted
-/// name before failing, is a pickle (and what it calls is reported).
-fn is_pickle_evidence(a: &Analysis) -> bool {
-    a.pickles > 0 && a.ops > 1
+/// Without a PROTO opcode, a stream is a pickle when it parses cleanly to
+/// the very end, or calls a global with a valid dotted name before failing
+/// (what it calls is then reported). Text that merely contains a `.` after
+/// an opcode-like first letter does neither.
+fn is_pickle_evidence(a: &Analysis, len: usize) -> bool {
+    a.pickles > 0 && a.ops > 1 && a.error.is_none() && a.end as usize == len
         || a.globals
             .iter()
             .any(|g| g.is_called() && is_identifier_path(&g.module) && is_identifier_path(&g.name))

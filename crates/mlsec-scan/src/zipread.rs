@@ -73,11 +73,25 @@ pub fn read(data: &[u8], max_members: usize) -> Archive {
     let mut ar = Archive::default();
     // 1. Central directory.
     if let Some(eocd) = find_eocd(data) {
-        let count = le16(data, eocd + 10).unwrap_or(0) as usize;
-        let cd_size = le32(data, eocd + 12).unwrap_or(0) as usize;
-        let cd_off = le32(data, eocd + 16).unwrap_or(0) as usize;
+        let mut count = le16(data, eocd + 10).unwrap_or(0) as u64;
+        let mut cd_size = le32(data, eocd + 12).unwrap_or(0) as u64;
+        let mut cd_off = le32(data, eocd + 16).unwrap_or(0) as u64;
+        // The record that ends the central directory: the zip64 one when
+        // present (PyTorch always writes it), else the classic one.
+        let mut cd_end = eocd;
+        if let Some((z_count, z_size, z_off, z_at)) = zip64_eocd(data, eocd) {
+            count = z_count;
+            cd_size = z_size;
+            cd_off = z_off;
+            cd_end = z_at;
+        }
+        let (count, cd_size, cd_off) = (
+            usize::try_from(count).unwrap_or(usize::MAX),
+            usize::try_from(cd_size).unwrap_or(usize::MAX),
+            usize::try_from(cd_off).unwrap_or(usize::MAX),
+        );
         // Data prepended to the archive shifts every offset by the same amount.
-        let shift = eocd.saturating_sub(cd_off.saturating_add(cd_size));
+        let shift = cd_end.saturating_sub(cd_off.saturating_add(cd_size));
         if shift > 0 {
             ar.anomalies.push(Anomaly {
                 member: None,
@@ -98,12 +112,35 @@ pub fn read(data: &[u8], max_members: usize) -> Archive {
             let flags = le16(data, p + 8).unwrap_or(0);
             let method = le16(data, p + 10).unwrap_or(0);
             let crc32 = le32(data, p + 16).unwrap_or(0);
-            let csize = le32(data, p + 20).unwrap_or(0) as u64;
-            let usize_ = le32(data, p + 24).unwrap_or(0) as u64;
+            let mut csize = le32(data, p + 20).unwrap_or(0) as u64;
+            let mut usize_ = le32(data, p + 24).unwrap_or(0) as u64;
             let nlen = le16(data, p + 28).unwrap_or(0) as usize;
             let elen = le16(data, p + 30).unwrap_or(0) as usize;
             let clen = le16(data, p + 32).unwrap_or(0) as usize;
-            let local = le32(data, p + 42).unwrap_or(0) as usize + shift;
+            let mut local_raw = le32(data, p + 42).unwrap_or(0) as u64;
+            // zip64 extra field: 8-byte values for each field saturated at 0xFFFFFFFF.
+            if let Some(extra) = data.get(p + 46 + nlen..p + 46 + nlen + elen) {
+                let mut q = 0;
+                while q + 4 <= extra.len() {
+                    let id = le16(extra, q).unwrap_or(0);
+                    let len = le16(extra, q + 2).unwrap_or(0) as usize;
+                    if id == 1 {
+                        let mut v = q + 4;
+                        for field in [&mut usize_, &mut csize, &mut local_raw] {
+                            if *field == 0xFFFF_FFFF {
+                                if let Some(x) = extra.get(v..v + 8) {
+                                    *field = u64::from_le_bytes(x.try_into().unwrap_or_default());
+                                    v += 8;
+                                }
+                            }
+                        }
+                    }
+                    q += 4 + len;
+                }
+            }
+            let local = usize::try_from(local_raw)
+                .unwrap_or(usize::MAX)
+                .saturating_add(shift);
             let name = data
                 .get(p + 46..p + 46 + nlen)
                 .map(|n| String::from_utf8_lossy(n).into_owned())
@@ -239,6 +276,36 @@ pub fn read(data: &[u8], max_members: usize) -> Archive {
         }
     }
     ar
+}
+
+/// The zip64 end-of-central-directory record, found through its locator just
+/// before the classic record: (entries, size, offset, record position).
+fn zip64_eocd(data: &[u8], eocd: usize) -> Option<(u64, u64, u64, usize)> {
+    let loc = eocd.checked_sub(20)?;
+    if !data.get(loc..)?.starts_with(b"PK\x06\x07") {
+        return None;
+    }
+    let rec = usize::try_from(u64::from_le_bytes(
+        data.get(loc + 8..loc + 16)?.try_into().ok()?,
+    ))
+    .ok()?;
+    // Prepended data shifts the recorded offset; the record sits right
+    // before the locator in a well-formed file, so look there first.
+    let at = if data.get(rec..)?.starts_with(b"PK\x06\x06") {
+        rec
+    } else {
+        let guess = loc.checked_sub(56)?;
+        if !data.get(guess..)?.starts_with(b"PK\x06\x06") {
+            return None;
+        }
+        guess
+    };
+    let u64_at = |o: usize| {
+        data.get(at + o..at + o + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    Some((u64_at(32)?, u64_at(40)?, u64_at(48)?, at))
 }
 
 fn local_header(data: &[u8], at: usize) -> Option<(String, usize, u16, u16)> {

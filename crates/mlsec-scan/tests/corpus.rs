@@ -90,3 +90,54 @@ fn verify_data_catches_a_changed_member() {
     );
     assert!(scan_bytes("ok.pt", &data, &verify).findings.is_empty());
 }
+
+#[test]
+fn real_model_files_are_clean() {
+    // Files written by torch.save, torch.jit.save and an ONNX exporter, from
+    // registry packages (see tests/real/README.md): nothing above low.
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/real"));
+    let mut seen = 0;
+    for (name, kind) in [
+        ("lpips-v0.1-alex.pth", "pytorch-legacy"),
+        ("lpips-v0.1-vgg.pth", "pytorch-legacy"),
+        ("silero_vad.jit", "pytorch-zip"),
+        ("silero_vad_16k_sequence.onnx", "onnx"),
+    ] {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let scan = scan_bytes(name, &data, &ScanOptions::default());
+        assert_eq!(scan.kind.name(), kind, "{name}");
+        let high: Vec<_> = scan
+            .findings
+            .iter()
+            .filter(|f| f.severity > Severity::Low)
+            .map(|f| &f.message)
+            .collect();
+        assert!(high.is_empty(), "{name}: {high:?}");
+        seen += 1;
+    }
+    // Licence texts are not pickles, although `Copyright…` starts with an opcode byte.
+    let text = std::fs::read(dir.join("LICENSE.lpips")).unwrap();
+    assert_eq!(
+        scan_bytes("LICENSE", &text, &ScanOptions::default())
+            .kind
+            .name(),
+        "other"
+    );
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn real_legacy_checkpoint_converts() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/real"));
+    let data = std::fs::read(dir.join("lpips-v0.1-alex.pth")).unwrap();
+    let tensors = mlsec_scan::convert::to_tensors(&data).unwrap();
+    let shapes: Vec<(String, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, t)| (k.clone(), t.shape.clone()))
+        .collect();
+    let channels: Vec<usize> = shapes.iter().map(|(_, s)| s[1]).collect();
+    assert_eq!(channels, [64, 192, 384, 256, 256], "{shapes:?}");
+    assert!(tensors
+        .values()
+        .all(|t| t.dtype == "F32" && t.data.len() == t.shape.iter().product::<usize>() * 4));
+}
