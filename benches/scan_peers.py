@@ -14,7 +14,8 @@ Workloads (all generated here, page cache warm, medians of repeated runs):
   2. A 1 GiB PyTorch zip checkpoint (one 1 GiB float32 storage): mlsec with and
      without --verify-data (CRC of every member), picklescan and modelscan.
   3. Detection on the fixture corpus (crates/mlsec-scan/tests/fixtures): files
-     flagged by each tool among the malicious and among the benign fixtures.
+     flagged by each tool among the malicious and among the benign fixtures,
+     the benign set including real files from PyPI packages (tests/real).
 """
 import io
 import os
@@ -130,6 +131,8 @@ def main():
     print("\n## Detection on the fixture corpus (files flagged)\n")
     mal = sorted(os.path.join(FIXTURES, "malicious", f) for f in os.listdir(os.path.join(FIXTURES, "malicious")))
     ben = sorted(os.path.join(FIXTURES, "benign", f) for f in os.listdir(os.path.join(FIXTURES, "benign")))
+    real = os.path.join(ROOT, "crates", "mlsec-scan", "tests", "real")
+    ben += sorted(os.path.join(real, f) for f in os.listdir(real) if f.endswith((".pth", ".jit", ".onnx")))
     print(f"| tool | malicious flagged (of {len(mal)}) | benign flagged (of {len(ben)}) |")
     print("|---|---|---|")
     for tool in ["mlsec", "picklescan", "modelscan", "fickling"]:

@@ -248,6 +248,15 @@ evil_torch = torch_zip(torch_pickle(evil_state), {"0": struct.pack("<6f", *range
 put("malicious/torch-zip-payload.pt", evil_torch, "payload inside archive/data.pkl",
     "critical", ["posix.system"])
 
+# --verify-data: storages whose size disagrees with what data.pkl declares.
+# (Plain scans read only pickles, so these are benign until verified.)
+short_state = collections.OrderedDict([("w", TensorStub("0", 6))])
+put("verify/storage-truncated.pt", torch_zip(torch_pickle(short_state), {"0": struct.pack("<4f", 1, 2, 3, 4)}),
+    "storage 0 holds 16 bytes, data.pkl declares 6 float32 (24)", max_severity="info")
+put("verify/storage-extra-bytes.pt",
+    torch_zip(torch_pickle(short_state), {"0": struct.pack("<6f", *range(6)) + pickle.dumps(system_call())}),
+    "storage 0 carries bytes beyond its 6 float32 elements", max_severity="info")
+
 # CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:

@@ -263,6 +263,9 @@ impl Ctx<'_> {
                 self.scan(mloc, &bytes, depth + 1);
             }
         }
+        if torch && self.opts.verify_data {
+            self.verify_storages(loc, data, &archive);
+        }
         if keras {
             Kind::Keras
         } else if torch {
@@ -271,6 +274,63 @@ impl Ctx<'_> {
             Kind::Npz
         } else {
             Kind::Zip
+        }
+    }
+
+    /// `--verify-data` on a PyTorch checkpoint: every storage member must hold
+    /// exactly the bytes `data.pkl` declares for it (element count × element
+    /// size). Fewer is truncation; more is data hidden behind the tensors.
+    fn verify_storages(&mut self, loc: &Location, data: &[u8], archive: &zipread::Archive) {
+        let Some(pkl) = archive
+            .members
+            .iter()
+            .find(|m| m.name.ends_with("data.pkl"))
+        else {
+            return;
+        };
+        let prefix = pkl.name.trim_end_matches("data.pkl");
+        let Ok(bytes) = zipread::member_data(data, pkl, self.opts.max_member_bytes) else {
+            return;
+        };
+        let analysis = pickle::analyse(&bytes, &self.opts.limits);
+        let mut checked = std::collections::HashSet::new();
+        for pid in &analysis.persistent_ids {
+            let (Some(ty), Some(key), Some(numel)) = (&pid.storage_type, &pid.key, pid.numel)
+            else {
+                continue;
+            };
+            let Some(elem) = storage_element_size(ty) else {
+                continue;
+            };
+            if !checked.insert(key.clone()) {
+                continue;
+            }
+            let name = format!("{prefix}data/{key}");
+            let mloc = loc.clone().with_member(member_path(loc, &name));
+            let Some(member) = archive.members.iter().find(|m| m.name == name) else {
+                self.findings.push(Finding::new(
+                    &DATA_INTEGRITY,
+                    mloc,
+                    format!("data.pkl refers to storage `{key}`, which the archive does not hold"),
+                ));
+                continue;
+            };
+            let expected = u64::try_from(numel).ok().and_then(|n| n.checked_mul(elem));
+            if expected != Some(member.uncompressed_size) {
+                self.findings.push(
+                    Finding::new(
+                        &DATA_INTEGRITY,
+                        mloc,
+                        format!(
+                            "storage holds {} bytes but data.pkl declares {numel} × {elem}-byte {ty} elements",
+                            member.uncompressed_size
+                        ),
+                    )
+                    .with_evidence("declared_elements", numel)
+                    .with_evidence("element_size", elem)
+                    .with_evidence("actual_bytes", member.uncompressed_size),
+                );
+            }
         }
     }
 
@@ -529,6 +589,19 @@ fn npy_header_len(data: &[u8]) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// Bytes per element of PyTorch's typed storages.
+fn storage_element_size(ty: &str) -> Option<u64> {
+    Some(match ty.rsplit('.').next()? {
+        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+        "FloatStorage" | "IntStorage" | "QInt32Storage" => 4,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "CharStorage" | "ByteStorage" | "BoolStorage" | "QUInt8Storage" | "QInt8Storage"
+        | "UntypedStorage" => 1,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
 }
 
 fn is_tar(data: &[u8]) -> bool {

@@ -141,3 +141,28 @@ fn real_legacy_checkpoint_converts() {
         .values()
         .all(|t| t.dtype == "F32" && t.data.len() == t.shape.iter().product::<usize>() * 4));
 }
+
+#[test]
+fn verify_data_checks_storage_sizes_against_data_pkl() {
+    let verify = ScanOptions {
+        verify_data: true,
+        ..ScanOptions::default()
+    };
+    for name in [
+        "verify/storage-truncated.pt",
+        "verify/storage-extra-bytes.pt",
+    ] {
+        let data = std::fs::read(fixtures().join(name)).unwrap();
+        let found = scan_bytes(name, &data, &verify);
+        let f = found
+            .findings
+            .iter()
+            .find(|f| f.rule == "MLS-SCAN-006")
+            .unwrap_or_else(|| panic!("{name}: {:?}", found.findings));
+        assert_eq!(f.evidence["declared_elements"], 6, "{name}");
+        assert_eq!(f.location.member.as_deref(), Some("archive/data/0"));
+    }
+    // A consistent checkpoint passes verification.
+    let ok = std::fs::read(fixtures().join("benign/state-dict.pt")).unwrap();
+    assert!(scan_bytes("ok", &ok, &verify).findings.is_empty());
+}
