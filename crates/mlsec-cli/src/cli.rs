@@ -133,9 +133,13 @@ pub struct ScanArgs {
     /// Also check archive CRCs: reads every byte of every member.
     #[arg(long)]
     pub verify_data: bool,
-    /// Largest file or decompressed archive member to analyse, in bytes.
+    /// Largest file to scan, in bytes (files are memory-mapped, not read into memory).
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
     pub max_bytes: u64,
+    /// Largest archive member or compressed stream to inflate for analysis: the
+    /// memory a decompression bomb can take. Beyond it, a finding says what was not analysed.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub max_member_bytes: u64,
 }
 
 #[derive(Debug, Args)]

@@ -478,6 +478,23 @@ fn collect(
     Ok(())
 }
 
+impl TensorRef {
+    /// Bytes of its storage this view reaches (offset + extent), in bytes.
+    fn bytes_reached(&self) -> Option<usize> {
+        if self.shape.contains(&0) {
+            return Some(0);
+        }
+        let last = self
+            .shape
+            .iter()
+            .zip(&self.stride)
+            .try_fold(self.offset, |a, (&n, &s)| {
+                a.checked_add((n - 1).checked_mul(s)?)
+            })?;
+        last.checked_add(1)?.checked_mul(self.elem)
+    }
+}
+
 /// Materialises a tensor from its storage bytes, honouring offset and strides.
 fn materialise(t: &TensorRef, storage: &[u8]) -> Result<Tensor, ConvertError> {
     let numel: usize = t
@@ -521,10 +538,21 @@ pub fn to_tensors(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, ConvertError
         let pkl = ar.members.iter().find(|m| m.name.ends_with("data.pkl"));
         if let Some(pkl) = pkl {
             let prefix = pkl.name.trim_end_matches("data.pkl").to_string();
-            let data = zipread::member_data(bytes, pkl, 1 << 30).map_err(ConvertError)?;
+            let data = zipread::member_data(bytes, pkl, 256 << 20).map_err(ConvertError)?;
+            if data.len() > 256 << 20 {
+                return err("data.pkl inflates past 256 MiB; refusing (a decompression bomb?)");
+            }
             let (root, _) = interpret(&data)?;
             let mut named = Vec::new();
             collect(&root, "", &mut named, 0)?;
+            let mut named_need: HashMap<Rc<str>, usize> = HashMap::new();
+            for (_, t) in &named {
+                let n = t
+                    .bytes_reached()
+                    .ok_or_else(|| ConvertError("tensor extent overflows".into()))?;
+                let e = named_need.entry(t.key.clone()).or_default();
+                *e = (*e).max(n);
+            }
             let mut out = BTreeMap::new();
             let mut cache: HashMap<Rc<str>, std::borrow::Cow<[u8]>> = HashMap::new();
             for (name, t) in named {
@@ -536,9 +564,11 @@ pub fn to_tensors(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, ConvertError
                         .ok_or_else(|| {
                             ConvertError(format!("storage `{}` is missing from the archive", t.key))
                         })?;
+                    // Inflate only as much as this storage's tensors reach.
+                    let need = named_need.get(&t.key).copied().unwrap_or(0);
                     cache.insert(
                         t.key.clone(),
-                        zipread::member_data(bytes, member, 1 << 34).map_err(ConvertError)?,
+                        zipread::member_data(bytes, member, need as u64).map_err(ConvertError)?,
                     );
                 }
                 out.insert(name, materialise(&t, &cache[&t.key])?);
@@ -619,7 +649,31 @@ fn legacy_tensors(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>, ConvertError
     Ok(out)
 }
 
+/// Total bytes (header and data) an `.npy` declares, from its first bytes.
+fn npy_total_len(head: &[u8]) -> Result<usize, ConvertError> {
+    let (off, _, elem, shape) = npy_header(head)?;
+    shape
+        .iter()
+        .try_fold(elem, |a, &d| a.checked_mul(d))
+        .and_then(|n| n.checked_add(off))
+        .ok_or_else(|| ConvertError("NPY size overflows".into()))
+}
+
 fn npy_tensor(bytes: &[u8]) -> Result<Tensor, ConvertError> {
+    let (off, dtype, elem, shape) = npy_header(bytes)?;
+    let n = shape
+        .iter()
+        .try_fold(elem, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| ConvertError("NPY size overflows".into()))?;
+    let data = bytes
+        .get(off..off + n)
+        .ok_or_else(|| ConvertError("truncated NPY data".into()))?
+        .to_vec();
+    Ok(Tensor { dtype, shape, data })
+}
+
+/// (data offset, safetensors dtype, element size, shape) of an `.npy` header.
+fn npy_header(bytes: &[u8]) -> Result<(usize, &'static str, usize, Vec<usize>), ConvertError> {
     let header_len = match bytes.get(6) {
         Some(1) => u16::from_le_bytes([bytes[8], bytes[9]]) as usize,
         Some(2) | Some(3) => u32::from_le_bytes(
@@ -681,15 +735,7 @@ fn npy_tensor(bytes: &[u8]) -> Result<Tensor, ConvertError> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| ConvertError("bad NPY shape".into())))
         .collect::<Result<_, _>>()?;
-    let n = shape
-        .iter()
-        .try_fold(elem, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| ConvertError("NPY size overflows".into()))?;
-    let data = bytes
-        .get(off..off + n)
-        .ok_or_else(|| ConvertError("truncated NPY data".into()))?
-        .to_vec();
-    Ok(Tensor { dtype, shape, data })
+    Ok((off, dtype, elem, shape))
 }
 
 fn npz_tensors(
@@ -701,7 +747,11 @@ fn npz_tensors(
         let Some(name) = m.name.strip_suffix(".npy") else {
             continue;
         };
-        let data = zipread::member_data(bytes, m, 1 << 34).map_err(ConvertError)?;
+        // Header first, then only the bytes its shape and dtype declare: a
+        // deflate bomb cannot make convert inflate more than the array itself.
+        let head = zipread::member_data(bytes, m, 1 << 16).map_err(ConvertError)?;
+        let need = npy_total_len(&head).map_err(|e| ConvertError(format!("{}: {e}", m.name)))?;
+        let data = zipread::member_data(bytes, m, need as u64).map_err(ConvertError)?;
         out.insert(
             name.to_string(),
             npy_tensor(&data).map_err(|e| ConvertError(format!("{}: {e}", m.name)))?,

@@ -17,7 +17,8 @@ pub struct ScanOptions {
     pub limits: Limits,
     /// Check zip CRCs (and, later, storage sizes) — reads every byte.
     pub verify_data: bool,
-    /// Largest archive member inflated for analysis.
+    /// Largest archive member or compressed stream inflated for analysis
+    /// (default 64 MiB): the bound on memory a decompression bomb can take.
     pub max_member_bytes: u64,
     /// Archives inside archives are followed this deep.
     pub max_archive_depth: usize,
@@ -30,7 +31,7 @@ impl Default for ScanOptions {
             policy: Policy::default(),
             limits: Limits::default(),
             verify_data: false,
-            max_member_bytes: 1 << 30,
+            max_member_bytes: 64 << 20,
             max_archive_depth: 3,
             max_members: 100_000,
         }
@@ -227,9 +228,26 @@ impl Ctx<'_> {
                     continue;
                 }
             };
+            let max = self.opts.max_member_bytes as usize;
+            let bytes: &[u8] = if bytes.len() > max {
+                self.findings.push(
+                    Finding::new(
+                        &ZIP_ANOMALY,
+                        mloc.clone(),
+                        format!(
+                            "member inflates past {max} bytes from {} compressed (a decompression bomb?); only the first {max} bytes were analysed (raise --max-member-bytes to see more)",
+                            m.compressed_size
+                        ),
+                    )
+                    .with_evidence("compressed_bytes", m.compressed_size),
+                );
+                &bytes[..max]
+            } else {
+                &bytes
+            };
             if self.opts.verify_data
                 && m.in_central
-                && zipread::crc32(&bytes) != m.crc32
+                && zipread::crc32(bytes) != m.crc32
                 && (bytes.len() as u64) == m.uncompressed_size
             {
                 self.findings.push(
@@ -239,11 +257,11 @@ impl Ctx<'_> {
                         "CRC-32 does not match the archive's record: the member was altered",
                     )
                     .with_evidence("expected_crc32", format!("{:08x}", m.crc32))
-                    .with_evidence("actual_crc32", format!("{:08x}", zipread::crc32(&bytes))),
+                    .with_evidence("actual_crc32", format!("{:08x}", zipread::crc32(bytes))),
                 );
             }
             if keras && m.name == "config.json" {
-                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                match serde_json::from_slice::<serde_json::Value>(bytes) {
                     Ok(config) => formats::check_keras_config(
                         &mloc,
                         &config,
@@ -260,7 +278,7 @@ impl Ctx<'_> {
             if depth < self.opts.max_archive_depth {
                 // Every member is sniffed, whatever its name: a pickle named
                 // `weights.bin` or `config.txt` runs just the same.
-                self.scan(mloc, &bytes, depth + 1);
+                self.scan(mloc, bytes, depth + 1);
             }
         }
         if torch && self.opts.verify_data {
@@ -352,13 +370,20 @@ impl Ctx<'_> {
             && data[0] == 0x78
             && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
         let inner = if data.starts_with(&[0x1f, 0x8b]) {
-            inflate(&mut flate2::read::MultiGzDecoder::new(data), max).map(|b| ("gzip", b))
+            inflate(&mut flate2::read::MultiGzDecoder::new(data), max + 1).map(|b| ("gzip", b))
         } else if zlib {
-            inflate(&mut flate2::read::ZlibDecoder::new(data), max).map(|b| ("zlib", b))
+            inflate(&mut flate2::read::ZlibDecoder::new(data), max + 1).map(|b| ("zlib", b))
         } else {
             None
         };
-        if let Some((what, bytes)) = inner {
+        if let Some((what, mut bytes)) = inner {
+            if bytes.len() as u64 > max {
+                bytes.truncate(max as usize);
+                self.findings.push(
+                    Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{what} stream inflates past {max} bytes (a decompression bomb?); only the first {max} bytes were analysed"))
+                        .with_evidence("compression", what),
+                );
+            }
             if depth < self.opts.max_archive_depth {
                 self.scan(
                     loc.clone().with_member(member_path(loc, what)),

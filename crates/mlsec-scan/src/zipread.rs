@@ -327,7 +327,9 @@ fn memchr4(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
 /// A member's bytes, inflated up to `max_bytes`. Stored members whose size is
 /// unknown (data descriptor, no central entry) run to the next header.
 /// Stored members are borrowed, not copied: scanning a checkpoint with a
-/// 1 GB storage must not copy 1 GB.
+/// 1 GB storage must not copy 1 GB. At most `max_bytes + 1` bytes come back,
+/// so a caller can tell a member that fits from one that inflates past the
+/// limit (a decompression bomb) without inflating it all.
 pub fn member_data<'a>(
     data: &'a [u8],
     m: &Member,
@@ -360,7 +362,7 @@ pub fn member_data<'a>(
         8 => {
             let mut out =
                 Vec::with_capacity((m.uncompressed_size.min(max_bytes).min(64 << 20)) as usize);
-            let mut dec = flate2::read::DeflateDecoder::new(raw).take(max_bytes);
+            let mut dec = flate2::read::DeflateDecoder::new(raw).take(max_bytes.saturating_add(1));
             match dec.read_to_end(&mut out) {
                 // Keep what inflated before corruption: a loader may have read it too.
                 Ok(_) => Ok(out.into()),

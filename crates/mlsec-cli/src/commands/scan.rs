@@ -92,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
     let opts = ScanOptions {
         policy,
         verify_data: args.verify_data,
-        max_member_bytes: args.max_bytes,
+        max_member_bytes: args.max_member_bytes,
         ..ScanOptions::default()
     };
     let mut report = Report::new(output::tool(), "scan", ScanResults::default());
