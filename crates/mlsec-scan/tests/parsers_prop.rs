@@ -82,3 +82,79 @@ proptest! {
         let _ = scan_bytes("x", &z, &ScanOptions::default());
     }
 }
+
+mod formats_props {
+    use mlsec_core::Location;
+    use mlsec_scan::formats;
+    use proptest::prelude::*;
+
+    /// A safetensors file from a header of random entries over random data.
+    fn safetensors_like() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec(
+                (prop::sample::select(vec!["F32", "I64", "U8", "BF16", "X9"]), prop::collection::vec(0u64..5, 0..3), 0u64..64, 0u64..64),
+                0..4,
+            ),
+            prop::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(entries, body)| {
+                let mut h = serde_json::Map::new();
+                for (i, (dt, shape, a, b)) in entries.into_iter().enumerate() {
+                    h.insert(format!("t{i}"), serde_json::json!({"dtype": dt, "shape": shape, "data_offsets": [a, b]}));
+                }
+                let header = serde_json::to_vec(&h).unwrap();
+                let mut out = (header.len() as u64).to_le_bytes().to_vec();
+                out.extend_from_slice(&header);
+                out.extend_from_slice(&body);
+                out
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn safetensors_checks_never_panic(bytes in safetensors_like()) {
+            let mut out = Vec::new();
+            if formats::is_safetensors(&bytes) {
+                formats::check_safetensors(&Location::file("p"), &bytes, &mut out);
+            }
+        }
+
+        #[test]
+        fn a_consistent_safetensors_file_has_no_finding(n in 0usize..16, m in 0usize..16) {
+            let header = serde_json::json!({
+                "a": {"dtype": "F32", "shape": [n], "data_offsets": [0, 4 * n]},
+                "b": {"dtype": "U8", "shape": [m], "data_offsets": [4 * n, 4 * n + m]},
+            });
+            let h = serde_json::to_vec(&header).unwrap();
+            let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&h);
+            bytes.extend(std::iter::repeat_n(0u8, 4 * n + m));
+            let mut out = Vec::new();
+            formats::check_safetensors(&Location::file("p"), &bytes, &mut out);
+            prop_assert!(out.is_empty(), "{:?}", out.iter().map(|f| &f.message).collect::<Vec<_>>());
+        }
+
+        #[test]
+        fn gguf_walk_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), version in 0u32..5, kv in 0u64..4, tensors in 0u64..4) {
+            let mut d = b"GGUF".to_vec();
+            d.extend_from_slice(&version.to_le_bytes());
+            d.extend_from_slice(&tensors.to_le_bytes());
+            d.extend_from_slice(&kv.to_le_bytes());
+            d.extend_from_slice(&bytes);
+            let mut out = Vec::new();
+            formats::check_gguf(&Location::file("g"), &d, &mut out);
+        }
+
+        #[test]
+        fn onnx_and_hdf5_walks_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let mut out = Vec::new();
+            let mut d = vec![0x08];
+            d.extend_from_slice(&bytes);
+            let _ = formats::is_onnx(&d);
+            formats::check_onnx(&Location::file("o"), &d, &mut out);
+            formats::check_hdf5_keras(&Location::file("h"), &bytes, &mlsec_scan::Policy::default(), &mut out);
+        }
+    }
+}
