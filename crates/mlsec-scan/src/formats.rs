@@ -21,7 +21,7 @@ pub fn is_safetensors(data: &[u8]) -> bool {
         return false;
     }
     let n = u64::from_le_bytes(data[..8].try_into().unwrap_or_default());
-    (2..=SAFETENSORS_MAX_HEADER).contains(&n) && (n as usize) < data.len() && data[8] == b'{'
+    (2..=SAFETENSORS_MAX_HEADER).contains(&n) && 8 + n as usize <= data.len() && data[8] == b'{'
 }
 
 fn dtype_size(dtype: &str) -> Option<u64> {
@@ -47,8 +47,11 @@ pub fn check_safetensors(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
         )
     };
     let n = u64::from_le_bytes(data[..8].try_into().unwrap_or_default());
-    let header_end = 8 + n as usize;
-    let header = match std::str::from_utf8(&data[8..header_end]) {
+    let header_end = 8usize.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
+    let Some(raw_header) = data.get(8..header_end) else {
+        return bad(format!("header length {n} runs past the end of the file"));
+    };
+    let header = match std::str::from_utf8(raw_header) {
         Ok(h) => h,
         Err(_) => return bad("header is not UTF-8".into()),
     };
@@ -718,5 +721,26 @@ fn onnx_tensor(loc: &Location, t: &[u8], out: &mut Vec<Finding>) {
                     .with_evidence("format", "onnx"),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safetensors_header_length_past_the_end_is_a_finding_not_a_panic() {
+        // Found by fuzzing: a header length between len-8 and len.
+        let mut d = 50u64.to_le_bytes().to_vec();
+        d.extend_from_slice(b"{\"a\": 1}");
+        d.resize(52, b' ');
+        assert!(!is_safetensors(&d));
+        let mut out = Vec::new();
+        check_safetensors(&Location::file("x"), &d, &mut out);
+        assert!(
+            out[0].message.contains("runs past the end"),
+            "{}",
+            out[0].message
+        );
     }
 }

@@ -176,9 +176,12 @@ enum V {
     /// Index into `Machine::globals`.
     Global(usize),
     Object(Rc<Obj>),
-    List(Rc<std::cell::RefCell<Vec<V>>>),
+    /// Index into `Machine::lists` (an arena: self-referencing lists are
+    /// cycles of indices, freed with the machine, not leaked `Rc` cycles).
+    List(usize),
     Tuple(Rc<[V]>),
-    Dict(Rc<std::cell::RefCell<Vec<(V, V)>>>),
+    /// Index into `Machine::dicts`.
+    Dict(usize),
     Set,
     /// A value we do not model (buffers, persistent objects, …).
     Opaque,
@@ -223,6 +226,8 @@ fn analyse_nested(
         seen_blobs: HashSet::new(),
         stack_total: 0,
         max_pickles,
+        lists: Vec::new(),
+        dicts: Vec::new(),
     };
     m.run();
     let mut out = m.out;
@@ -246,6 +251,9 @@ struct Machine<'a, 'b> {
     /// Values held across all mark levels.
     stack_total: usize,
     max_pickles: usize,
+    /// Arena of mutable containers (lists, dicts), each bounded.
+    lists: Vec<Vec<V>>,
+    dicts: Vec<Vec<(V, V)>>,
 }
 
 type Step = Result<(), (u64, String, bool)>;
@@ -509,7 +517,7 @@ impl Machine<'_, '_> {
     fn nested_loads(&mut self, loader: &str, args: &[V], at: usize) {
         let mut blobs = Vec::new();
         for a in args {
-            collect_bytes(a, 3, &mut blobs);
+            self.collect_bytes(a, 3, &mut blobs);
         }
         for blob in blobs {
             let id = Rc::as_ptr(&blob) as *const u8 as usize;
@@ -727,9 +735,15 @@ impl Machine<'_, '_> {
                     self.top(at, "READONLY_BUFFER")?;
                 }
                 // ---- containers
-                b']' => self.push(V::List(Default::default()), at)?,
+                b']' => {
+                    let l = self.new_list(Vec::new());
+                    self.push(l, at)?;
+                }
                 b')' => self.push(V::Tuple(Rc::from(Vec::new())), at)?,
-                b'}' => self.push(V::Dict(Default::default()), at)?,
+                b'}' => {
+                    let d = self.new_dict();
+                    self.push(d, at)?;
+                }
                 b'\x8f' => self.push(V::Set, at)?,
                 b'a' => {
                     let v = self.pop(at, "APPEND")?;
@@ -744,7 +758,8 @@ impl Machine<'_, '_> {
                 b'l' => {
                     let mut items = self.pop_mark(at, "LIST")?;
                     items.truncate(self.limits.max_container_items);
-                    self.push(V::List(Rc::new(items.into())), at)?;
+                    let l = self.new_list(items);
+                    self.push(l, at)?;
                 }
                 b't' => {
                     let mut items = self.pop_mark(at, "TUPLE")?;
@@ -765,7 +780,7 @@ impl Machine<'_, '_> {
                     if items.len() % 2 != 0 {
                         return malformed(at, "DICT with an odd number of items");
                     }
-                    let d = V::Dict(Default::default());
+                    let d = self.new_dict();
                     self.set_items(&d, items, at);
                     self.push(d, at)?;
                 }
@@ -887,7 +902,7 @@ impl Machine<'_, '_> {
                 b'R' => {
                     let args = self.pop(at, "REDUCE")?;
                     let callable = self.pop(at, "REDUCE")?;
-                    let args = tuple_items(&args);
+                    let args = self.tuple_items(&args);
                     let r = self.call(&callable, args, "REDUCE", at);
                     self.push(r, at)?;
                 }
@@ -928,14 +943,14 @@ impl Machine<'_, '_> {
                 b'\x81' => {
                     let args = self.pop(at, "NEWOBJ")?;
                     let cls = self.pop(at, "NEWOBJ")?;
-                    let r = self.call(&cls, tuple_items(&args), "NEWOBJ", at);
+                    let r = self.call(&cls, self.tuple_items(&args), "NEWOBJ", at);
                     self.push(r, at)?;
                 }
                 b'\x92' => {
                     let _kwargs = self.pop(at, "NEWOBJ_EX")?;
                     let args = self.pop(at, "NEWOBJ_EX")?;
                     let cls = self.pop(at, "NEWOBJ_EX")?;
-                    let r = self.call(&cls, tuple_items(&args), "NEWOBJ_EX", at);
+                    let r = self.call(&cls, self.tuple_items(&args), "NEWOBJ_EX", at);
                     self.push(r, at)?;
                 }
                 b'P' => {
@@ -961,13 +976,62 @@ impl Machine<'_, '_> {
         }
     }
 
+    fn new_list(&mut self, mut items: Vec<V>) -> V {
+        items.truncate(self.limits.max_container_items);
+        self.lists.push(items);
+        V::List(self.lists.len() - 1)
+    }
+
+    fn new_dict(&mut self) -> V {
+        self.dicts.push(Vec::new());
+        V::Dict(self.dicts.len() - 1)
+    }
+
+    /// A call's arguments: the items of its argument tuple (or list).
+    fn tuple_items(&self, v: &V) -> Vec<V> {
+        match v {
+            V::Tuple(items) => items.to_vec(),
+            V::List(i) => self.lists[*i].clone(),
+            other => vec![other.clone()],
+        }
+    }
+
+    /// Byte strings reachable from a loader's arguments (through tuples,
+    /// lists and wrapper objects such as `io.BytesIO`), depth-bounded so
+    /// self-referencing lists terminate.
+    fn collect_bytes(&self, v: &V, depth: usize, out: &mut Vec<Rc<[u8]>>) {
+        match v {
+            V::Bytes(_) | V::Str(_) => out.extend(bytes_of(v)),
+            V::Object(o) => {
+                if let Some(b) = &o.bytes {
+                    out.push(b.clone());
+                } else if depth > 0 {
+                    for a in &o.args {
+                        self.collect_bytes(a, depth - 1, out);
+                    }
+                }
+            }
+            V::Tuple(items) if depth > 0 => {
+                for a in items.iter() {
+                    self.collect_bytes(a, depth - 1, out);
+                }
+            }
+            V::List(i) if depth > 0 => {
+                for a in &self.lists[*i] {
+                    self.collect_bytes(a, depth - 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// SETITEM(S) and DICT: a dict keeps (a bounded number of) its items; on
     /// any other object the opcode calls `__setitem__`.
     fn set_items(&mut self, target: &V, items: Vec<V>, at: usize) {
         match target {
-            V::Dict(d) => {
+            V::Dict(i) => {
                 let cap = self.limits.max_container_items;
-                let mut d = d.borrow_mut();
+                let d = &mut self.dicts[*i];
                 let mut it = items.into_iter();
                 while let (Some(k), Some(v)) = (it.next(), it.next()) {
                     if d.len() >= cap {
@@ -986,8 +1050,8 @@ impl Machine<'_, '_> {
     /// an inline pickle instead. Skip, or analyse, exactly what joblib's
     /// unpickler reads, so the stream after the array is followed too.
     fn skip_joblib_array(&mut self, state: &V, at: usize) -> Step {
-        let V::Dict(d) = state else { return Ok(()) };
-        let d = d.borrow();
+        let V::Dict(i) = state else { return Ok(()) };
+        let d = &self.dicts[*i];
         let get = |key: &str| {
             d.iter()
                 .find(|(k, _)| matches!(k, V::Str(s) if &**s == key))
@@ -1014,7 +1078,6 @@ impl Machine<'_, '_> {
             _ => None,
         };
         let aligned = get("numpy_array_alignment_bytes").is_some();
-        drop(d);
         let code = dtype.trim_start_matches(['<', '>', '|', '=']);
         if code.starts_with('O') {
             // An inline pickle of the object array: analyse it as part of this stream.
@@ -1067,9 +1130,10 @@ impl Machine<'_, '_> {
     /// APPEND(S) on a list, or an `append`/`extend` call on any other object.
     fn extend(&mut self, target: &V, items: Vec<V>, at: usize) {
         match target {
-            V::List(l) => {
-                let mut l = l.borrow_mut();
-                let room = self.limits.max_container_items.saturating_sub(l.len());
+            V::List(i) => {
+                let cap = self.limits.max_container_items;
+                let l = &mut self.lists[*i];
+                let room = cap.saturating_sub(l.len());
                 l.extend(items.into_iter().take(room));
             }
             other => self.method_call(other, at),
@@ -1117,14 +1181,6 @@ impl V {
     }
 }
 
-fn tuple_items(v: &V) -> Vec<V> {
-    match v {
-        V::Tuple(items) => items.to_vec(),
-        V::List(l) => l.borrow().clone(),
-        other => vec![other.clone()],
-    }
-}
-
 fn bytes_of(v: &V) -> Option<Rc<[u8]>> {
     match v {
         V::Bytes(b) => Some(b.clone()),
@@ -1136,38 +1192,6 @@ fn bytes_of(v: &V) -> Option<Rc<[u8]>> {
         ),
         V::Object(o) => o.bytes.clone(),
         _ => None,
-    }
-}
-
-/// Byte strings reachable from a loader's arguments (through tuples, lists
-/// and wrapper objects such as `io.BytesIO`).
-fn collect_bytes(v: &V, depth: usize, out: &mut Vec<Rc<[u8]>>) {
-    match v {
-        V::Bytes(_) | V::Str(_) => {
-            if let Some(b) = bytes_of(v) {
-                out.push(b)
-            }
-        }
-        V::Object(o) => {
-            if let Some(b) = &o.bytes {
-                out.push(b.clone());
-            } else if depth > 0 {
-                for a in &o.args {
-                    collect_bytes(a, depth - 1, out);
-                }
-            }
-        }
-        V::Tuple(items) if depth > 0 => {
-            for a in items.iter() {
-                collect_bytes(a, depth - 1, out);
-            }
-        }
-        V::List(l) if depth > 0 => {
-            for a in l.borrow().iter() {
-                collect_bytes(a, depth - 1, out);
-            }
-        }
-        _ => {}
     }
 }
 

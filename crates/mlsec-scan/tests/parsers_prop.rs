@@ -92,7 +92,12 @@ mod formats_props {
     fn safetensors_like() -> impl Strategy<Value = Vec<u8>> {
         (
             prop::collection::vec(
-                (prop::sample::select(vec!["F32", "I64", "U8", "BF16", "X9"]), prop::collection::vec(0u64..5, 0..3), 0u64..64, 0u64..64),
+                (
+                    prop::sample::select(vec!["F32", "I64", "U8", "BF16", "X9"]),
+                    prop::collection::vec(0u64..5, 0..3),
+                    0u64..64,
+                    0u64..64,
+                ),
                 0..4,
             ),
             prop::collection::vec(any::<u8>(), 0..64),
@@ -100,7 +105,10 @@ mod formats_props {
             .prop_map(|(entries, body)| {
                 let mut h = serde_json::Map::new();
                 for (i, (dt, shape, a, b)) in entries.into_iter().enumerate() {
-                    h.insert(format!("t{i}"), serde_json::json!({"dtype": dt, "shape": shape, "data_offsets": [a, b]}));
+                    h.insert(
+                        format!("t{i}"),
+                        serde_json::json!({"dtype": dt, "shape": shape, "data_offsets": [a, b]}),
+                    );
                 }
                 let header = serde_json::to_vec(&h).unwrap();
                 let mut out = (header.len() as u64).to_le_bytes().to_vec();
