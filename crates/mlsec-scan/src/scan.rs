@@ -229,7 +229,7 @@ impl Ctx<'_> {
                 }
             };
             let max = self.opts.max_member_bytes as usize;
-            let bytes: &[u8] = if bytes.len() > max {
+            let bytes: &[u8] = if m.method != 0 && bytes.len() > max {
                 self.findings.push(
                     Finding::new(
                         &ZIP_ANOMALY,

@@ -327,9 +327,9 @@ fn memchr4(hay: &[u8], needle: &[u8; 4]) -> Option<usize> {
 /// A member's bytes, inflated up to `max_bytes`. Stored members whose size is
 /// unknown (data descriptor, no central entry) run to the next header.
 /// Stored members are borrowed, not copied: scanning a checkpoint with a
-/// 1 GB storage must not copy 1 GB. At most `max_bytes + 1` bytes come back,
-/// so a caller can tell a member that fits from one that inflates past the
-/// limit (a decompression bomb) without inflating it all.
+/// 1 GB storage must not copy 1 GB. A deflated member inflates to at most
+/// `max_bytes + 1` bytes, so a caller can tell a member that fits from one
+/// that inflates past the limit (a decompression bomb) without inflating it all.
 pub fn member_data<'a>(
     data: &'a [u8],
     m: &Member,
@@ -356,9 +356,8 @@ pub fn member_data<'a>(
     };
     let raw = &data[start..end];
     match m.method {
-        0 => Ok(std::borrow::Cow::Borrowed(
-            &raw[..raw.len().min(max_bytes as usize)],
-        )),
+        // Stored: borrowed in full; no allocation, so nothing to bound.
+        0 => Ok(std::borrow::Cow::Borrowed(raw)),
         8 => {
             let mut out =
                 Vec::with_capacity((m.uncompressed_size.min(max_bytes).min(64 << 20)) as usize);

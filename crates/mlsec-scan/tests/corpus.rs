@@ -166,3 +166,26 @@ fn verify_data_checks_storage_sizes_against_data_pkl() {
     let ok = std::fs::read(fixtures().join("benign/state-dict.pt")).unwrap();
     assert!(scan_bytes("ok", &ok, &verify).findings.is_empty());
 }
+
+#[test]
+fn the_inflate_cap_never_truncates_stored_members() {
+    // Stored (uncompressed) members are read in place: a cap meant for
+    // decompression bombs must neither flag them nor skip their CRC.
+    let data = std::fs::read(fixtures().join("benign/state-dict.pt")).unwrap();
+    let tiny_cap = ScanOptions {
+        verify_data: true,
+        max_member_bytes: 8,
+        ..ScanOptions::default()
+    };
+    assert!(scan_bytes("ok.pt", &data, &tiny_cap).findings.is_empty());
+    let key = b"archive/data/0";
+    let at = data.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    let mut tampered = data.clone();
+    tampered[at + 20] ^= 0x01; // past the 8-byte cap
+    let found = scan_bytes("t.pt", &tampered, &tiny_cap);
+    assert!(
+        found.findings.iter().any(|f| f.rule == "MLS-SCAN-006"),
+        "{:?}",
+        found.findings
+    );
+}
