@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Decompression and pickle bombs: wall time and peak RSS of `mlsec scan` on each.
+# Usage: bash benches/bombs.sh target/release/mlsec
+# Goal (issue 3): under 256 MB RSS and 1 s per file.
+set -euo pipefail
+MLSEC="$(realpath "${1:-target/release/mlsec}")"
+DIR="$(mktemp -d)"
+trap 'rm -rf "$DIR"' EXIT
+python3 - "$DIR" <<'PY'
+import gzip, os, sys, zipfile
+d = sys.argv[1]
+n = 10_000_000
+open(f"{d}/stack.pkl", "wb").write(b"\x80\x04" + b"N" * n + b".")
+open(f"{d}/memo.pkl", "wb").write(b"\x80\x04" + b"N\x94" * (n // 2) + b".")
+open(f"{d}/marks.pkl", "wb").write(b"\x80\x04" + b"(" * n + b"N.")
+open(f"{d}/appends.pkl", "wb").write(b"\x80\x04]\x94" + b"h\x00a" * (n // 3) + b".")
+p = b"\x80\x04]\x94"
+for lvl in range(1, 30):  # "billion laughs": 29 levels of 10 references each
+    p += b"](" + (b"h" + bytes([lvl - 1])) * 10 + b"e\x94"
+open(f"{d}/laughs.pkl", "wb").write(p + b".")
+with zipfile.ZipFile(f"{d}/zip-bomb.pt", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    with z.open("archive/data.pkl", "w", force_zip64=True) as w:
+        for _ in range(2048):
+            w.write(b"\0" * (1 << 20))  # 2 GiB of zeros
+open(f"{d}/gzip-bomb.pkl.gz", "wb").write(gzip.compress(b"\0" * (1 << 30), 9))
+PY
+printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
+for f in stack memo marks appends laughs; do
+  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f.pkl" -q --fail-on never >/dev/null
+  read -r s kb < "$DIR/t"
+  printf '| %s pickle | %s | %s | %s MB |\n' "$f" "$(du -h "$DIR/$f.pkl" | cut -f1)" "$s" "$((kb / 1024))"
+done
+for spec in "zip-bomb.pt:zip member inflating to 2 GiB" "gzip-bomb.pkl.gz:gzip stream inflating to 1 GiB"; do
+  f="${spec%%:*}"
+  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
+  read -r s kb < "$DIR/t"
+  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+done
