@@ -54,6 +54,37 @@ pub fn emit<B: Serialize + TextBody>(global: &GlobalArgs, report: &Report<B>) ->
     write_output(global.output.as_deref(), &buf)
 }
 
+/// Ends a command that analyses several inputs, "found beats error": inputs
+/// that failed become findings (`failures`), the report is written, and the
+/// exit status is 1 when any other finding is at or above `--fail-on`, else
+/// 2 when an input failed, else 0. With nothing analysed there is no report.
+pub fn finish<B: Serialize + TextBody>(
+    global: &GlobalArgs,
+    mut report: Report<B>,
+    analysed: usize,
+    failures: Vec<mlsec_core::Finding>,
+) -> Result<u8> {
+    if analysed == 0 {
+        return Ok(exit::ERROR);
+    }
+    let threshold = global.fail_on.threshold();
+    let failing = report
+        .findings
+        .iter()
+        .any(|f| threshold.is_some_and(|t| f.severity >= t));
+    let any_failure = !failures.is_empty();
+    report.findings.extend(failures);
+    report.sort_findings();
+    emit(global, &report)?;
+    Ok(if failing {
+        exit::FINDINGS
+    } else if any_failure {
+        exit::ERROR
+    } else {
+        exit::OK
+    })
+}
+
 /// Writes to `--output` through a temporary file and a rename, so an
 /// interrupted run never leaves a half-written report behind.
 pub fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<()> {

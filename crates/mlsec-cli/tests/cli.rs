@@ -21,11 +21,6 @@ fn inspect_json(dir: &std::path::Path, args: &[&str], code: i32) -> Value {
     json_of(&out)
 }
 
-fn json_of(out: &[u8]) -> Value {
-    serde_json::from_slice(out)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
-}
-
 #[test]
 fn help_and_version() {
     mlsec()

@@ -1,7 +1,7 @@
 //! `mlsec data …`: dataset commands.
 
 use crate::cli::{DataCommand, GlobalArgs, InspectArgs};
-use crate::output::{self, exit};
+use crate::output;
 use anyhow::Result;
 use mlsec_core::{Finding, Location, Report};
 use mlsec_data::{InspectOptions, InspectResults};
@@ -63,23 +63,6 @@ fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<u8> {
             }
         }
     }
-    if report.results.datasets.is_empty() {
-        return Ok(exit::ERROR);
-    }
-    let threshold = global.fail_on.threshold();
-    let failing = report
-        .findings
-        .iter()
-        .any(|f| threshold.is_some_and(|t| f.severity >= t));
-    let any_failure = !failures.is_empty();
-    report.findings.extend(failures);
-    report.sort_findings();
-    output::emit(global, &report)?;
-    Ok(if failing {
-        exit::FINDINGS
-    } else if any_failure {
-        exit::ERROR
-    } else {
-        exit::OK
-    })
+    let analysed = report.results.datasets.len();
+    output::finish(global, report, analysed, failures)
 }

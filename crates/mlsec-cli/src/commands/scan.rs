@@ -1,7 +1,7 @@
 //! `mlsec scan PATH…`: static analysis of model artifacts.
 
 use crate::cli::{GlobalArgs, ScanArgs};
-use crate::output::{self, exit};
+use crate::output;
 use anyhow::{Context, Result};
 use mlsec_core::{write_table, Artifact, Finding, Location, Report, Style, TextBody};
 use mlsec_scan::{Policy, ScanOptions};
@@ -185,25 +185,8 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
         }
     }
     bar.finish_and_clear();
-    if report.results.files.is_empty() {
-        return Ok(exit::ERROR);
-    }
-    let threshold = global.fail_on.threshold();
-    let failing = report
-        .findings
-        .iter()
-        .any(|f| threshold.is_some_and(|t| f.severity >= t));
-    let any_failure = !failures.is_empty();
-    report.findings.extend(failures);
-    report.sort_findings();
-    output::emit(global, &report)?;
-    Ok(if failing {
-        exit::FINDINGS
-    } else if any_failure {
-        exit::ERROR
-    } else {
-        exit::OK
-    })
+    let analysed = report.results.files.len();
+    output::finish(global, report, analysed, failures)
 }
 
 /// One input's outcome: its summary and findings, or why it could not be read.

@@ -13,6 +13,12 @@ pub fn mlsec() -> Command {
     cmd
 }
 
+/// Parses a command's standard output as JSON, showing it when it is not.
+pub fn json_of(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
 /// Replaces the crate version so snapshots survive a version bump.
 pub fn redact(s: &str) -> String {
     s.replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
