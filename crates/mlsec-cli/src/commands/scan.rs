@@ -211,7 +211,7 @@ fn map_file(path: &Path, max: u64) -> Result<Bytes, String> {
     const MAP_ABOVE: usize = 1 << 20;
     let mut file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
     // Read first, without a stat call: most model-hub files are small.
-    let mut buf = Vec::new();
+    let mut buf = Vec::with_capacity(16 << 10);
     (&mut file)
         .take(MAP_ABOVE as u64 + 1)
         .read_to_end(&mut buf)
