@@ -103,6 +103,16 @@ pub enum Command {
             with an error naming it. Non-tensor entries (epoch counters, configs) are dropped."
     )]
     Convert(ConvertArgs),
+    /// Create a signing key pair (PEM): ECDSA P-256 (default), P-384, or Ed25519.
+    Keygen(KeygenArgs),
+    /// Sign a model folder or file (OpenSSF model-signing v1 bundle).
+    #[command(
+        after_help = "Compatible with the `model_signing` reference tool: its verifier accepts mlsec's \
+        P-256/P-384 signatures and mlsec verifies its bundles. See docs/signing.md."
+    )]
+    Sign(SignArgs),
+    /// Verify a model against its signature and say exactly what differs.
+    Verify(VerifyArgs),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -140,6 +150,66 @@ pub struct ScanArgs {
     /// memory a decompression bomb can take. Beyond it, a finding says what was not analysed.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_member_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key type: p256, p384 or ed25519 (Ed25519 is an mlsec extension the reference tool does not accept).
+    #[arg(long = "type", default_value = "p256", value_name = "TYPE")]
+    pub kind: String,
+    /// Write PREFIX.priv.pem and PREFIX.pub.pem.
+    #[arg(long, value_name = "PREFIX", default_value = "mlsec-signing")]
+    pub out: std::path::PathBuf,
+    /// Replace existing key files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The model folder (or single file) to sign.
+    #[arg(value_name = "MODEL")]
+    pub model: std::path::PathBuf,
+    /// Private key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY")]
+    pub key: std::path::PathBuf,
+    /// Where to write the signature bundle.
+    #[arg(long, value_name = "FILE", default_value = "model.sig")]
+    pub signature: std::path::PathBuf,
+    /// Digest: sha256, blake2b or blake3.
+    #[arg(long = "hash", default_value = "sha256", value_name = "HASH")]
+    pub hash: String,
+    /// Cut files into shards of this many bytes (sha256 only).
+    #[arg(long, value_name = "BYTES")]
+    pub shard_size: Option<u64>,
+    /// Paths to leave out, relative to the current directory or the model.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub ignore_paths: Vec<std::path::PathBuf>,
+    /// Hash the targets of symbolic links instead of refusing them.
+    #[arg(long)]
+    pub allow_symlinks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The model folder (or single file) to verify.
+    #[arg(value_name = "MODEL")]
+    pub model: std::path::PathBuf,
+    /// Trusted public key (SubjectPublicKeyInfo PEM).
+    #[arg(long, value_name = "PUB")]
+    pub key: std::path::PathBuf,
+    /// The signature bundle.
+    #[arg(long, value_name = "FILE", default_value = "model.sig")]
+    pub signature: std::path::PathBuf,
+    /// More paths to ignore, relative to the current directory or the model.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub ignore_paths: Vec<std::path::PathBuf>,
+    /// Only check the files the signature names; extra files pass.
+    #[arg(long)]
+    pub ignore_unsigned_files: bool,
+    /// Verify only these files (relative names).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub files: Vec<String>,
 }
 
 #[derive(Debug, Args)]

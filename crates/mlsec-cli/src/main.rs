@@ -13,6 +13,9 @@ fn main() -> ExitCode {
         cli::Command::Rules(args) => commands::rules::run(&cli.global, args),
         cli::Command::Scan(args) => commands::scan::run(&cli.global, args),
         cli::Command::Convert(args) => commands::convert::run(&cli.global, args),
+        cli::Command::Keygen(args) => commands::sign::keygen(&cli.global, args),
+        cli::Command::Sign(args) => commands::sign::sign(&cli.global, args),
+        cli::Command::Verify(args) => commands::sign::verify(&cli.global, args),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -2,3 +2,4 @@ pub mod convert;
 pub mod data;
 pub mod rules;
 pub mod scan;
+pub mod sign;

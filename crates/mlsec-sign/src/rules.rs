@@ -1,0 +1,46 @@
+//! Rules raised by `mlsec verify`.
+
+use mlsec_core::{OwaspMl, Rule, RuleDocs, Severity, Stage};
+
+pub static SIGNATURE_INVALID: Rule = Rule {
+    code: "MLS-SIGN-001",
+    name: "signature-invalid",
+    summary: "A model's signature does not verify with the trusted key.",
+    default_severity: Severity::Critical,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0058"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "An OpenSSF model-signing bundle whose key hint names another key, whose \
+            signature does not cover its payload bytes as received, or whose signed statement is \
+            malformed (wrong type, subject digest that does not match its resources, resource names \
+            that escape the model folder).",
+        why_it_matters: "A signature is the only thing tying a model file to the team that trained \
+            it. If it does not verify, the model may have been swapped or edited anywhere between \
+            training and serving — exactly what publishing a poisoned model (AML.T0058) relies on.",
+        example: "`mlsec verify model/ --key other.pub` on a model signed with another key: \
+            `the signature was made with another key (public key hint differs)`.",
+    },
+};
+
+pub static MODEL_DIFFERS: Rule = Rule {
+    code: "MLS-SIGN-002",
+    name: "model-differs-from-signature",
+    summary: "A signed model's files differ from what was signed.",
+    default_severity: Severity::Critical,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0018"],
+    owasp: Some(OwaspMl::Ml10ModelPoisoning),
+    docs: RuleDocs {
+        what_it_detects:
+            "After a valid signature, the model re-hashed the way it was signed does not \
+            match the signed manifest: files changed, added, removed or renamed.",
+        why_it_matters:
+            "Editing a few weights after training is how backdoors are planted in a \
+            model that still passes review; any difference means the files are not the ones signed.",
+        example: "One flipped byte in `weights.bin`: `the model differs from what was signed \
+            (changed: weights.bin)`.",
+    },
+};
+
+pub static RULES: &[&Rule] = &[&SIGNATURE_INVALID, &MODEL_DIFFERS];

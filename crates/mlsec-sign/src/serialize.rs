@@ -1,0 +1,341 @@
+//! Turning a model folder into the list of (name, digest) resources that
+//! OpenSSF model-signing v1 signs: the walk, the ignore rules, `files` and
+//! `shards` serialisation, the three hash types, and the ordering that feeds
+//! the subject digest (docs/signing.md; `shared/reference/signing/FORMAT.md` A1–A4).
+
+use crate::SignError;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+/// Paths every model-signing verifier ignores (relative to the model root).
+pub const DEFAULT_IGNORES: &[&str] = &[".git", ".gitattributes", ".github", ".gitignore"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashType {
+    Sha256,
+    Blake2b,
+    Blake3,
+}
+
+impl HashType {
+    pub fn name(self) -> &'static str {
+        match self {
+            HashType::Sha256 => "sha256",
+            HashType::Blake2b => "blake2b",
+            HashType::Blake3 => "blake3",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HashType> {
+        match s {
+            "sha256" => Some(HashType::Sha256),
+            "blake2b" | "blake2" => Some(HashType::Blake2b),
+            "blake3" => Some(HashType::Blake3),
+            _ => None,
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            HashType::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            // Python's hashlib.blake2b() default: BLAKE2b-512.
+            HashType::Blake2b => blake2::Blake2b512::digest(data).to_vec(),
+            HashType::Blake3 => blake3::hash(data).as_bytes().to_vec(),
+        }
+    }
+}
+
+/// How the model is cut into resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// One digest per file.
+    Files,
+    /// Each file cut into `shard_size`-byte pieces (sha256 only).
+    Shards { shard_size: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Serialization {
+    pub method: Method,
+    pub hash_type: HashType,
+    pub allow_symlinks: bool,
+    /// Extra ignored paths, relative to the model root, `/`-separated.
+    pub ignore_paths: Vec<String>,
+}
+
+impl Default for Serialization {
+    fn default() -> Self {
+        Serialization {
+            method: Method::Files,
+            hash_type: HashType::Sha256,
+            allow_symlinks: false,
+            ignore_paths: Vec::new(),
+        }
+    }
+}
+
+impl Serialization {
+    /// The resource `algorithm` string.
+    pub fn algorithm(&self) -> String {
+        match self.method {
+            Method::Files => self.hash_type.name().to_string(),
+            Method::Shards { shard_size } => format!("sha256-sharded-{shard_size}"),
+        }
+    }
+}
+
+/// One signed resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub name: String,
+    pub algorithm: String,
+    pub digest: Vec<u8>,
+}
+
+/// Sort key: path components compared by code point, then shard start, end.
+/// (Not byte-wise string order: `tokenizer/vocab.txt` sorts before `tokenizer.json`.)
+pub fn order_key(name: &str) -> (Vec<String>, u64, u64) {
+    let (path, start, end) = split_shard(name);
+    (path.split('/').map(str::to_string).collect(), start, end)
+}
+
+fn split_shard(name: &str) -> (&str, u64, u64) {
+    let mut parts = name.rsplitn(3, ':');
+    let (Some(end), Some(start), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        return (name, 0, 0);
+    };
+    match (start.parse(), end.parse()) {
+        (Ok(s), Ok(e)) => (path, s, e),
+        _ => (name, 0, 0),
+    }
+}
+
+/// Whether a resource name is safe to join to a model root: relative, `/`
+/// separated, no `..` or empty component (upstream model-signing PR #647).
+pub fn is_safe_name(name: &str) -> bool {
+    let (path, _, _) = split_shard(name);
+    path == "."
+        || (!path.starts_with('/')
+            && !path.contains('\\')
+            && path
+                .split('/')
+                .all(|c| !c.is_empty() && c != ".." && c != "."))
+}
+
+/// The files of a model, relative names sorted, after the ignore rules.
+pub fn walk(
+    root: &Path,
+    ser: &Serialization,
+    extra_ignores: &[String],
+) -> Result<Vec<(String, PathBuf)>, SignError> {
+    let meta = std::fs::symlink_metadata(root).map_err(|e| SignError::io(root, &e))?;
+    if meta.is_file() {
+        return Ok(vec![(".".to_string(), root.to_path_buf())]);
+    }
+    if !meta.is_dir() {
+        return Err(SignError::Input(format!(
+            "{}: not a file or folder",
+            root.display()
+        )));
+    }
+    let ignores: Vec<String> = DEFAULT_IGNORES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(ser.ignore_paths.iter().cloned())
+        .chain(extra_ignores.iter().cloned())
+        .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_string())
+        .collect();
+    let ignored = |rel: &str| {
+        ignores
+            .iter()
+            .any(|i| rel == i || rel.starts_with(&format!("{i}/")))
+    };
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| SignError::io(&dir, &e))? {
+            let entry = entry.map_err(|e| SignError::io(&dir, &e))?;
+            let name = entry.file_name().into_string().map_err(|n| {
+                SignError::Input(format!("{}: file name {n:?} is not UTF-8", dir.display()))
+            })?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if ignored(&rel) {
+                continue;
+            }
+            let ty = entry
+                .file_type()
+                .map_err(|e| SignError::io(&entry.path(), &e))?;
+            if ty.is_symlink() {
+                if !ser.allow_symlinks {
+                    return Err(SignError::Input(format!("{rel}: symbolic links are not allowed (use --allow-symlinks to hash their targets)")));
+                }
+                let target = std::fs::metadata(entry.path())
+                    .map_err(|e| SignError::io(&entry.path(), &e))?;
+                if target.is_dir() {
+                    stack.push((entry.path(), rel));
+                } else {
+                    out.push((rel, entry.path()));
+                }
+            } else if ty.is_dir() {
+                stack.push((entry.path(), rel));
+            } else if ty.is_file() {
+                out.push((rel, entry.path()));
+            }
+        }
+    }
+    out.sort_by_cached_key(|(name, _)| order_key(name));
+    Ok(out)
+}
+
+/// Hashes files into resources, on every core: whole files are spread over
+/// threads, and shards of large files are hashed in parallel too. Files are
+/// memory-mapped, so hashing runs at the page cache's speed.
+pub fn hash(files: &[(String, PathBuf)], ser: &Serialization) -> Result<Vec<Resource>, SignError> {
+    // Work items: (file index, start, end); files mode hashes a whole file.
+    let mut maps = Vec::with_capacity(files.len());
+    for (_, path) in files {
+        maps.push(map(path)?);
+    }
+    let mut work: Vec<(usize, u64, u64)> = Vec::new();
+    for (i, m) in maps.iter().enumerate() {
+        let len = m.len() as u64;
+        match ser.method {
+            Method::Files => work.push((i, 0, len)),
+            Method::Shards { shard_size } => {
+                let size = shard_size.max(1);
+                let mut start = 0;
+                while start < len {
+                    let end = (start + size).min(len);
+                    work.push((i, start, end));
+                    start = end;
+                }
+            }
+        }
+    }
+    let algorithm = ser.algorithm();
+    let results: Vec<std::sync::Mutex<Option<Vec<u8>>>> =
+        work.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(work.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(i, start, end)) = work.get(k) else {
+                    break;
+                };
+                let d = ser.hash_type.digest(&maps[i][start as usize..end as usize]);
+                if let Ok(mut slot) = results[k].lock() {
+                    *slot = Some(d);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(work.len());
+    for ((i, start, end), slot) in work.into_iter().zip(results) {
+        let digest = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| SignError::Input("hashing worker failed".into()))?;
+        let name = match ser.method {
+            Method::Files => files[i].0.clone(),
+            Method::Shards { .. } => format!("{}:{start}:{end}", files[i].0),
+        };
+        out.push(Resource {
+            name,
+            algorithm: algorithm.clone(),
+            digest,
+        });
+    }
+    out.sort_by_cached_key(|r| order_key(&r.name));
+    Ok(out)
+}
+
+enum Mapped {
+    Map(memmap2::Mmap),
+    Empty,
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Mapped::Map(m) => m,
+            Mapped::Empty => &[],
+        }
+    }
+}
+
+fn map(path: &Path) -> Result<Mapped, SignError> {
+    let f = std::fs::File::open(path).map_err(|e| SignError::io(path, &e))?;
+    if f.metadata().map_err(|e| SignError::io(path, &e))?.len() == 0 {
+        return Ok(Mapped::Empty);
+    }
+    // SAFETY: read-only private map; a concurrent truncation raises SIGBUS,
+    // the documented risk of every memory-mapped reader.
+    unsafe { memmap2::Mmap::map(&f) }
+        .map(Mapped::Map)
+        .map_err(|e| SignError::io(path, &e))
+}
+
+/// SHA-256 over the concatenated raw digests, in resource order: the
+/// statement's subject digest.
+pub fn subject_digest(resources: &[Resource]) -> Vec<u8> {
+    let mut h = sha2::Sha256::new();
+    for r in resources {
+        h.update(&r.digest);
+    }
+    h.finalize().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_order_is_not_string_order() {
+        let mut names = vec![
+            "tokenizer.json",
+            "tokenizer/vocab.txt",
+            "tokenizer/special/merges.txt",
+            "config.json",
+        ];
+        names.sort_by_key(|n| order_key(n));
+        assert_eq!(
+            names,
+            [
+                "config.json",
+                "tokenizer/special/merges.txt",
+                "tokenizer/vocab.txt",
+                "tokenizer.json"
+            ]
+        );
+        let mut shards = [
+            "w.bin:1048576:1049810",
+            "w.bin:262144:524288",
+            "w.bin:0:262144",
+        ];
+        shards.sort_by_key(|n| order_key(n));
+        assert_eq!(shards[0], "w.bin:0:262144");
+        assert_eq!(shards[2], "w.bin:1048576:1049810");
+    }
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for bad in ["../etc/passwd", "/abs", "a/../b", "a//b", "a\\b", "./x"] {
+            assert!(!is_safe_name(bad), "{bad}");
+        }
+        for ok in ["config.json", "tokenizer/vocab.txt", "w.bin:0:10", "."] {
+            assert!(is_safe_name(ok), "{ok}");
+        }
+    }
+}
