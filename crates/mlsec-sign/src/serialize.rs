@@ -197,67 +197,117 @@ pub fn walk(
 /// threads, and shards of large files are hashed in parallel too. Files are
 /// memory-mapped, so hashing runs at the page cache's speed.
 pub fn hash(files: &[(String, PathBuf)], ser: &Serialization) -> Result<Vec<Resource>, SignError> {
-    // Work items: (file index, start, end); files mode hashes a whole file.
+    if ser.method == Method::Files {
+        return hash_files(files, ser);
+    }
+    // Shards: every file is mapped once and its shards spread over threads.
     let mut maps = Vec::with_capacity(files.len());
     for (_, path) in files {
         maps.push(map(path)?);
     }
     let mut work: Vec<(usize, u64, u64)> = Vec::new();
+    let Method::Shards { shard_size } = ser.method else {
+        unreachable!("files handled above")
+    };
+    let size = shard_size.max(1);
     for (i, m) in maps.iter().enumerate() {
         let len = m.len() as u64;
-        match ser.method {
-            Method::Files => work.push((i, 0, len)),
-            Method::Shards { shard_size } => {
-                let size = shard_size.max(1);
-                let mut start = 0;
-                while start < len {
-                    let end = (start + size).min(len);
-                    work.push((i, start, end));
-                    start = end;
-                }
-            }
+        let mut start = 0;
+        while start < len {
+            let end = (start + size).min(len);
+            work.push((i, start, end));
+            start = end;
         }
     }
     let algorithm = ser.algorithm();
-    let results: Vec<std::sync::Mutex<Option<Vec<u8>>>> =
-        work.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let digests = parallel(work.len(), |k| {
+        let (i, start, end) = work[k];
+        Ok(ser.hash_type.digest(&maps[i][start as usize..end as usize]))
+    })?;
+    let mut out: Vec<Resource> = work
+        .iter()
+        .zip(digests)
+        .map(|(&(i, start, end), digest)| Resource {
+            name: format!("{}:{start}:{end}", files[i].0),
+            algorithm: algorithm.clone(),
+            digest,
+        })
+        .collect();
+    out.sort_by_cached_key(|r| order_key(&r.name));
+    Ok(out)
+}
+
+/// Files mode: one digest per file. Small files are read into a per-thread
+/// buffer (a memory map costs more system calls than a 1 KiB file takes to
+/// hash); files over 1 MiB are mapped.
+fn hash_files(
+    files: &[(String, PathBuf)],
+    ser: &Serialization,
+) -> Result<Vec<Resource>, SignError> {
+    const MAP_ABOVE: u64 = 1 << 20;
+    let algorithm = ser.algorithm();
+    let digests = parallel(files.len(), |k| {
+        use std::io::Read;
+        let path = &files[k].1;
+        let mut f = std::fs::File::open(path).map_err(|e| SignError::io(path, &e))?;
+        let mut buf = Vec::with_capacity(16 << 10);
+        (&mut f)
+            .take(MAP_ABOVE + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| SignError::io(path, &e))?;
+        if buf.len() as u64 <= MAP_ABOVE {
+            return Ok(ser.hash_type.digest(&buf));
+        }
+        drop(buf);
+        Ok(ser.hash_type.digest(&map(path)?))
+    })?;
+    Ok(files
+        .iter()
+        .zip(digests)
+        .map(|((name, _), digest)| Resource {
+            name: name.clone(),
+            algorithm: algorithm.clone(),
+            digest,
+        })
+        .collect())
+}
+
+/// One job's result, filled in by whichever thread ran it.
+type Slot = std::sync::Mutex<Option<Result<Vec<u8>, SignError>>>;
+
+/// Runs `job(0..n)` on every core, results in index order.
+fn parallel(
+    n: usize,
+    job: impl Fn(usize) -> Result<Vec<u8>, SignError> + Sync,
+) -> Result<Vec<Vec<u8>>, SignError> {
+    let results: Vec<Slot> = (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(work.len().max(1));
+        .map_or(1, |t| t.get())
+        .min(n.max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
                 let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(&(i, start, end)) = work.get(k) else {
+                if k >= n {
                     break;
-                };
-                let d = ser.hash_type.digest(&maps[i][start as usize..end as usize]);
+                }
+                let r = job(k);
                 if let Ok(mut slot) = results[k].lock() {
-                    *slot = Some(d);
+                    *slot = Some(r);
                 }
             });
         }
     });
-    let mut out = Vec::with_capacity(work.len());
-    for ((i, start, end), slot) in work.into_iter().zip(results) {
-        let digest = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .ok_or_else(|| SignError::Input("hashing worker failed".into()))?;
-        let name = match ser.method {
-            Method::Files => files[i].0.clone(),
-            Method::Shards { .. } => format!("{}:{start}:{end}", files[i].0),
-        };
-        out.push(Resource {
-            name,
-            algorithm: algorithm.clone(),
-            digest,
-        });
-    }
-    out.sort_by_cached_key(|r| order_key(&r.name));
-    Ok(out)
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(SignError::Input("hashing worker failed".into())))
+        })
+        .collect()
 }
 
 enum Mapped {
