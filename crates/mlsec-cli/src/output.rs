@@ -26,6 +26,7 @@ pub fn registry() -> RuleRegistry {
         mlsec_core::rules::RULES,
         mlsec_data::RULES,
         mlsec_scan::RULES,
+        mlsec_sign::rules::RULES,
     ])
 }
 

@@ -222,3 +222,58 @@ fn convert_writes_safetensors_that_validate_and_refuses_payloads() {
         .stderr(predicate::str::contains("refusing global `posix.system`"));
     assert!(!evil.exists());
 }
+
+#[test]
+fn keygen_sign_verify_end_to_end_with_sarif_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    write(&model, "weights.bin", &[1u8; 5000]);
+    write(&model, "config.json", b"{}");
+    let prefix = dir.path().join("k");
+    let p = |s: &str| format!("{}{s}", prefix.display());
+    mlsec()
+        .args(["keygen", "--type", "p384", "--out"])
+        .arg(&prefix)
+        .assert()
+        .success();
+    let sig = dir.path().join("model.sig");
+    mlsec()
+        .arg("sign")
+        .arg(&model)
+        .args(["--key", &p(".priv.pem"), "--signature"])
+        .arg(&sig)
+        .assert()
+        .success();
+    mlsec()
+        .arg("verify")
+        .arg(&model)
+        .args(["--key", &p(".pub.pem"), "--signature"])
+        .arg(&sig)
+        .assert()
+        .success();
+    // Keys are not overwritten by accident.
+    mlsec()
+        .args(["keygen", "--out"])
+        .arg(&prefix)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--force"));
+    write(&model, "config.json", b"{\"evil\": 1}");
+    let out = mlsec()
+        .arg("verify")
+        .arg(&model)
+        .args(["--key", &p(".pub.pem"), "--format", "sarif", "--signature"])
+        .arg(&sig)
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let s = json_of(&out);
+    let r = &s["runs"][0]["results"][0];
+    assert_eq!(r["ruleId"], "MLS-SIGN-002");
+    assert_eq!(
+        r["properties"]["evidence"]["changed"],
+        serde_json::json!(["config.json"])
+    );
+}
