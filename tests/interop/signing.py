@@ -11,17 +11,12 @@ import subprocess
 import sys
 import tempfile
 
+from harness import check, finish  # noqa: E402  (tests/interop is on sys.path)
+
 MLSEC, REF = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 VECTORS = os.path.join(HERE, "..", "..", "..", "shared", "reference", "signing", "vectors", "model-signing")
-passed = failed = 0
 
-
-def check(name, cond, detail=""):
-    global passed, failed
-    passed += bool(cond)
-    failed += not cond
-    print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
 
 
 def run(*cmd, cwd=None):
@@ -71,5 +66,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check("mlsec names the file removed after the reference signed",
           r.returncode == 1 and "tokenizer/vocab.txt" in r.stdout, r.stdout + r.stderr)
 
-print(f"interop: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
