@@ -113,6 +113,8 @@ pub enum Command {
     Sign(SignArgs),
     /// Verify a model against its signature and say exactly what differs.
     Verify(VerifyArgs),
+    /// Attest a training run: in-toto Statement v1 + SLSA provenance v1 in a DSSE envelope (`attest verify` checks one).
+    Attest(AttestArgs),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -210,6 +212,68 @@ pub struct VerifyArgs {
     /// Verify only these files (relative names).
     #[arg(long, value_name = "FILE", num_args = 1..)]
     pub files: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AttestArgs {
+    #[command(subcommand)]
+    pub verify: Option<AttestCommand>,
+    /// The trained model (folder or file): its files become the subjects.
+    #[arg(value_name = "MODEL", required = true)]
+    pub model: Option<std::path::PathBuf>,
+    /// Private key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY", required = true)]
+    pub key: Option<std::path::PathBuf>,
+    /// Training data (files or folders), recorded with their SHA-256.
+    #[arg(long = "dataset", value_name = "PATH")]
+    pub datasets: Vec<std::path::PathBuf>,
+    /// The training script.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<std::path::PathBuf>,
+    /// A description of the environment (lockfile, requirements, image digest file).
+    #[arg(long, value_name = "FILE")]
+    pub environment: Option<std::path::PathBuf>,
+    /// The builder's identity URI.
+    #[arg(
+        long,
+        value_name = "URI",
+        default_value = "https://github.com/mlsec/mlsec/builders/local"
+    )]
+    pub builder_id: String,
+    /// Run identifier and RFC 3339 start/finish times.
+    #[arg(long, value_name = "ID")]
+    pub invocation_id: Option<String>,
+    #[arg(long, value_name = "TIME")]
+    pub started_on: Option<String>,
+    #[arg(long, value_name = "TIME")]
+    pub finished_on: Option<String>,
+    /// Training parameters to record (KEY=VALUE), e.g. --param epochs=3.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Where to write the envelope.
+    #[arg(
+        long = "out",
+        value_name = "FILE",
+        default_value = "attestation.dsse.json"
+    )]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Verify an attestation's signature and, with --model, its subjects.
+    Verify {
+        /// The DSSE envelope.
+        #[arg(value_name = "ENVELOPE")]
+        envelope: std::path::PathBuf,
+        /// Trusted public key (SubjectPublicKeyInfo PEM).
+        #[arg(long, value_name = "PUB")]
+        key: std::path::PathBuf,
+        /// Check that the model's files still have the attested digests.
+        #[arg(long, value_name = "MODEL")]
+        model: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         cli::Command::Keygen(args) => commands::sign::keygen(&cli.global, args),
         cli::Command::Sign(args) => commands::sign::sign(&cli.global, args),
         cli::Command::Verify(args) => commands::sign::verify(&cli.global, args),
+        cli::Command::Attest(args) => commands::sign::attest(&cli.global, args),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

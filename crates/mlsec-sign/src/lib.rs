@@ -6,7 +6,10 @@
 //! the payload bytes exactly as received before reading anything in them,
 //! then re-hashes the model and says precisely what differs.
 
+pub mod attest;
 pub mod bundle;
+pub mod canonical;
+pub mod dsse;
 pub mod keys;
 pub mod rules;
 pub mod serialize;

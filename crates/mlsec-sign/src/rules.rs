@@ -43,4 +43,23 @@ pub static MODEL_DIFFERS: Rule = Rule {
     },
 };
 
-pub static RULES: &[&Rule] = &[&SIGNATURE_INVALID, &MODEL_DIFFERS];
+pub static ATTESTATION_INVALID: Rule = Rule {
+    code: "MLS-SIGN-003",
+    name: "attestation-invalid",
+    summary: "A training attestation does not verify, or the model no longer matches it.",
+    default_severity: Severity::Critical,
+    stage: Stage::Training,
+    atlas: &["AML.T0010", "AML.T0018"],
+    owasp: Some(OwaspMl::Ml10ModelPoisoning),
+    docs: RuleDocs {
+        what_it_detects: "A DSSE-wrapped in-toto statement (SLSA provenance v1) with no valid signature \
+            by the trusted key (matched by its securesystemslib keyid), a malformed statement, or \
+            subjects whose files are missing or have other digests than attested.",
+        why_it_matters: "The attestation is the record of which data, script and environment produced \
+            a model. If it does not verify, nothing ties the served model to a reviewed training run.",
+        example: "`mlsec attest verify attestation.dsse.json --key ci.pub --model model/` after \
+            weights were edited: `the model differs from the attested subjects (changed: weights.bin)`.",
+    },
+};
+
+pub static RULES: &[&Rule] = &[&SIGNATURE_INVALID, &MODEL_DIFFERS, &ATTESTATION_INVALID];

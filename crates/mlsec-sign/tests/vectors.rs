@@ -461,3 +461,151 @@ fn our_p256_signature_of_the_vector_model_is_what_the_reference_would_write() {
         Some("dfd5eb15ecd2e06130bb57fc88055a6ff9cdf9b0a3ffb76b4e68443eace44584")
     );
 }
+
+fn dsse_dir() -> PathBuf {
+    vectors().join("../dsse")
+}
+
+#[test]
+fn canonical_json_matches_the_bytes_in_toto_signs() {
+    let it = vectors().join("../in-toto");
+    // A signed link body is plain JSON: parse and re-encode.
+    let bytes = std::fs::read(it.join("ingest.signed.canonical.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(mlsec_sign::canonical::encode(&v).unwrap(), bytes);
+    // A key's canonical form keeps the PEM's newlines raw (not strict JSON):
+    // build it from the PEM and compare bytes, then the keyid in-toto uses.
+    let pem = std::fs::read_to_string(it.join("keys/alice.pub.pem")).unwrap();
+    let key = serde_json::json!({"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyval": {"public": pem}});
+    assert_eq!(
+        mlsec_sign::canonical::encode(&key).unwrap(),
+        std::fs::read(it.join("alice.key.canonical.json")).unwrap()
+    );
+    let pk = PublicKey::from_pem(&pem).unwrap();
+    let keyids = std::fs::read_to_string(it.join("keys/keyids.txt")).unwrap();
+    let id = mlsec_sign::dsse::sslib_keyid(&pk).unwrap();
+    assert!(keyids.contains(&id), "{id} not in keyids.txt");
+}
+
+#[test]
+fn dsse_vectors_get_securesystemslib_verdicts() {
+    let d = dsse_dir();
+    let statement = std::fs::read(d.join("statement.json")).unwrap();
+    assert_eq!(
+        bundle::pae(bundle::PAYLOAD_TYPE, &statement),
+        std::fs::read(d.join("statement.pae.bin")).unwrap()
+    );
+    for (env, pem, sslib) in [
+        (
+            "envelope-ed25519.json",
+            "keys/ed25519.pub.pem",
+            "keys/ed25519.sslib-key.json",
+        ),
+        (
+            "envelope-ec-p256.json",
+            "keys/ec-p256.pub.pem",
+            "keys/ec-p256.sslib-key.json",
+        ),
+    ] {
+        let key = PublicKey::from_pem(&std::fs::read_to_string(d.join(pem)).unwrap()).unwrap();
+        let sslib: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(sslib)).unwrap()).unwrap();
+        assert_eq!(
+            mlsec_sign::dsse::sslib_keyid(&key).unwrap(),
+            sslib["keyid"],
+            "{env}"
+        );
+        let bytes = std::fs::read(d.join(env)).unwrap();
+        let (ty, payload) = mlsec_sign::dsse::verify(&bytes, &key)
+            .unwrap()
+            .expect("verifies");
+        assert_eq!(
+            (ty.as_str(), payload.as_slice()),
+            (bundle::PAYLOAD_TYPE, statement.as_slice())
+        );
+        // The four tamperings securesystemslib rejects.
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let b64 = |b: &[u8]| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(b)
+        };
+        let variants = {
+            let mut out = Vec::new();
+            let mut t = v.clone();
+            t["payloadType"] = "application/json".into();
+            out.push(t);
+            let mut t = v.clone();
+            let altered = String::from_utf8(statement.clone()).unwrap().replacen(
+                "0000000000",
+                "1111111111",
+                1,
+            );
+            t["payload"] = b64(altered.as_bytes()).into();
+            out.push(t);
+            let mut t = v.clone();
+            let pretty = serde_json::to_vec_pretty(
+                &serde_json::from_slice::<serde_json::Value>(&statement).unwrap(),
+            )
+            .unwrap();
+            t["payload"] = b64(&pretty).into();
+            out.push(t);
+            let mut t = v.clone();
+            t["signatures"][0]["keyid"] = "other".into();
+            out.push(t);
+            out
+        };
+        for t in variants {
+            let r = mlsec_sign::dsse::verify(&serde_json::to_vec(&t).unwrap(), &key).unwrap();
+            assert!(r.is_err(), "{env}: a tampered envelope verified");
+        }
+        v["signatures"] = serde_json::json!([]);
+        assert!(
+            mlsec_sign::dsse::verify(&serde_json::to_vec(&v).unwrap(), &key)
+                .unwrap()
+                .is_err()
+        );
+    }
+}
+
+#[test]
+fn training_attestation_round_trip_and_tamper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("weights.bin"), [1u8; 100]).unwrap();
+    std::fs::write(model.join("config.json"), b"{}").unwrap();
+    let data = tmp.path().join("train.csv");
+    std::fs::write(&data, b"x,y\n1,2\n").unwrap();
+    let run = mlsec_sign::attest::TrainingRun {
+        datasets: vec![data.clone()],
+        builder_id: "https://example.com/ci".into(),
+        ..Default::default()
+    };
+    for kind in [mlsec_sign::KeyKind::P256, mlsec_sign::KeyKind::Ed25519] {
+        let sk = PrivateKey::generate(kind);
+        let env = mlsec_sign::attest::create(&model, &run, &sk).unwrap();
+        let st = mlsec_sign::attest::verify(&env, &sk.public(), Some(&model))
+            .unwrap()
+            .expect("verifies");
+        assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
+        let dep = &st["predicate"]["buildDefinition"]["resolvedDependencies"][0];
+        assert_eq!(
+            dep["digest"]["sha256"],
+            mlsec_core::digest::sha256_hex(b"x,y\n1,2\n")
+        );
+        std::fs::write(model.join("weights.bin"), [2u8; 100]).unwrap();
+        let bad = mlsec_sign::attest::verify(&env, &sk.public(), Some(&model)).unwrap();
+        assert_eq!(
+            bad,
+            Err(mlsec_sign::attest::AttestFailure::Subjects {
+                changed: vec!["weights.bin".into()],
+                missing: vec![]
+            })
+        );
+        std::fs::write(model.join("weights.bin"), [1u8; 100]).unwrap();
+        let other = PrivateKey::generate(kind);
+        assert!(mlsec_sign::attest::verify(&env, &other.public(), None)
+            .unwrap()
+            .is_err());
+    }
+}

@@ -208,3 +208,122 @@ pub fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
     }
     output::finish(global, report, 1, Vec::new())
 }
+
+#[derive(Serialize, Default)]
+struct AttestResults {
+    envelope: String,
+    verified: Option<bool>,
+    subjects: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    predicate_type: Option<String>,
+}
+
+impl TextBody for AttestResults {
+    fn has_findings(&self) -> bool {
+        self.verified.is_some()
+    }
+    fn render_text(&self, out: &mut dyn Write, _style: &Style) -> std::io::Result<()> {
+        match self.verified {
+            None => writeln!(
+                out,
+                "Wrote {} ({} subjects, SLSA provenance v1 in DSSE)",
+                self.envelope, self.subjects
+            ),
+            Some(true) => writeln!(
+                out,
+                "Verified {} ({} subjects)",
+                self.envelope, self.subjects
+            ),
+            Some(false) => writeln!(out, "Verification of {} FAILED", self.envelope),
+        }
+    }
+}
+
+pub fn attest(global: &GlobalArgs, args: &crate::cli::AttestArgs) -> Result<u8> {
+    if let Some(crate::cli::AttestCommand::Verify {
+        envelope,
+        key,
+        model,
+    }) = &args.verify
+    {
+        return attest_verify(global, envelope, key, model.as_deref());
+    }
+    let (Some(model), Some(key_path)) = (&args.model, &args.key) else {
+        bail!("MODEL and --key are required")
+    };
+    let pem = std::fs::read_to_string(key_path).with_context(|| key_path.display().to_string())?;
+    let key = PrivateKey::from_pem(&pem).with_context(|| key_path.display().to_string())?;
+    let mut parameters = Vec::new();
+    for p in &args.params {
+        let (k, v) = p
+            .split_once('=')
+            .with_context(|| format!("--param `{p}` is not KEY=VALUE"))?;
+        parameters.push((k.to_string(), v.to_string()));
+    }
+    let run = mlsec_sign::attest::TrainingRun {
+        datasets: args.datasets.clone(),
+        script: args.script.clone(),
+        environment: args.environment.clone(),
+        builder_id: args.builder_id.clone(),
+        invocation_id: args.invocation_id.clone(),
+        started_on: args.started_on.clone(),
+        finished_on: args.finished_on.clone(),
+        parameters,
+    };
+    let envelope = mlsec_sign::attest::create(model, &run, &key)
+        .with_context(|| model.display().to_string())?;
+    output::write_output(Some(&args.out), &envelope)?;
+    let subjects = mlsec_sign::serialize::walk(model, &Serialization::default(), &[])?.len();
+    let mut report = Report::new(
+        output::tool(),
+        "attest",
+        AttestResults {
+            envelope: args.out.display().to_string(),
+            verified: None,
+            subjects,
+            predicate_type: Some(mlsec_sign::attest::SLSA_PROVENANCE_V1.into()),
+        },
+    );
+    report.artifacts.push(Artifact {
+        path: args.out.display().to_string(),
+        kind: "dsse-envelope".into(),
+        sha256: Some(mlsec_core::digest::sha256_hex(&envelope)),
+        bytes: Some(envelope.len() as u64),
+    });
+    output::emit(global, &report)?;
+    Ok(exit::OK)
+}
+
+fn attest_verify(
+    global: &GlobalArgs,
+    envelope: &std::path::Path,
+    key_path: &std::path::Path,
+    model: Option<&std::path::Path>,
+) -> Result<u8> {
+    let pem = std::fs::read_to_string(key_path).with_context(|| key_path.display().to_string())?;
+    let key = PublicKey::from_pem(&pem).with_context(|| key_path.display().to_string())?;
+    let bytes = std::fs::read(envelope).with_context(|| envelope.display().to_string())?;
+    let outcome = mlsec_sign::attest::verify(&bytes, &key, model)
+        .with_context(|| envelope.display().to_string())?;
+    let shown = envelope.display().to_string();
+    let mut results = AttestResults {
+        envelope: shown.clone(),
+        verified: Some(outcome.is_ok()),
+        ..Default::default()
+    };
+    let mut report_findings = Vec::new();
+    match &outcome {
+        Ok(st) => {
+            results.subjects = st["subject"].as_array().map_or(0, |a| a.len());
+            results.predicate_type = st["predicateType"].as_str().map(str::to_string);
+        }
+        Err(failure) => report_findings.push(Finding::new(
+            &mlsec_sign::rules::ATTESTATION_INVALID,
+            Location::file(shown.clone()),
+            failure.to_string(),
+        )),
+    }
+    let mut report = Report::new(output::tool(), "attest verify", results);
+    report.findings = report_findings;
+    output::finish(global, report, 1, Vec::new())
+}
