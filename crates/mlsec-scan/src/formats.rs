@@ -162,8 +162,9 @@ struct Cursor<'a> {
     p: usize,
 }
 
-impl Cursor<'_> {
-    fn take(&mut self, n: u64) -> Option<&[u8]> {
+impl<'a> Cursor<'a> {
+    /// The next `n` bytes, borrowed from the file (not from the cursor).
+    fn take(&mut self, n: u64) -> Option<&'a [u8]> {
         let n = usize::try_from(n).ok()?;
         let end = self.p.checked_add(n)?;
         let s = self.d.get(self.p..end)?;
@@ -178,7 +179,7 @@ impl Cursor<'_> {
         self.take(8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
     }
-    fn string(&mut self) -> Option<&[u8]> {
+    fn string(&mut self) -> Option<&'a [u8]> {
         let n = self.u64()?;
         self.take(n)
     }
@@ -284,15 +285,7 @@ fn gguf_value<'a>(
         4..=6 => c.take(4).map(|_| ()),
         10..=12 => c.take(8).map(|_| ()),
         8 => {
-            let s = {
-                let n = c.u64()?;
-                let n = usize::try_from(n).ok()?;
-                let end = c.p.checked_add(n)?;
-                let s = c.d.get(c.p..end)?;
-                c.p = end;
-                s
-            };
-            strings.push(s);
+            strings.push(c.string()?);
             Some(())
         }
         9 if depth < 4 => {
