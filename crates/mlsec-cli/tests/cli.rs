@@ -8,17 +8,9 @@ use serde_json::Value;
 
 /// Runs `mlsec data inspect ARGS --format json` in `dir`, expects `code`, parses the report.
 fn inspect_json(dir: &std::path::Path, args: &[&str], code: i32) -> Value {
-    let out = mlsec()
-        .current_dir(dir)
-        .args(["data", "inspect"])
-        .args(args)
-        .args(["--format", "json"])
-        .assert()
-        .code(code)
-        .get_output()
-        .stdout
-        .clone();
-    json_of(&out)
+    let mut cmd = mlsec();
+    cmd.current_dir(dir).args(["data", "inspect"]).args(args);
+    json_run(cmd, code)
 }
 
 #[test]
@@ -387,21 +379,7 @@ fn idx_pair_plain_and_gzipped() {
         );
     }
     // A labels file alone shows its histogram.
-    let v = json_of(
-        &mlsec()
-            .current_dir(dir.path())
-            .args([
-                "data",
-                "inspect",
-                "train-labels-idx1-ubyte",
-                "--format",
-                "json",
-            ])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let v = inspect_json(dir.path(), &["train-labels-idx1-ubyte"], 0);
     assert_eq!(v["results"]["datasets"][0]["labels"]["classes"], 2);
 }
 

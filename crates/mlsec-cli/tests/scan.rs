@@ -14,16 +14,9 @@ fn fixture(rel: &str) -> String {
 }
 
 fn scan_json(args: &[&str], code: i32) -> Value {
-    let out = mlsec()
-        .arg("scan")
-        .args(args)
-        .args(["--format", "json"])
-        .assert()
-        .code(code)
-        .get_output()
-        .stdout
-        .clone();
-    serde_json::from_slice(&out).unwrap()
+    let mut cmd = mlsec();
+    cmd.arg("scan").args(args);
+    json_run(cmd, code)
 }
 
 #[test]
@@ -165,22 +158,9 @@ fn convert_writes_safetensors_that_validate_and_refuses_payloads() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
     let o = out.to_str().unwrap();
-    let v: Value = serde_json::from_slice(
-        &mlsec()
-            .args([
-                "convert",
-                &fixture("benign/state-dict.pt"),
-                "--out",
-                o,
-                "--format",
-                "json",
-            ])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    )
-    .unwrap();
+    let mut convert = mlsec();
+    convert.args(["convert", &fixture("benign/state-dict.pt"), "--out", o]);
+    let v = json_run(convert, 0);
     let names: Vec<&str> = v["results"]["tensors"]
         .as_array()
         .unwrap()

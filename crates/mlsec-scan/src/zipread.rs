@@ -171,36 +171,31 @@ pub fn read(data: &[u8], max_members: usize) -> Archive {
     let mut known: std::collections::HashSet<usize> =
         ar.members.iter().map(|m| m.local_offset).collect();
     for m in ar.members.iter_mut() {
+        let mismatch = |what: String| Anomaly {
+            member: Some(m.name.clone()),
+            offset: m.local_offset as u64,
+            message: what,
+        };
         match local_header(data, m.local_offset) {
             Some((lname, data_offset, _local_flags, lmethod)) => {
-                m.data_offset = data_offset;
                 if lname != m.name {
-                    m.local_name = Some(lname.clone());
-                    ar.anomalies.push(Anomaly {
-                        member: Some(m.name.clone()),
-                        offset: m.local_offset as u64,
-                        message: format!(
-                            "local header names it `{lname}`, the central directory `{}`",
-                            m.name
-                        ),
-                    });
+                    ar.anomalies.push(mismatch(format!(
+                        "local header names it `{lname}`, the central directory `{}`",
+                        m.name
+                    )));
+                    m.local_name = Some(lname);
                 }
                 if lmethod != m.method {
-                    ar.anomalies.push(Anomaly {
-                        member: Some(m.name.clone()),
-                        offset: m.local_offset as u64,
-                        message: format!(
-                            "local header says compression {lmethod}, the central directory {}",
-                            m.method
-                        ),
-                    });
+                    ar.anomalies.push(mismatch(format!(
+                        "local header says compression {lmethod}, the central directory {}",
+                        m.method
+                    )));
                 }
+                m.data_offset = data_offset;
             }
-            None => ar.anomalies.push(Anomaly {
-                member: Some(m.name.clone()),
-                offset: m.local_offset as u64,
-                message: "central directory points at no local header".into(),
-            }),
+            None => ar.anomalies.push(mismatch(
+                "central directory points at no local header".into(),
+            )),
         }
     }
     // Sweep for local headers the central directory does not list, skipping

@@ -19,6 +19,18 @@ pub fn json_of(out: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
+/// Runs a prepared `mlsec` command with `--format json`, expects exit
+/// status `code`, and parses the report.
+pub fn json_run(mut cmd: Command, code: i32) -> serde_json::Value {
+    json_of(
+        &cmd.args(["--format", "json"])
+            .assert()
+            .code(code)
+            .get_output()
+            .stdout,
+    )
+}
+
 /// Replaces the crate version so snapshots survive a version bump.
 pub fn redact(s: &str) -> String {
     s.replace(env!("CARGO_PKG_VERSION"), "[VERSION]")
