@@ -115,6 +115,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Attest a training run: in-toto Statement v1 + SLSA provenance v1 in a DSSE envelope (`attest verify` checks one).
     Attest(AttestArgs),
+    /// Pipeline provenance with in-toto: sign what each step consumed and produced, verify a layout.
+    #[command(subcommand)]
+    Provenance(ProvenanceCommand),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -322,4 +325,100 @@ pub struct InspectArgs {
     /// Flag a class with fewer samples than this share of the largest class.
     #[arg(long, value_name = "RATIO", default_value_t = 0.1)]
     pub imbalance_ratio: f64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvenanceCommand {
+    /// Record materials, run a step's command, record products and write a signed in-toto link.
+    #[command(
+        after_help = "Writes `<step>.<keyid[:8]>.link` (the file in-toto-run writes) into --out-dir. \
+            The command runs directly, never through a shell; its exit code is recorded in the link and \
+            a failing command makes mlsec exit 1 after writing the link. See docs/provenance.md."
+    )]
+    Run(ProvenanceRunArgs),
+    /// Verify a supply chain: a signed layout, the step links, artifact rules and inspections.
+    #[command(
+        after_help = "Gives in-toto-verify's verdicts: layout signatures by every --layout-key, expiry, \
+            link files and functionary thresholds, artifact rules (MATCH, ALLOW, DISALLOW, CREATE, DELETE, \
+            MODIFY, REQUIRE) and inspections, which run their command in --workdir. The first failure is \
+            reported with the rule and the artifacts it matched."
+    )]
+    Verify(ProvenanceVerifyArgs),
+    /// Sign a layout (the JSON of its `signed` part, or an already signed layout to re-sign).
+    SignLayout(SignLayoutArgs),
+    /// Print a public key as a layout `keys` entry, with its in-toto keyid.
+    Key {
+        /// The public key (SubjectPublicKeyInfo PEM).
+        #[arg(value_name = "PUB")]
+        key: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ProvenanceRunArgs {
+    /// The step's name, as in the layout.
+    #[arg(long, value_name = "NAME")]
+    pub step: String,
+    /// The functionary's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY")]
+    pub key: std::path::PathBuf,
+    /// Files or folders the step reads, recorded before the command runs.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub materials: Vec<String>,
+    /// Files or folders the step writes, recorded after the command runs.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub products: Vec<String>,
+    /// gitignore-style patterns left out of the record (in addition to `*.link*`, `.git`, `*.pyc`, `*~`).
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub exclude: Vec<String>,
+    /// Folder artifact paths are relative to and the command runs in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub base_path: std::path::PathBuf,
+    /// Where to write the link.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out_dir: std::path::PathBuf,
+    /// Capture the command's stdout and stderr into the link.
+    #[arg(long)]
+    pub record_streams: bool,
+    /// Write the link as a DSSE envelope (in-toto-run --use-dsse) instead of a classic signed link.
+    #[arg(long)]
+    pub dsse: bool,
+    /// The step's command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvenanceVerifyArgs {
+    /// The signed root layout.
+    #[arg(long, value_name = "FILE")]
+    pub layout: std::path::PathBuf,
+    /// Public keys that must all have signed the layout (repeatable).
+    #[arg(long = "layout-key", value_name = "PUB", required = true, num_args = 1..)]
+    pub layout_keys: Vec<std::path::PathBuf>,
+    /// Folder with the step links.
+    #[arg(long = "links", value_name = "DIR", default_value = ".")]
+    pub links: std::path::PathBuf,
+    /// Folder the inspections run in (the final product).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub workdir: std::path::PathBuf,
+    /// Do not run the layout's inspection commands (their rules are then not checked).
+    #[arg(long)]
+    pub skip_inspections: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignLayoutArgs {
+    /// The layout JSON.
+    #[arg(value_name = "LAYOUT")]
+    pub layout: std::path::PathBuf,
+    /// The project owner's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY")]
+    pub key: std::path::PathBuf,
+    /// Where to write the signed layout.
+    #[arg(long = "out", value_name = "FILE", default_value = "root.layout")]
+    pub out: std::path::PathBuf,
+    /// Write a DSSE envelope instead of a classic signed layout.
+    #[arg(long)]
+    pub dsse: bool,
 }

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         cli::Command::Sign(args) => commands::sign::sign(&cli.global, args),
         cli::Command::Verify(args) => commands::sign::verify(&cli.global, args),
         cli::Command::Attest(args) => commands::sign::attest(&cli.global, args),
+        cli::Command::Provenance(cmd) => commands::provenance::run(&cli.global, cmd),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -75,7 +75,14 @@ impl PrivateKey {
         let pem = match self {
             PrivateKey::P256(k) => p256::SecretKey::from(k).to_pkcs8_pem(LineEnding::LF),
             PrivateKey::P384(k) => p384::SecretKey::from(k).to_pkcs8_pem(LineEnding::LF),
-            PrivateKey::Ed25519(k) => k.to_pkcs8_pem(LineEnding::LF),
+            // PKCS#8 v1, without the optional public key: OpenSSL-based
+            // tools (Python's cryptography, so in-toto and securesystemslib)
+            // refuse the v2 form as "extra data".
+            PrivateKey::Ed25519(k) => ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: k.to_bytes(),
+                public_key: None,
+            }
+            .to_pkcs8_pem(LineEnding::LF),
         }
         .map_err(|e| SignError::Key(e.to_string()))?;
         Ok(pem.to_string())

@@ -10,6 +10,7 @@ pub mod attest;
 pub mod bundle;
 pub mod canonical;
 pub mod dsse;
+pub mod intoto;
 pub mod keys;
 pub mod rules;
 pub mod serialize;

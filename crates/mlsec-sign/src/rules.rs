@@ -62,4 +62,32 @@ pub static ATTESTATION_INVALID: Rule = Rule {
     },
 };
 
-pub static RULES: &[&Rule] = &[&SIGNATURE_INVALID, &MODEL_DIFFERS, &ATTESTATION_INVALID];
+pub static PROVENANCE_BROKEN: Rule = Rule {
+    code: "MLS-SIGN-004",
+    name: "provenance-chain-broken",
+    summary: "A pipeline's in-toto layout is not satisfied by its signed step links.",
+    default_severity: Severity::Critical,
+    stage: Stage::Preprocessing,
+    atlas: &["AML.T0010", "AML.T0020"],
+    owasp: Some(OwaspMl::Ml02DataPoisoning),
+    docs: RuleDocs {
+        what_it_detects: "`mlsec provenance verify` found the supply chain a signed in-toto layout \
+            describes broken: a layout signature missing or invalid, an expired layout, a step without \
+            enough links validly signed by its functionaries, or an artifact rule that fails — an \
+            artifact changed between the step that produced it and the step that consumed it, or \
+            something no step may create.",
+        why_it_matters: "Each stage of an ML pipeline hands files to the next. A normalisation constant \
+            edited or a label flipped between preprocessing and training leaves no trace in the model, \
+            only in the digests the steps recorded; in-toto ties each hand-off to a signed record so \
+            the pipeline stops instead of training on tampered data (AML.T0020).",
+        example: "`data/clean.csv` edited after the preprocess step: `materials of `train`: \
+            `DISALLOW *` matched data/clean.csv`.",
+    },
+};
+
+pub static RULES: &[&Rule] = &[
+    &SIGNATURE_INVALID,
+    &MODEL_DIFFERS,
+    &ATTESTATION_INVALID,
+    &PROVENANCE_BROKEN,
+];

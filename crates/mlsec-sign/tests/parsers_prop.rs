@@ -1,5 +1,5 @@
 //! Property tests for the parsers of untrusted signing inputs: bundles,
-//! DSSE envelopes and canonical JSON.
+//! DSSE envelopes, canonical JSON, in-toto links, layouts and artifact rules.
 
 use mlsec_sign::{bundle, canonical, dsse, PrivateKey};
 use proptest::prelude::*;
@@ -68,5 +68,59 @@ proptest! {
             let parsed: serde_json::Value = serde_json::from_slice(&a).unwrap();
             prop_assert_eq!(parsed, v);
         }
+    }
+
+    #[test]
+    fn intoto_metadata_parsers_never_panic(v in json_value(), bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        use mlsec_sign::intoto::{rules::ArtifactRule, Envelope, Layout, Link};
+        let _ = Envelope::parse(&bytes);
+        let _ = Layout::from_signed(&v);
+        let _ = Link::from_signed(&v);
+        let _ = ArtifactRule::from_json(&v);
+        for wrapped in [serde_json::json!({"signed": v.clone(), "signatures": []}),
+                        serde_json::json!({"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": v.clone()})] {
+            let _ = Envelope::parse(&serde_json::to_vec(&wrapped).unwrap());
+        }
+    }
+
+    #[test]
+    fn signed_links_round_trip_and_any_changed_digest_breaks_the_signature(
+        paths in prop::collection::btree_map("[a-z]{1,4}(/[a-z]{1,4}){0,2}", "[0-9a-f]{64}", 1..6),
+        dsse_form in any::<bool>(),
+        pick in any::<prop::sample::Index>(),
+    ) {
+        use mlsec_sign::intoto::{metadata, Envelope, Key, Link};
+        let arts: serde_json::Map<String, serde_json::Value> = paths.iter()
+            .map(|(p, h)| (p.clone(), serde_json::json!({"sha256": h}))).collect();
+        let link = serde_json::json!({"_type": "link", "name": "step", "command": ["true"],
+            "materials": arts, "products": {}, "byproducts": {"return-value": 0}, "environment": {}});
+        let bytes = metadata::sign(&link, key(), dsse_form).unwrap();
+        let k = Key::new(key().public()).unwrap();
+        let env = Envelope::parse(&bytes).unwrap();
+        prop_assert!(env.verify(&k).is_ok());
+        prop_assert_eq!(Link::from_signed(&env.signed).unwrap().materials.len(), paths.len());
+        // Change one digest inside what was signed, keep the signature.
+        let victim = paths.keys().nth(pick.index(paths.len())).unwrap().clone();
+        let mut tampered = link.clone();
+        tampered["materials"][&victim]["sha256"] = "0".repeat(64).into();
+        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        if dsse_form {
+            use base64::Engine;
+            doc["payload"] = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&tampered).unwrap()).into();
+        } else {
+            doc["signed"] = tampered;
+        }
+        let env = Envelope::parse(&serde_json::to_vec(&doc).unwrap()).unwrap();
+        prop_assert!(env.verify(&k).is_err());
+    }
+
+    #[test]
+    fn fnmatch_star_matches_everything_and_literals_match_themselves(name in "[a-z/._-]{0,12}") {
+        use mlsec_sign::intoto::fnmatch::fnmatch;
+        prop_assert!(fnmatch(&name, "*"));
+        prop_assert!(fnmatch(&name, &name));
+        let (star, longer) = (format!("{name}*"), format!("{name}x"));
+        prop_assert!(fnmatch(&name, &star));
+        prop_assert!(!fnmatch(&longer, &name));
     }
 }
