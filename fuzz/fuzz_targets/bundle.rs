@@ -1,6 +1,7 @@
 #![no_main]
 //! Signature bundles and DSSE envelopes from untrusted bytes: parsed and
-//! checked against a key without panicking, never accepted.
+//! checked against a key without panicking, never accepted; X.509 chains
+//! parsed and walked without panicking.
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -10,7 +11,12 @@ fn key() -> &'static mlsec_sign::PublicKey {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = mlsec_sign::bundle::read_bundle(data);
+    if let Ok(b) = mlsec_sign::bundle::read_bundle(data) {
+        // Certificate chains from the bundle, checked against themselves as
+        // roots: parsed and walked without panicking or looping.
+        let _ = mlsec_sign::x509::verify_chain(&b.certificates, &b.certificates);
+    }
+    let _ = mlsec_sign::x509::verify_chain(&[data.to_vec()], &[data.to_vec()]);
     if let Ok(Ok(_)) = mlsec_sign::dsse::verify(data, key()) {
         panic!("an envelope not made with the key verified");
     }

@@ -19,6 +19,47 @@ VECTORS = os.path.join(HERE, "..", "..", "..", "shared", "reference", "signing",
 
 
 
+MAKE_PKI = r"""
+import datetime, sys
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+d, kind = sys.argv[1], sys.argv[2]
+curve, h = (ec.SECP256R1(), hashes.SHA256()) if kind == "p256" else (ec.SECP384R1(), hashes.SHA384())
+start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+end = datetime.datetime(2035, 1, 1, tzinfo=datetime.timezone.utc)
+def name(cn): return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+def pem(c): return c.public_bytes(serialization.Encoding.PEM)
+def ca(cn):
+    k = ec.generate_private_key(curve)
+    c = (x509.CertificateBuilder().subject_name(name(cn)).issuer_name(name(cn)).public_key(k.public_key())
+         .serial_number(1).not_valid_before(start).not_valid_after(end)
+         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+         .sign(k, h))
+    return k, c
+ca_key, ca_cert = ca("interop CA")
+_, other = ca("other CA")
+leaf_key = ec.generate_private_key(curve)
+def leaf(usage):
+    b = (x509.CertificateBuilder().subject_name(name("interop signer")).issuer_name(ca_cert.subject)
+         .public_key(leaf_key.public_key()).serial_number(2).not_valid_before(start).not_valid_after(end))
+    if usage:
+        b = (b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+              .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False))
+    else:
+        b = b.add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False), critical=True)
+    return b.sign(ca_key, h)
+open(f"{d}/ca.pem", "wb").write(pem(ca_cert))
+open(f"{d}/other-ca.pem", "wb").write(pem(other))
+open(f"{d}/leaf.pem", "wb").write(pem(leaf(True)))
+open(f"{d}/leaf-nouse.pem", "wb").write(pem(leaf(False)))
+open(f"{d}/leaf.priv.pem", "wb").write(leaf_key.private_bytes(serialization.Encoding.PEM,
+    serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+"""
+
+
 def run(*cmd, cwd=None):
     return subprocess.run(list(cmd), capture_output=True, text=True, cwd=cwd)
 
@@ -65,5 +106,38 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run(MLSEC, "verify", model, "--key", pub, "--signature", sig, "--format", "json")
     check("mlsec names the file removed after the reference signed",
           r.returncode == 1 and "tokenizer/vocab.txt" in r.stdout, r.stdout + r.stderr)
+
+    # 3. The certificate method, P-256 and P-384, both directions. The CA and
+    # leaf certificates are made with `cryptography` from the reference's venv.
+    ref_python = os.path.join(os.path.dirname(REF), "python")
+    for kind in ("p256", "p384"):
+        d = os.path.join(tmp, f"pki-{kind}")
+        os.makedirs(d)
+        r = run(ref_python, "-c", MAKE_PKI, d, kind)
+        check(f"test PKI created ({kind})", r.returncode == 0, r.stderr)
+        leaf_key, leaf, ca, other_ca = (os.path.join(d, n) for n in ("leaf.priv.pem", "leaf.pem", "ca.pem", "other-ca.pem"))
+        model = fresh_model(tmp, f"m-cert-{kind}")
+        sig = os.path.join(tmp, f"cert-{kind}.sig")
+        r = run(MLSEC, "sign", model, "--key", leaf_key, "--cert", leaf, "--chain", ca, "--signature", sig)
+        check(f"mlsec signs with a certificate ({kind})", r.returncode == 0, r.stderr)
+        r = run(REF, "verify", "certificate", model, "--signature", sig, "--certificate_chain", ca)
+        check(f"reference verifies mlsec's certificate signature ({kind})", r.returncode == 0, r.stdout + r.stderr)
+        r = run(REF, "verify", "certificate", model, "--signature", sig, "--certificate_chain", other_ca)
+        check(f"reference rejects it under another CA ({kind})", r.returncode != 0, r.stdout)
+        r = run(MLSEC, "verify", model, "--ca", other_ca, "--signature", sig)
+        check(f"mlsec rejects it under another CA ({kind})", r.returncode == 1, r.stdout + r.stderr)
+        ref_sig = os.path.join(tmp, f"ref-cert-{kind}.sig")
+        r = run(REF, "sign", "certificate", model, "--signature", ref_sig, "--private_key", leaf_key,
+                "--signing_certificate", leaf, "--certificate_chain", ca)
+        check(f"reference signs with a certificate ({kind})", r.returncode == 0, r.stdout + r.stderr)
+        r = run(MLSEC, "verify", model, "--ca", ca, "--signature", ref_sig)
+        check(f"mlsec verifies the reference's certificate signature ({kind})", r.returncode == 0, r.stdout + r.stderr)
+        nouse_sig = os.path.join(tmp, f"nouse-{kind}.sig")
+        r = run(REF, "sign", "certificate", model, "--signature", nouse_sig, "--private_key", leaf_key,
+                "--signing_certificate", os.path.join(d, "leaf-nouse.pem"), "--certificate_chain", ca)
+        ref_rc = run(REF, "verify", "certificate", model, "--signature", nouse_sig, "--certificate_chain", ca).returncode
+        r = run(MLSEC, "verify", model, "--ca", ca, "--signature", nouse_sig)
+        check(f"a leaf without signing usage is refused by both ({kind})", ref_rc != 0 and r.returncode == 1,
+              f"reference rc={ref_rc}; mlsec: {r.stdout}")
 
 finish()

@@ -193,16 +193,31 @@ pub struct SignArgs {
     /// Hash the targets of symbolic links instead of refusing them.
     #[arg(long)]
     pub allow_symlinks: bool,
+    /// Certificate method: the signing certificate (PEM) holding the key's public half.
+    #[arg(long, value_name = "LEAF")]
+    pub cert: Option<std::path::PathBuf>,
+    /// Certificates of the chain (PEM, issuers of --cert up to the root), carried in the bundle.
+    #[arg(long, value_name = "CERTS", num_args = 1.., requires = "cert")]
+    pub chain: Vec<std::path::PathBuf>,
+    /// Reuse digests of files whose size, modification time and inode did not change since the
+    /// last signing with this cache file (created if missing).
+    #[arg(long, value_name = "FILE")]
+    pub digest_cache: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("trust").required(true).args(["key", "ca"])))]
 pub struct VerifyArgs {
     /// The model folder (or single file) to verify.
     #[arg(value_name = "MODEL")]
     pub model: std::path::PathBuf,
-    /// Trusted public key (SubjectPublicKeyInfo PEM).
+    /// Trusted public key (SubjectPublicKeyInfo PEM): the key method.
     #[arg(long, value_name = "PUB")]
-    pub key: std::path::PathBuf,
+    pub key: Option<std::path::PathBuf>,
+    /// Trusted root certificates (PEM): the certificate method. The bundle's signing certificate
+    /// must chain to one of them.
+    #[arg(long, value_name = "CHAIN", num_args = 1..)]
+    pub ca: Vec<std::path::PathBuf>,
     /// The signature bundle.
     #[arg(long, value_name = "FILE", default_value = "model.sig")]
     pub signature: std::path::PathBuf,

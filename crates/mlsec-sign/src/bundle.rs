@@ -99,6 +99,50 @@ pub fn statement_bytes(model_name: &str, ser: &Serialization, resources: &[Resou
     serde_json::to_vec_pretty(&st).unwrap_or_default()
 }
 
+/// The message pre-1.0 model-signing signed by mistake: the PAE header
+/// with a capital `V` followed by Python's `repr()` of the payload bytes
+/// (`b'...'` with escapes). Verifiers accept it for old signatures.
+pub fn pae_compat(payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEV1 {} {PAYLOAD_TYPE} {} ",
+        PAYLOAD_TYPE.len(),
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(python_bytes_repr(payload).as_bytes());
+    out
+}
+
+/// Python's `repr(bytes)`: single quotes unless the bytes hold `'` and no
+/// `"`; `\\`, the quote, `\t`, `\n`, `\r` escaped; other bytes outside
+/// printable ASCII as `\xNN`.
+fn python_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut s = String::with_capacity(b.len() + 3);
+    s.push('b');
+    s.push(quote);
+    for &c in b {
+        match c {
+            b'\\' => s.push_str("\\\\"),
+            b'\t' => s.push_str("\\t"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            c if c as char == quote => {
+                s.push('\\');
+                s.push(quote);
+            }
+            0x20..=0x7e => s.push(c as char),
+            c => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s.push(quote);
+    s
+}
+
 /// A parsed bundle: the payload bytes exactly as received, and what the
 /// verifier needs from the rest.
 #[derive(Debug, Clone)]
@@ -110,12 +154,31 @@ pub struct Bundle {
     pub certificates: Vec<Vec<u8>>,
 }
 
+/// What a bundle carries to identify the signer.
+pub enum Material {
+    /// The key method: hex SHA-256 of the public key's PEM.
+    Hint(String),
+    /// The certificate method: DER certificates, the signing one first.
+    Certificates(Vec<Vec<u8>>),
+}
+
 /// The bundle JSON: compact, no trailing newline, as the reference writes it.
-pub fn write_bundle(payload: &[u8], signature: &[u8], hint: &str) -> Vec<u8> {
+pub fn write_bundle(payload: &[u8], signature: &[u8], material: &Material) -> Vec<u8> {
     let b64 = base64::engine::general_purpose::STANDARD;
+    let material = match material {
+        Material::Hint(hint) => {
+            serde_json::json!({"publicKey": {"hint": hint}, "tlogEntries": []})
+        }
+        Material::Certificates(certs) => serde_json::json!({
+            "x509CertificateChain": {
+                "certificates": certs.iter().map(|c| serde_json::json!({"rawBytes": b64.encode(c)})).collect::<Vec<_>>(),
+            },
+            "tlogEntries": [],
+        }),
+    };
     let v = serde_json::json!({
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "verificationMaterial": material,
         "dsseEnvelope": {
             "payload": b64.encode(payload),
             "payloadType": PAYLOAD_TYPE,
@@ -175,4 +238,21 @@ pub fn read_bundle(bytes: &[u8]) -> Result<Bundle, SignError> {
         hint,
         certificates,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_repr_of_bytes() {
+        // Values printed by CPython 3.11: repr(b"a'b\n\x00\xff\\"), repr(b'a"b\'').
+        assert_eq!(
+            python_bytes_repr(b"a'b\n\x00\xff\\"),
+            r#"b"a'b\n\x00\xff\\""#
+        );
+        assert_eq!(python_bytes_repr(b"a\"b'"), r#"b'a"b\''"#);
+        assert_eq!(python_bytes_repr(b"{\"x\": 1}\t\r"), r#"b'{"x": 1}\t\r'"#);
+        assert!(pae_compat(b"{}").starts_with(b"DSSEV1 28 application/vnd.in-toto+json 2 b'{}'"));
+    }
 }

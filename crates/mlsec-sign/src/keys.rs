@@ -130,6 +130,36 @@ impl PublicKey {
         ))
     }
 
+    /// Reads a DER SubjectPublicKeyInfo (as in a certificate).
+    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey, SignError> {
+        if let Ok(k) = p256::PublicKey::from_public_key_der(der) {
+            return Ok(PublicKey::P256(k.into()));
+        }
+        if let Ok(k) = p384::PublicKey::from_public_key_der(der) {
+            return Ok(PublicKey::P384(k.into()));
+        }
+        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(der) {
+            return Ok(PublicKey::Ed25519(k));
+        }
+        Err(SignError::Key(
+            "the certificate's key is not ECDSA P-256, P-384 or Ed25519".into(),
+        ))
+    }
+
+    /// Verifies a DER ECDSA signature over a digest computed by the caller
+    /// (certificates name their hash; pre-1.0 bundles always used SHA-256).
+    /// Always false for Ed25519, which signs messages, not digests.
+    pub fn verify_prehash(&self, digest: &[u8], sig: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        match self {
+            PublicKey::P256(k) => p256::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            PublicKey::P384(k) => p384::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(digest, &s).is_ok()),
+            PublicKey::Ed25519(_) => false,
+        }
+    }
+
     pub fn kind(&self) -> KeyKind {
         match self {
             PublicKey::P256(_) => KeyKind::P256,

@@ -8,12 +8,14 @@
 
 pub mod attest;
 pub mod bundle;
+pub mod cache;
 pub mod canonical;
 pub mod dsse;
 pub mod intoto;
 pub mod keys;
 pub mod rules;
 pub mod serialize;
+pub mod x509;
 
 pub use keys::{KeyKind, PrivateKey, PublicKey};
 pub use serialize::{HashType, Method, Resource, Serialization};
@@ -101,9 +103,37 @@ pub struct Signed {
 pub fn sign(
     model: &Path,
     key: &PrivateKey,
-    mut ser: Serialization,
+    ser: Serialization,
     signature: &Path,
 ) -> Result<Signed, SignError> {
+    sign_with(model, key, ser, signature, &[], None)
+}
+
+/// Signs a model; with `certificates` (DER, the signing certificate first,
+/// then its chain) the bundle carries them instead of a key hint — the
+/// reference's certificate method. The certificate must hold `key`'s
+/// public half.
+pub fn sign_with(
+    model: &Path,
+    key: &PrivateKey,
+    mut ser: Serialization,
+    signature: &Path,
+    certificates: &[Vec<u8>],
+    cache: Option<&mut cache::DigestCache>,
+) -> Result<Signed, SignError> {
+    if let Some(leaf) = certificates.first() {
+        let in_cert = x509::public_key(leaf)?;
+        if in_cert.to_pem()? != key.public().to_pem()? {
+            return Err(SignError::Key(
+                "the certificate's public key is not the signing key's".into(),
+            ));
+        }
+        if matches!(in_cert, PublicKey::Ed25519(_)) {
+            return Err(SignError::Key(
+                "the certificate method takes ECDSA keys (P-256, P-384)".into(),
+            ));
+        }
+    }
     if matches!(ser.method, Method::Shards { .. }) && ser.hash_type != HashType::Sha256 {
         return Err(SignError::Input(
             "shard serialisation uses sha256 only".into(),
@@ -122,7 +152,10 @@ pub fn sign(
         }
     }
     let files = serialize::walk(model, &ser, &[])?;
-    let resources = serialize::hash(&files, &ser)?;
+    let resources = match cache {
+        Some(c) => serialize::hash_cached(&files, &ser, c)?,
+        None => serialize::hash(&files, &ser)?,
+    };
     ser.ignore_paths = signed_ignores;
     let name = model
         .canonicalize()
@@ -131,9 +164,13 @@ pub fn sign(
         .unwrap_or_else(|| model.display().to_string());
     let payload = bundle::statement_bytes(&name, &ser, &resources);
     let sig = key.sign(&bundle::pae(bundle::PAYLOAD_TYPE, &payload));
-    let hint = key.public().hint()?;
+    let material = if certificates.is_empty() {
+        bundle::Material::Hint(key.public().hint()?)
+    } else {
+        bundle::Material::Certificates(certificates.to_vec())
+    };
     Ok(Signed {
-        bundle: bundle::write_bundle(&payload, &sig, &hint),
+        bundle: bundle::write_bundle(&payload, &sig, &material),
         subject_digest: hex::encode(serialize::subject_digest(&resources)),
         resources,
     })
@@ -155,6 +192,9 @@ pub struct VerifyOptions {
 pub enum Failure {
     KeyMismatch,
     BadSignature,
+    /// The certificate chain does not lead to a trusted root, or the
+    /// signing certificate may not sign.
+    Certificate(String),
     BadStatement(String),
     Differs(Diff),
 }
@@ -184,6 +224,7 @@ impl std::fmt::Display for Failure {
                 f.write_str("the signature was made with another key (public key hint differs)")
             }
             Failure::BadSignature => f.write_str("the signature does not match the signed payload"),
+            Failure::Certificate(m) => write!(f, "the signing certificate is not trusted: {m}"),
             Failure::BadStatement(m) => write!(f, "the signed statement is invalid: {m}"),
             Failure::Differs(d) => {
                 let mut parts = Vec::new();
@@ -235,6 +276,45 @@ pub fn verify(
     signature_path: Option<&Path>,
     opts: &VerifyOptions,
 ) -> Result<Verified, SignError> {
+    verify_with(
+        model,
+        bundle_bytes,
+        &Trust::Key(key.clone()),
+        signature_path,
+        opts,
+    )
+}
+
+/// What a verifier trusts: one public key (the key method), or CA
+/// certificates (DER) that the bundle's signing certificate must chain to.
+pub enum Trust {
+    Key(PublicKey),
+    Certificates(Vec<Vec<u8>>),
+}
+
+/// The signature over the payload as received: DSSE PAE with the curve's
+/// hash, or the pre-1.0 reference's message (`DSSEV1 … b'…'`, always
+/// SHA-256), which the reference still accepts.
+fn signature_verifies(key: &PublicKey, b: &bundle::Bundle) -> bool {
+    if b.payload_type != bundle::PAYLOAD_TYPE {
+        return false;
+    }
+    if key.verify(&bundle::pae(&b.payload_type, &b.payload), &b.signature) {
+        return true;
+    }
+    use sha2::Digest;
+    let compat = bundle::pae_compat(&b.payload);
+    key.verify_prehash(&sha2::Sha256::digest(&compat), &b.signature)
+}
+
+/// Verifies a model against a bundle, trusting a key or CA certificates.
+pub fn verify_with(
+    model: &Path,
+    bundle_bytes: &[u8],
+    trust: &Trust,
+    signature_path: Option<&Path>,
+    opts: &VerifyOptions,
+) -> Result<Verified, SignError> {
     let b = bundle::read_bundle(bundle_bytes)?;
     let mut out = Verified {
         result: Ok(()),
@@ -242,22 +322,33 @@ pub fn verify(
         serialization: None,
         warnings: Vec::new(),
     };
-    // 1. Key hint, then the signature over the payload bytes as received.
-    match &b.hint {
-        Some(h) => {
-            let ours = key.hint()?;
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), ours.as_bytes())) {
-                out.result = Err(Failure::KeyMismatch);
+    // 1. Key hint or certificate chain, then the signature over the payload
+    // bytes as received.
+    let key = match trust {
+        Trust::Key(key) => {
+            match &b.hint {
+                Some(h) => {
+                    let ours = key.hint()?;
+                    if !bool::from(subtle::ConstantTimeEq::ct_eq(h.as_bytes(), ours.as_bytes())) {
+                        out.result = Err(Failure::KeyMismatch);
+                        return Ok(out);
+                    }
+                }
+                None => out
+                    .warnings
+                    .push("the bundle names no public key hint".into()),
+            }
+            key.clone()
+        }
+        Trust::Certificates(roots) => match x509::verify_chain(&b.certificates, roots) {
+            Ok(k) => k,
+            Err(m) => {
+                out.result = Err(Failure::Certificate(m));
                 return Ok(out);
             }
-        }
-        None => out
-            .warnings
-            .push("the bundle names no public key hint".into()),
-    }
-    if b.payload_type != bundle::PAYLOAD_TYPE
-        || !key.verify(&bundle::pae(&b.payload_type, &b.payload), &b.signature)
-    {
+        },
+    };
+    if !signature_verifies(&key, &b) {
         out.result = Err(Failure::BadSignature);
         return Ok(out);
     }

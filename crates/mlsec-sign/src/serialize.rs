@@ -237,6 +237,42 @@ pub fn hash(files: &[(String, PathBuf)], ser: &Serialization) -> Result<Vec<Reso
     Ok(out)
 }
 
+/// [`hash`] with a digest cache: unchanged files cost one `stat`. Shards
+/// are always hashed (the cache holds whole-file digests).
+pub fn hash_cached(
+    files: &[(String, PathBuf)],
+    ser: &Serialization,
+    cache: &mut crate::cache::DigestCache,
+) -> Result<Vec<Resource>, SignError> {
+    if ser.method != Method::Files {
+        return hash(files, ser);
+    }
+    let algorithm = ser.algorithm();
+    let mut digests: Vec<Option<Vec<u8>>> = vec![None; files.len()];
+    let mut misses = Vec::new();
+    for (i, (_, path)) in files.iter().enumerate() {
+        match cache.get(path, &algorithm) {
+            Ok(d) => digests[i] = Some(d),
+            Err(pending) => misses.push((i, pending)),
+        }
+    }
+    let to_hash: Vec<(String, PathBuf)> = misses.iter().map(|(i, _)| files[*i].clone()).collect();
+    let fresh = hash_files(&to_hash, ser)?;
+    for ((i, pending), r) in misses.into_iter().zip(fresh) {
+        cache.put(pending, &r.digest);
+        digests[i] = Some(r.digest);
+    }
+    Ok(files
+        .iter()
+        .zip(digests)
+        .map(|((name, _), digest)| Resource {
+            name: name.clone(),
+            algorithm: algorithm.clone(),
+            digest: digest.unwrap_or_default(),
+        })
+        .collect())
+}
+
 /// Files mode: one digest per file. Small files are read into a per-thread
 /// buffer (a memory map costs more system calls than a 1 KiB file takes to
 /// hash); files over 1 MiB are mapped.

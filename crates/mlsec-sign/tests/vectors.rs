@@ -609,3 +609,91 @@ fn training_attestation_round_trip_and_tamper() {
             .is_err());
     }
 }
+
+fn cert_run(model: &str, sig_bytes: &[u8], ca: &str) -> Result<(), Failure> {
+    let v = vectors();
+    let roots =
+        mlsec_sign::x509::load_pem_certificates(&std::fs::read(v.join("keys").join(ca)).unwrap())
+            .unwrap();
+    let opts = VerifyOptions {
+        ignore_paths: vec![".DS_Store".into()],
+        ..VerifyOptions::default()
+    };
+    mlsec_sign::verify_with(
+        &v.join(model),
+        sig_bytes,
+        &mlsec_sign::Trust::Certificates(roots),
+        None,
+        &opts,
+    )
+    .expect("verification runs")
+    .result
+}
+
+#[test]
+fn certificate_vectors_get_the_reference_verdicts() {
+    let v = vectors();
+    let sig = std::fs::read(v.join("sigs/cert-p256.sig")).unwrap();
+    // verify-cert-good, verify-cert-flip-byte, verify-cert-wrong-ca.
+    assert_eq!(cert_run("tiny-model", &sig, "cert-ca.pem"), Ok(()));
+    assert_eq!(
+        differs(cert_run("tampered/flip-byte", &sig, "cert-ca.pem")).changed,
+        vec!["weights.bin".to_string()]
+    );
+    assert!(matches!(
+        cert_run("tiny-model", &sig, "cert-leaf.pem"),
+        Err(Failure::Certificate(_))
+    ));
+    // A key-method bundle carries no certificate.
+    let keyed = std::fs::read(v.join("sigs/key-p256.sig")).unwrap();
+    assert!(matches!(
+        cert_run("tiny-model", &keyed, "cert-ca.pem"),
+        Err(Failure::Certificate(_))
+    ));
+    // One byte of the leaf certificate changed inside the bundle: the CA's
+    // signature on it no longer verifies, so no path exists.
+    let b = bundle::read_bundle(&sig).unwrap();
+    let mut leaf = b.certificates[0].clone();
+    let n = leaf.len();
+    leaf[n - 80] ^= 1;
+    let forged = bundle::write_bundle(
+        &b.payload,
+        &b.signature,
+        &bundle::Material::Certificates(vec![leaf, b.certificates[1].clone()]),
+    );
+    assert!(matches!(
+        cert_run("tiny-model", &forged, "cert-ca.pem"),
+        Err(Failure::Certificate(_))
+    ));
+}
+
+#[test]
+fn certificate_signatures_round_trip_and_need_the_matching_key() {
+    let v = vectors();
+    let tmp = tempfile::tempdir().unwrap();
+    let sig = tmp.path().join("model.sig");
+    let pem = |n: &str| std::fs::read(v.join("keys").join(n)).unwrap();
+    let mut certs = mlsec_sign::x509::load_pem_certificates(&pem("cert-leaf.pem")).unwrap();
+    certs.extend(mlsec_sign::x509::load_pem_certificates(&pem("cert-ca.pem")).unwrap());
+    let leaf_key =
+        PrivateKey::from_pem(&String::from_utf8(pem("cert-leaf.priv.pem")).unwrap()).unwrap();
+    let ser = Serialization {
+        ignore_paths: vec![".DS_Store".into()],
+        ..Serialization::default()
+    };
+    let signed = mlsec_sign::sign_with(
+        &v.join("tiny-model"),
+        &leaf_key,
+        ser.clone(),
+        &sig,
+        &certs,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        cert_run("tiny-model", &signed.bundle, "cert-ca.pem"),
+        Ok(())
+    );
+    let other = PrivateKey::from_pem(&String::from_utf8(pem("ec-p256.priv.pem")).unwrap()).unwrap();
+    assert!(mlsec_sign::sign_with(&v.join("tiny-model"), &other, ser, &sig, &certs, None).is_err());
+}

@@ -4,7 +4,9 @@ use crate::cli::{GlobalArgs, KeygenArgs, SignArgs, VerifyArgs};
 use crate::output::{self, exit};
 use anyhow::{bail, Context, Result};
 use mlsec_core::{Artifact, Finding, Location, Report, Style, TextBody};
-use mlsec_sign::{HashType, KeyKind, Method, PrivateKey, PublicKey, Serialization, VerifyOptions};
+use mlsec_sign::{
+    HashType, KeyKind, Method, PrivateKey, PublicKey, Serialization, Trust, VerifyOptions,
+};
 use serde::Serialize;
 use std::io::Write;
 
@@ -52,6 +54,8 @@ struct SignResults {
     method: String,
     resources: usize,
     subject_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    digest_cache: Option<String>,
 }
 
 impl TextBody for SignResults {
@@ -65,7 +69,11 @@ impl TextBody for SignResults {
             self.model, self.resources, self.method, self.hash, self.key_type
         )?;
         writeln!(out, "signature  {}", self.signature)?;
-        writeln!(out, "subject    sha256:{}", self.subject_sha256)
+        writeln!(out, "subject    sha256:{}", self.subject_sha256)?;
+        if let Some(note) = &self.digest_cache {
+            writeln!(out, "cache      {note}")?;
+        }
+        Ok(())
     }
 }
 
@@ -89,8 +97,42 @@ pub fn sign(global: &GlobalArgs, args: &SignArgs) -> Result<u8> {
         allow_symlinks: args.allow_symlinks,
         ignore_paths: mlsec_sign::relative_ignores(&args.model, &args.ignore_paths),
     };
-    let signed = mlsec_sign::sign(&args.model, &key, ser.clone(), &args.signature)
-        .with_context(|| args.model.display().to_string())?;
+    let mut certificates = Vec::new();
+    for path in args.cert.iter().chain(args.chain.iter()) {
+        let pem = std::fs::read(path).with_context(|| path.display().to_string())?;
+        certificates.extend(
+            mlsec_sign::x509::load_pem_certificates(&pem)
+                .with_context(|| path.display().to_string())?,
+        );
+    }
+    let mut cache = args.digest_cache.as_ref().map(|path| {
+        let (cache, warning) = mlsec_sign::cache::DigestCache::load(path);
+        if let Some(w) = warning {
+            eprintln!("warning: digest cache {w}");
+        }
+        cache
+    });
+    let signed = mlsec_sign::sign_with(
+        &args.model,
+        &key,
+        ser.clone(),
+        &args.signature,
+        &certificates,
+        cache.as_mut(),
+    )
+    .with_context(|| args.model.display().to_string())?;
+    let mut cache_note = None;
+    if let (Some(cache), Some(path)) = (&cache, &args.digest_cache) {
+        cache
+            .save(path)
+            .with_context(|| path.display().to_string())?;
+        cache_note = Some(format!(
+            "{} of {} digests reused from {}",
+            cache.hits,
+            cache.hits + cache.misses,
+            path.display()
+        ));
+    }
     output::write_output(Some(&args.signature), &signed.bundle)?;
     let results = SignResults {
         model: args.model.display().to_string(),
@@ -103,6 +145,7 @@ pub fn sign(global: &GlobalArgs, args: &SignArgs) -> Result<u8> {
         },
         resources: signed.resources.len(),
         subject_sha256: signed.subject_digest,
+        digest_cache: cache_note,
     };
     let mut report = Report::new(output::tool(), "sign", results);
     report.artifacts.push(Artifact {
@@ -147,8 +190,23 @@ impl TextBody for VerifyResults {
 }
 
 pub fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
-    let pem = std::fs::read_to_string(&args.key).with_context(|| args.key.display().to_string())?;
-    let key = PublicKey::from_pem(&pem).with_context(|| args.key.display().to_string())?;
+    let trust = match &args.key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+            Trust::Key(PublicKey::from_pem(&pem).with_context(|| path.display().to_string())?)
+        }
+        None => {
+            let mut roots = Vec::new();
+            for path in &args.ca {
+                let pem = std::fs::read(path).with_context(|| path.display().to_string())?;
+                roots.extend(
+                    mlsec_sign::x509::load_pem_certificates(&pem)
+                        .with_context(|| path.display().to_string())?,
+                );
+            }
+            Trust::Certificates(roots)
+        }
+    };
     let meta =
         std::fs::metadata(&args.signature).with_context(|| args.signature.display().to_string())?;
     if meta.len() > mlsec_sign::MAX_BUNDLE_BYTES {
@@ -165,7 +223,7 @@ pub fn verify(global: &GlobalArgs, args: &VerifyArgs) -> Result<u8> {
         ignore_unsigned_files: args.ignore_unsigned_files,
         only: args.files.clone(),
     };
-    let v = mlsec_sign::verify(&args.model, &bundle, &key, Some(&args.signature), &opts)
+    let v = mlsec_sign::verify_with(&args.model, &bundle, &trust, Some(&args.signature), &opts)
         .with_context(|| args.signature.display().to_string())?;
     let shown = args.model.display().to_string();
     let mut report = Report::new(
