@@ -161,8 +161,8 @@ impl DigestCache {
 
     /// Remembers a digest computed after a miss, if the file did not change
     /// while it was hashed and is not too fresh to trust its timestamps.
-    pub fn put(&mut self, pending: Box<Pending>, digest: &[u8]) {
-        let Pending { key, stamp } = *pending;
+    pub fn put(&mut self, pending: Pending, digest: &[u8]) {
+        let Pending { key, stamp } = pending;
         let now = std::fs::metadata(&key.0).ok().map(|m| Stamp::of(&m));
         match (stamp, now) {
             (Some(before), Some(after))
@@ -216,7 +216,7 @@ mod tests {
         let (mut fresh, warning) = DigestCache::load(&store);
         assert!(warning.is_none());
         let p = fresh.get(&file, "sha256").unwrap_err();
-        fresh.put(p, b"d1");
+        fresh.put(*p, b"d1");
         assert!(fresh.entries.is_empty());
         // Signing that began well after the last write: stored and reused.
         let mut cache = DigestCache {
@@ -224,7 +224,7 @@ mod tests {
             ..DigestCache::default()
         };
         let p = cache.get(&file, "sha256").unwrap_err();
-        cache.put(p, b"d1");
+        cache.put(*p, b"d1");
         assert_eq!(cache.get(&file, "sha256").ok(), Some(b"d1".to_vec()));
         assert!(cache.get(&file, "blake3").is_err(), "keyed by algorithm");
         cache.save(&store).unwrap();

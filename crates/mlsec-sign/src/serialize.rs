@@ -259,7 +259,7 @@ pub fn hash_cached(
     let to_hash: Vec<(String, PathBuf)> = misses.iter().map(|(i, _)| files[*i].clone()).collect();
     let fresh = hash_files(&to_hash, ser)?;
     for ((i, pending), r) in misses.into_iter().zip(fresh) {
-        cache.put(pending, &r.digest);
+        cache.put(*pending, &r.digest);
         digests[i] = Some(r.digest);
     }
     Ok(files
