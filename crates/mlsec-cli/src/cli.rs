@@ -118,6 +118,9 @@ pub enum Command {
     /// Pipeline provenance with in-toto: sign what each step consumed and produced, verify a layout.
     #[command(subcommand)]
     Provenance(ProvenanceCommand),
+    /// Verify a Python environment: installed files against RECORD, a lockfile, offline OSV advisories.
+    #[command(subcommand)]
+    Env(EnvCommand),
     /// Work with datasets (collection stage).
     #[command(subcommand)]
     Data(DataCommand),
@@ -436,4 +439,33 @@ pub struct SignLayoutArgs {
     /// Write a DSSE envelope instead of a classic signed layout.
     #[arg(long)]
     pub dsse: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Check every installed distribution's files against its RECORD, list files no distribution
+    /// owns (`.pth` start-up hooks above all), compare with a lockfile and an OSV export.
+    #[command(
+        after_help = "Without --python or --site-packages, the interpreter of the active virtual environment \
+            ($VIRTUAL_ENV) or else `python3` is asked for its site-packages (run isolated, with -I -S). \
+            Lockfiles: requirements.txt (with --hash), uv.lock, poetry.lock. --osv takes a folder of OSV \
+            JSON advisories (e.g. the extracted PyPI/all.zip export); nothing is downloaded. See docs/provenance.md."
+    )]
+    Verify(EnvVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvVerifyArgs {
+    /// The Python interpreter whose environment to verify.
+    #[arg(long, value_name = "EXE", conflicts_with = "site_packages")]
+    pub python: Option<std::path::PathBuf>,
+    /// site-packages folders to verify directly (repeatable).
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub site_packages: Vec<std::path::PathBuf>,
+    /// A lockfile to compare with: requirements.txt (with hashes), uv.lock or poetry.lock.
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<std::path::PathBuf>,
+    /// A folder of OSV advisories (JSON) to check installed versions against, offline.
+    #[arg(long, value_name = "DIR")]
+    pub osv: Option<std::path::PathBuf>,
 }

@@ -18,6 +18,9 @@ fn main() -> ExitCode {
         cli::Command::Verify(args) => commands::sign::verify(&cli.global, args),
         cli::Command::Attest(args) => commands::sign::attest(&cli.global, args),
         cli::Command::Provenance(cmd) => commands::provenance::run(&cli.global, cmd),
+        cli::Command::Env(cli::EnvCommand::Verify(args)) => {
+            commands::env::verify(&cli.global, args)
+        }
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod cache;
 pub mod canonical;
 pub mod dsse;
+pub mod env;
 pub mod intoto;
 pub mod keys;
 pub mod rules;

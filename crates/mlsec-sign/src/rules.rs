@@ -85,9 +85,97 @@ pub static PROVENANCE_BROKEN: Rule = Rule {
     },
 };
 
+pub static ENV_FILE_CHANGED: Rule = Rule {
+    code: "MLS-ENV-001",
+    name: "installed-file-changed",
+    summary: "An installed Python package's file differs from its RECORD, or is missing.",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0010.001"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "`mlsec env verify` re-hashes every file each installed distribution lists in \
+            its `*.dist-info/RECORD` (the wheel's own manifest, written at install time) and reports \
+            files whose digest or size differs (critical for code: `.py`, `.pth`, native libraries, \
+            scripts) and files that are gone (medium).",
+        why_it_matters: "Training jobs import dozens of packages; patching one installed file — a data \
+            loader, a tokenizer, `torch/serialization.py` — poisons every model trained in that \
+            environment without touching the training code or the data (AML.T0010.001).",
+        example: "`numpy/lib/_npyio_impl.py` edited after install: `numpy 2.4.6: \
+            numpy/lib/_npyio_impl.py differs from its RECORD digest`.",
+    },
+};
+
+pub static ENV_UNRECORDED_FILE: Rule = Rule {
+    code: "MLS-ENV-002",
+    name: "unrecorded-file",
+    summary: "A file in site-packages belongs to no installed distribution; `.pth` files run code at start-up.",
+    default_severity: Severity::Medium,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0010.001"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "Files under site-packages that no RECORD lists (byte-code caches excepted). \
+            A `.pth` file with an `import` line is critical when unrecorded: Python's `site` module \
+            executes that line in every interpreter that starts, before any user code. Recorded \
+            start-up hooks (setuptools' `distutils-precedence.pth`) are listed at info severity.",
+        why_it_matters: "A dropped `.pth` file is a classic persistence trick of malicious PyPI \
+            packages: it survives package upgrades, is invisible to `pip list`, and runs in every \
+            training job.",
+        example: "`site-packages/zz_telemetry.pth` containing `import os; os.system(...)`: \
+            `zz_telemetry.pth runs code at interpreter start-up and belongs to no distribution`.",
+    },
+};
+
+pub static ENV_LOCK_MISMATCH: Rule = Rule {
+    code: "MLS-ENV-003",
+    name: "lockfile-mismatch",
+    summary: "The environment does not match its lockfile: unpinned, unhashed, unlocked or other versions.",
+    default_severity: Severity::Medium,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0010.001"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "Compared with `requirements.txt` (with `--hash`), `uv.lock` or `poetry.lock`: \
+            requirements not pinned to one version, pins without hashes, installed distributions the \
+            lockfile does not name, installed versions other than the locked ones (high), and archive \
+            hashes recorded at install (`direct_url.json`) that the lockfile does not list (high).",
+        why_it_matters: "A lockfile with hashes is what makes a training environment reproducible and \
+            keeps a dependency-confusion or typosquatted package out; an environment that drifted \
+            from it is not the one that was reviewed.",
+        example: "`requirements.txt` pins `requests==2.32.3` but 2.31.0 is installed: \
+            `requests: installed 2.31.0, locked 2.32.3`.",
+    },
+};
+
+pub static ENV_KNOWN_VULNERABILITY: Rule = Rule {
+    code: "MLS-ENV-004",
+    name: "known-vulnerable-package",
+    summary: "An installed distribution's version is affected by a published advisory (offline OSV database).",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010", "AML.T0010.001"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "With `--osv DIR` (the OSV JSON advisories for PyPI, as OSV publishes them), \
+            each installed distribution is matched by normalised name and its version tested \
+            against the advisory's listed versions and ECOSYSTEM ranges under PEP 440 ordering. The \
+            advisory's own severity (GHSA `database_specific.severity`) sets the finding's.",
+        why_it_matters: "ML stacks pin old versions for reproducibility and then keep them: known \
+            remote-code-execution bugs in model loaders (e.g. `torch.load` with `weights_only=True`, \
+            CVE-2025-32434) stay exploitable in training and serving environments.",
+        example: "`torch 2.5.1` with the PyPI OSV export: `torch 2.5.1 is affected by \
+            PYSEC-… (CVE-2025-32434): fixed in 2.6.0`.",
+    },
+};
+
 pub static RULES: &[&Rule] = &[
     &SIGNATURE_INVALID,
     &MODEL_DIFFERS,
     &ATTESTATION_INVALID,
     &PROVENANCE_BROKEN,
+    &ENV_FILE_CHANGED,
+    &ENV_UNRECORDED_FILE,
+    &ENV_LOCK_MISMATCH,
+    &ENV_KNOWN_VULNERABILITY,
 ];

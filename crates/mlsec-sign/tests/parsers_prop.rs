@@ -123,4 +123,36 @@ proptest! {
         prop_assert!(fnmatch(&name, &star));
         prop_assert!(!fnmatch(&longer, &name));
     }
+
+    #[test]
+    fn environment_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512), text in "[a-z0-9=<>~!.,;#\\\\ \\n\"\\[\\]-]{0,200}") {
+        use mlsec_sign::env::{lock, parse_record};
+        let _ = parse_record(&bytes);
+        for format in [lock::LockFormat::Requirements, lock::LockFormat::Uv, lock::LockFormat::Poetry] {
+            let _ = lock::parse_text(format, &text);
+            let _ = lock::parse_text(format, &String::from_utf8_lossy(&bytes));
+        }
+    }
+
+    #[test]
+    fn names_normalise_idempotently(name in "[A-Za-z0-9._-]{1,20}") {
+        use mlsec_sign::env::normalise_name;
+        let once = normalise_name(&name);
+        prop_assert_eq!(normalise_name(&once), once.clone());
+        prop_assert!(!once.contains("--") && !once.contains('_') && !once.contains('.'));
+    }
+
+    #[test]
+    fn an_introduced_fixed_range_is_the_half_open_interval(a in 0u64..20, b in 0u64..20, v in 0u64..25, minor in 0u64..3) {
+        use mlsec_sign::env::osv::in_range;
+        use std::collections::BTreeMap;
+        let (lo, hi) = (a.min(b), a.max(b) + 1);
+        let events = vec![
+            BTreeMap::from([("introduced".to_string(), format!("{lo}.0"))]),
+            BTreeMap::from([("fixed".to_string(), format!("{hi}.0"))]),
+        ];
+        let version: pep440_rs::Version = format!("{v}.{minor}").parse().unwrap();
+        let expected = (lo, 0) <= (v, minor) && (v, minor) < (hi, 0);
+        prop_assert_eq!(in_range(&version, &events), expected);
+    }
 }
