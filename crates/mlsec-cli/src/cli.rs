@@ -439,6 +439,10 @@ pub struct SignLayoutArgs {
     /// Write a DSSE envelope instead of a classic signed layout.
     #[arg(long)]
     pub dsse: bool,
+    /// A functionary's public key (NAME=PUB.pem, repeatable): added to the layout's `keys`, and every
+    /// step `pubkeys` entry equal to NAME is replaced by its keyid.
+    #[arg(long = "functionary", value_name = "NAME=PUB")]
+    pub functionaries: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -76,6 +76,23 @@ struct CacheFile {
     entries: Vec<Entry>,
 }
 
+/// A file's absolute path and `stat` stamp, taken before hashing.
+#[derive(Debug)]
+pub struct Probe {
+    abs: PathBuf,
+    stamp: Option<Stamp>,
+}
+
+impl Probe {
+    pub fn of(path: &Path) -> Probe {
+        // `absolute` joins the working directory without resolving links:
+        // no system call per path component.
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let stamp = std::fs::metadata(&abs).ok().map(|m| Stamp::of(&m));
+        Probe { abs, stamp }
+    }
+}
+
 /// A cache miss: the file's identity and timestamps before it was hashed.
 #[derive(Debug)]
 pub struct Pending {
@@ -91,6 +108,8 @@ pub struct DigestCache {
     started_ns: i128,
     pub hits: usize,
     pub misses: usize,
+    /// Whether anything changed since loading (else saving is skipped).
+    dirty: bool,
 }
 
 fn now_ns() -> i128 {
@@ -144,10 +163,14 @@ impl DigestCache {
     /// what [`DigestCache::put`] needs to remember the digest about to be
     /// computed.
     pub fn get(&mut self, path: &Path, algorithm: &str) -> Result<Vec<u8>, Box<Pending>> {
-        // `absolute` joins the working directory without resolving links:
-        // no system call per path component.
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        let stamp = std::fs::metadata(&abs).ok().map(|m| Stamp::of(&m));
+        let probe = Probe::of(path);
+        self.lookup(probe, algorithm)
+    }
+
+    /// [`DigestCache::get`] for a file already probed (probing, a `stat`,
+    /// can run on many threads; the lookup cannot).
+    pub fn lookup(&mut self, probe: Probe, algorithm: &str) -> Result<Vec<u8>, Box<Pending>> {
+        let Probe { abs, stamp } = probe;
         let key = (abs, algorithm.to_string());
         if let (Some(s), Some((cached, d))) = (&stamp, self.entries.get(&key)) {
             if s == cached {
@@ -171,15 +194,20 @@ impl DigestCache {
                     && after.ctime_ns <= self.started_ns - RACY_NS =>
             {
                 self.entries.insert(key, (after, digest.to_vec()));
+                self.dirty = true;
             }
             _ => {
-                self.entries.remove(&key);
+                self.dirty |= self.entries.remove(&key).is_some();
             }
         }
     }
 
-    /// Writes the cache atomically (temporary file, then rename).
+    /// Writes the cache atomically (temporary file, then rename), unless
+    /// nothing changed and the file exists.
     pub fn save(&self, path: &Path) -> Result<(), SignError> {
+        if !self.dirty && path.is_file() {
+            return Ok(());
+        }
         let mut entries: Vec<Entry> = self
             .entries
             .iter()

@@ -249,9 +249,33 @@ pub fn hash_cached(
     }
     let algorithm = ser.algorithm();
     let mut digests: Vec<Option<Vec<u8>>> = vec![None; files.len()];
+    // `stat` every file on all cores, then consult the cache in order.
+    let probes: Vec<crate::cache::Probe> = {
+        let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+        let chunk = files.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|(_, p)| crate::cache::Probe::of(p))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    if probes.len() != files.len() {
+        return hash(files, ser);
+    }
     let mut misses = Vec::new();
-    for (i, (_, path)) in files.iter().enumerate() {
-        match cache.get(path, &algorithm) {
+    for (i, probe) in probes.into_iter().enumerate() {
+        match cache.lookup(probe, &algorithm) {
             Ok(d) => digests[i] = Some(d),
             Err(pending) => misses.push((i, pending)),
         }

@@ -255,10 +255,27 @@ fn sign_layout(global: &GlobalArgs, args: &SignLayoutArgs) -> Result<u8> {
     let v: serde_json::Value = serde_json::from_slice(&bytes)
         .with_context(|| format!("{}: not JSON", args.layout.display()))?;
     // An already signed layout is re-signed from its `signed` part.
-    let signed = match v.get("signed") {
+    let mut signed = match v.get("signed") {
         Some(s) => s.clone(),
         None => v,
     };
+    for f in &args.functionaries {
+        let (name, path) = f
+            .split_once('=')
+            .with_context(|| format!("--functionary `{f}` is not NAME=PUB.pem"))?;
+        let key = Key::new(read_public(Path::new(path))?)?;
+        if !signed["keys"].is_object() {
+            signed["keys"] = serde_json::json!({});
+        }
+        signed["keys"][&key.keyid] = key.to_json()?;
+        for step in signed["steps"].as_array_mut().into_iter().flatten() {
+            for id in step["pubkeys"].as_array_mut().into_iter().flatten() {
+                if id.as_str() == Some(name) {
+                    *id = key.keyid.clone().into();
+                }
+            }
+        }
+    }
     intoto::Layout::from_signed(&signed)
         .map_err(anyhow::Error::msg)
         .with_context(|| args.layout.display().to_string())?;
