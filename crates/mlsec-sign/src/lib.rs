@@ -49,6 +49,21 @@ impl SignError {
     }
 }
 
+/// Reads a whole file of untrusted metadata, refusing it beyond `max` bytes
+/// (read through a `take`, so a file that grows meanwhile is still bounded).
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(buf)
+}
+
 /// Ignore paths given on the command line are relative to the current
 /// directory (`tiny-model/.DS_Store`) or to the model root (`.DS_Store`).
 pub fn relative_ignores(model: &Path, given: &[PathBuf]) -> Vec<String> {

@@ -286,15 +286,28 @@ pub fn hash_cached(
         cache.put(*pending, &r.digest);
         digests[i] = Some(r.digest);
     }
-    Ok(files
+    Ok(resources(
+        files,
+        &algorithm,
+        digests.into_iter().map(Option::unwrap_or_default),
+    ))
+}
+
+/// One resource per file, in order, from its digest.
+fn resources(
+    files: &[(String, PathBuf)],
+    algorithm: &str,
+    digests: impl Iterator<Item = Vec<u8>>,
+) -> Vec<Resource> {
+    files
         .iter()
         .zip(digests)
         .map(|((name, _), digest)| Resource {
             name: name.clone(),
-            algorithm: algorithm.clone(),
-            digest: digest.unwrap_or_default(),
+            algorithm: algorithm.to_string(),
+            digest,
         })
-        .collect())
+        .collect()
 }
 
 /// Files mode: one digest per file. Small files are read into a per-thread
@@ -321,15 +334,7 @@ fn hash_files(
         drop(buf);
         Ok(ser.hash_type.digest(&map(path)?))
     })?;
-    Ok(files
-        .iter()
-        .zip(digests)
-        .map(|((name, _), digest)| Resource {
-            name: name.clone(),
-            algorithm: algorithm.clone(),
-            digest,
-        })
-        .collect())
+    Ok(resources(files, &algorithm, digests.into_iter()))
 }
 
 /// One job's result, filled in by whichever thread ran it.

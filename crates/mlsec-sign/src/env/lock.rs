@@ -223,6 +223,26 @@ fn toml_packages(text: &str) -> Result<Vec<toml::Table>, String> {
         .unwrap_or_default())
 }
 
+/// A `[[package]]` entry of a TOML lockfile as a locked package.
+fn toml_locked(
+    p: &toml::Table,
+    name: &str,
+    hashes: Vec<String>,
+    shown: &str,
+    local: bool,
+) -> Locked {
+    Locked {
+        name: normalise_name(name),
+        version: p
+            .get("version")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        hashes,
+        origin: format!("{shown} [{name}]"),
+        local,
+    }
+}
+
 fn parse_uv(text: &str, shown: &str) -> Result<Vec<Locked>, String> {
     let mut out = Vec::new();
     for p in toml_packages(text)? {
@@ -254,16 +274,7 @@ fn parse_uv(text: &str, shown: &str) -> Result<Vec<Locked>, String> {
                 hashes.push(h.to_string());
             }
         }
-        out.push(Locked {
-            name: normalise_name(name),
-            version: p
-                .get("version")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            hashes,
-            origin: format!("{shown} [{name}]"),
-            local,
-        });
+        out.push(toml_locked(&p, name, hashes, shown, local));
     }
     Ok(out)
 }
@@ -298,16 +309,7 @@ fn parse_poetry(text: &str, shown: &str) -> Result<Vec<Locked>, String> {
             .and_then(|s| s.get("type"))
             .and_then(|t| t.as_str())
             .is_some_and(|t| matches!(t, "directory" | "file" | "git"));
-        out.push(Locked {
-            name: normalise_name(name),
-            version: p
-                .get("version")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-            hashes,
-            origin: format!("{shown} [{name}]"),
-            local,
-        });
+        out.push(toml_locked(&p, name, hashes, shown, local));
     }
     Ok(out)
 }

@@ -56,15 +56,7 @@ pub fn normalise_name(name: &str) -> String {
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    f.take(MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| e.to_string())?;
-    if buf.len() as u64 > MAX_METADATA_BYTES {
-        return Err(format!("larger than {MAX_METADATA_BYTES} bytes"));
-    }
-    Ok(buf)
+    crate::read_bounded(path, MAX_METADATA_BYTES)
 }
 
 /// `Name:` and `Version:` from core metadata (RFC 822 style headers).

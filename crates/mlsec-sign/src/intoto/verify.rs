@@ -10,7 +10,6 @@ use super::run::{self, link_file_name, StepOptions};
 use super::time;
 use crate::SignError;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// How deep layouts may nest (a sublayout's links are in a folder beside
@@ -119,15 +118,7 @@ pub struct Outcome {
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
-    let f = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    f.take(MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| e.to_string())?;
-    if buf.len() as u64 > MAX_METADATA_BYTES {
-        return Err(format!("larger than {MAX_METADATA_BYTES} bytes"));
-    }
-    Ok(buf)
+    crate::read_bounded(path, MAX_METADATA_BYTES)
 }
 
 /// Verifies a signed layout (classic or DSSE) against the trusted keys, then
@@ -267,20 +258,12 @@ fn verify_layout(
         chain.insert(step.name.clone(), first);
     }
     for step in &layout.steps {
-        rules::apply(
+        item_rules(
             &step.name,
-            ArtifactKind::Materials,
             &step.expected_materials,
-            &chain,
-        )
-        .map_err(Failure::Rule)?;
-        rules::apply(
-            &step.name,
-            ArtifactKind::Products,
             &step.expected_products,
             &chain,
-        )
-        .map_err(Failure::Rule)?;
+        )?;
     }
     if layout.inspections.is_empty() {
         return Ok(chain);
@@ -321,22 +304,25 @@ fn verify_layout(
         chain.insert(insp.name.clone(), link);
     }
     for insp in &layout.inspections {
-        rules::apply(
+        item_rules(
             &insp.name,
-            ArtifactKind::Materials,
             &insp.expected_materials,
-            &chain,
-        )
-        .map_err(Failure::Rule)?;
-        rules::apply(
-            &insp.name,
-            ArtifactKind::Products,
             &insp.expected_products,
             &chain,
-        )
-        .map_err(Failure::Rule)?;
+        )?;
     }
     Ok(chain)
+}
+
+/// An item's material rules, then its product rules.
+fn item_rules(
+    name: &str,
+    materials: &[super::rules::ArtifactRule],
+    products: &[super::rules::ArtifactRule],
+    chain: &BTreeMap<String, Link>,
+) -> Result<(), Failure> {
+    rules::apply(name, ArtifactKind::Materials, materials, chain).map_err(Failure::Rule)?;
+    rules::apply(name, ArtifactKind::Products, products, chain).map_err(Failure::Rule)
 }
 
 /// A step performed under its own layout: verified recursively with the
