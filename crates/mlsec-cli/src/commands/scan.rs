@@ -69,7 +69,13 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         let e = e?;
         entries.push((e.path(), e.file_type()?));
     }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    // Byte order of the names: the same order for every run, and far
+    // cheaper than comparing paths component by component.
+    entries.sort_by(|a, b| {
+        a.0.as_os_str()
+            .as_encoded_bytes()
+            .cmp(b.0.as_os_str().as_encoded_bytes())
+    });
     for (p, ty) in entries {
         if ty.is_dir() {
             collect(&p, out)?;
@@ -144,7 +150,12 @@ pub fn run(global: &GlobalArgs, args: &ScanArgs) -> Result<u8> {
                         .map_err(|e| io_message(&e))?;
                     Ok(scan_one(shown, &buf, &opts))
                 }
-                Some(p) => map_file(p, args.max_bytes).map(|bytes| scan_one(shown, &bytes, &opts)),
+                Some(p) => SMALL_FILE.with_borrow_mut(|buf| {
+                    map_file(p, args.max_bytes, buf).map(|bytes| match bytes {
+                        Bytes::Small(n) => scan_one(shown, &buf[..n], &opts),
+                        big => scan_one(shown, &big, &opts),
+                    })
+                }),
             }
         };
     let results: Vec<std::sync::Mutex<Option<Scanned>>> =
@@ -204,21 +215,45 @@ fn scan_one(shown: &str, bytes: &[u8], opts: &ScanOptions) -> (FileResult, Vec<F
     (file, s.findings)
 }
 
-/// Small files are read (one system call); large ones memory-mapped, so
-/// scanning a multi-gigabyte checkpoint touches only the pages the analysis
-/// reads (the pickle, not the tensor data).
-fn map_file(path: &Path, max: u64) -> Result<Bytes, String> {
+thread_local! {
+    /// Each worker's buffer for small files, zeroed once and reused.
+    static SMALL_FILE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads a file for scanning. Small files are read into `small` with one
+/// `read` — no `stat`, no allocation — and `Bytes::Small(n)` says how much
+/// of it they fill; larger ones are read whole up to 1 MiB, or else
+/// memory-mapped, so scanning a multi-gigabyte checkpoint touches only the
+/// pages the analysis reads (the pickle, not the tensor data).
+fn map_file(path: &Path, max: u64, small: &mut Vec<u8>) -> Result<Bytes, String> {
     const MAP_ABOVE: usize = 1 << 20;
+    const FIRST_READ: usize = 64 << 10;
     let mut file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
-    // Read first, without a stat call: most model-hub files are small.
-    let mut buf = Vec::with_capacity(16 << 10);
+    if small.len() != FIRST_READ {
+        small.resize(FIRST_READ, 0);
+    }
+    let n = loop {
+        match file.read(small) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_message(&e)),
+        }
+    };
+    // A read of a regular file returns less than asked only at its end (on
+    // Linux and the BSDs), so a short first read is the whole file: no
+    // second `read` to see end-of-file. A full one means there is more.
+    if n < FIRST_READ {
+        return Ok(Bytes::Small(n));
+    }
+    let mut buf = small.clone();
     (&mut file)
-        .take(MAP_ABOVE as u64 + 1)
+        .take((MAP_ABOVE - FIRST_READ) as u64 + 1)
         .read_to_end(&mut buf)
         .map_err(|e| io_message(&e))?;
     if buf.len() <= MAP_ABOVE {
         return Ok(Bytes::Owned(buf));
     }
+    drop(buf);
     let len = file.metadata().map_err(|e| io_message(&e))?.len();
     if len > max {
         return Err(format!(
@@ -237,6 +272,8 @@ fn map_file(path: &Path, max: u64) -> Result<Bytes, String> {
 }
 
 enum Bytes {
+    /// The whole file is the first `n` bytes of the small-file buffer.
+    Small(usize),
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
 }
@@ -245,6 +282,7 @@ impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
+            Bytes::Small(_) => &[],
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
         }
