@@ -327,6 +327,90 @@ pub enum DataCommand {
             `mnist` names the bundled 10,000-digit MNIST sample."
     )]
     Inspect(InspectArgs),
+    /// Compare a stream with a reference, window by window: KS and PSI per feature, kernel MMD jointly.
+    #[command(
+        after_help = "Reference and stream: CSV, Parquet, NPY or `mnist`; features are matched by name. KS p-values \
+            are those of scipy.stats.ks_2samp (exact up to 10,000 rows per sample, asymptotic above). A window \
+            drifts when a feature's KS statistic or PSI is over its threshold or the MMD p-value is under \
+            --mmd-alpha; the first such window is the alarm. See docs/data.md."
+    )]
+    Drift(DriftArgs),
+    /// Score a batch's rows with an Isolation Forest fit on the reference; flag the outliers.
+    #[command(
+        after_help = "scikit-learn's algorithm: 100 trees on subsamples of 256 reference rows, depth ⌈log2 256⌉, \
+            scores −2^(−E[h(x)]/c(256)) (lower is more anomalous). A row is an outlier when its score is below \
+            the offset: −0.5 by default (scikit-learn's contamination=\"auto\"), or the reference's \
+            --contamination quantile, or --threshold. Seeded and deterministic."
+    )]
+    Outliers(OutliersArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutliersArgs {
+    /// The trusted reference dataset the forest is fit on.
+    #[arg(long, value_name = "REF")]
+    pub reference: String,
+    /// The rows to score.
+    #[arg(long, value_name = "BATCH")]
+    pub batch: String,
+    /// The label column, left out of the features.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Expected share of outliers in the reference: sets the offset at that quantile of its scores.
+    #[arg(long, value_name = "SHARE", conflicts_with = "threshold")]
+    pub contamination: Option<f64>,
+    /// Flag rows whose score is below this (scores lie in [−1, 0]).
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f64>,
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub trees: usize,
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_samples: usize,
+    #[arg(long, value_name = "SEED", default_value_t = 20261122)]
+    pub seed: u64,
+    /// Write every row's score to this NPY file (float64).
+    #[arg(long, value_name = "FILE")]
+    pub scores_out: Option<std::path::PathBuf>,
+    /// How many of the most anomalous rows to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    /// The trusted reference dataset.
+    #[arg(long, value_name = "REF")]
+    pub reference: String,
+    /// The data to monitor, in arrival order.
+    #[arg(long, value_name = "FILE")]
+    pub stream: String,
+    /// Rows per window.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub window: usize,
+    /// The label column, left out of the features.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Drift when a feature's KS statistic exceeds this.
+    #[arg(long, value_name = "D", default_value_t = 0.15)]
+    pub ks_max: f64,
+    /// Drift when a feature's PSI exceeds this.
+    #[arg(long, value_name = "PSI", default_value_t = 0.25)]
+    pub psi_max: f64,
+    /// Drift when the MMD permutation p-value is below this.
+    #[arg(long, value_name = "P", default_value_t = 0.01)]
+    pub mmd_alpha: f64,
+    /// Skip the MMD test (per-feature tests only).
+    #[arg(long)]
+    pub no_mmd: bool,
+    /// Permutations for the MMD p-value.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub permutations: usize,
+    /// KS p-value method: auto (scipy's rule), exact or asymp.
+    #[arg(long, value_name = "METHOD", default_value = "auto")]
+    pub method: String,
+    /// Seed for the MMD subsamples and permutations.
+    #[arg(long, value_name = "SEED", default_value_t = 20261122)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -293,6 +293,8 @@ pub static RULES: &[&Rule] = &[
     &CLASS_IMBALANCE,
     &TRAILING_DATA,
     &UNEXPECTED_FILES,
+    &crate::drift::DISTRIBUTION_DRIFT,
+    &crate::drift::OUTLIER_ROWS,
 ];
 
 // ---------------------------------------------------------------------------

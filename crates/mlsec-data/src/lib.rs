@@ -8,12 +8,15 @@
 
 pub mod array;
 pub mod detect;
+pub mod drift;
 mod error;
+pub mod frame;
 pub mod idx;
 pub mod image_folder;
 pub mod inspect;
 pub mod mnist;
 pub mod npy;
+pub mod stats;
 pub mod table;
 
 pub use array::{DType, NdArray};

@@ -10,6 +10,8 @@ use std::io::IsTerminal;
 pub fn run(global: &GlobalArgs, cmd: &DataCommand) -> Result<u8> {
     match cmd {
         DataCommand::Inspect(args) => inspect(global, args),
+        DataCommand::Drift(args) => crate::commands::drift::run(global, args),
+        DataCommand::Outliers(args) => crate::commands::drift::outliers(global, args),
     }
 }
 

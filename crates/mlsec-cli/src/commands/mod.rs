@@ -1,5 +1,6 @@
 pub mod convert;
 pub mod data;
+pub mod drift;
 pub mod env;
 pub mod provenance;
 pub mod rules;

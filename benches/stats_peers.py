@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Benchmark mlsec's KS screen and Isolation Forest against scipy and
+scikit-learn, in one run, on the same data.
+
+Usage:
+    python3 -m venv ~/.cache/mlsec/stats-venv
+    ~/.cache/mlsec/stats-venv/bin/pip install numpy==2.4.6 scipy==1.17.1 scikit-learn==1.9.1 pandas pyarrow
+    cargo build --release -p mlsec-cli
+    ~/.cache/mlsec/stats-venv/bin/python benches/stats_peers.py target/release/mlsec
+
+Workloads (issue 5):
+  1. KS on 20 features, 1,000,000 reference rows against a 100,000-row batch:
+     scipy.stats.ks_2samp per feature on arrays already in memory, against
+     `mlsec data drift --window 100000 --no-mmd` end to end (reading both
+     Parquet files included); statistics and p-values compared.
+  2. Isolation Forest fit on 1,000,000 rows x 8 features and scoring a
+     100,000-row batch with 2 % planted outliers: scikit-learn (fit and
+     score_samples timed apart) against `mlsec data outliers` end to end;
+     ROC AUC of both on the planted outliers.
+Medians of 3 runs; n_jobs left at scikit-learn's default.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+
+MLSEC = os.path.abspath(sys.argv[1])
+RUNS = 3
+
+
+def median_time(fn, runs=RUNS):
+    ts, out = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        out = fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts), out
+
+
+def mlsec(*args):
+    r = subprocess.run([MLSEC, "-q", "--format", "json", "--fail-on", "never", *args],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    return json.loads(r.stdout)
+
+
+rng = np.random.default_rng(20261122)
+with tempfile.TemporaryDirectory() as tmp:
+    # 1. KS.
+    names = [f"x{i}" for i in range(20)]
+    ref = rng.normal(size=(1_000_000, 20))
+    batch = rng.normal(size=(100_000, 20))
+    batch[:, :5] += 0.02  # a small shift in five features
+    ref_path, batch_path = os.path.join(tmp, "ref.parquet"), os.path.join(tmp, "batch.parquet")
+    pd.DataFrame(ref, columns=names).to_parquet(ref_path)
+    pd.DataFrame(batch, columns=names).to_parquet(batch_path)
+    t_scipy, sp = median_time(lambda: [stats.ks_2samp(ref[:, i], batch[:, i]) for i in range(20)])
+    t_mlsec, ours = median_time(lambda: mlsec("data", "drift", "--reference", ref_path, "--stream", batch_path,
+                                              "--window", "100000", "--no-mmd"))
+    feats = ours["results"]["windows"][0]["features"]
+    max_d = max(abs(f["ks"]["statistic"] - s.statistic) for f, s in zip(feats, sp))
+    max_p = max(abs(f["ks"]["pvalue"] - s.pvalue) / max(s.pvalue, 1e-300) for f, s in zip(feats, sp))
+    print("## KS, 20 features, 1,000,000 reference rows vs a 100,000-row batch (median of 3)\n")
+    print("| tool | seconds | speed-up |")
+    print("|---|---|---|")
+    print(f"| scipy.stats.ks_2samp x 20 (arrays in memory) | {t_scipy:.3f} | 1.0x |")
+    print(f"| mlsec data drift (reads both Parquet files) | {t_mlsec:.3f} | {t_scipy / t_mlsec:.1f}x |")
+    print(f"\nlargest difference from scipy: statistic {max_d:.1e}, p-value {max_p:.1e} (relative)\n")
+
+    # 2. Isolation Forest.
+    d = 8
+    ref = rng.normal(size=(1_000_000, d))
+    inl = rng.normal(size=(98_000, d))
+    out = rng.uniform(-5, 5, size=(2_000, d))
+    batch = np.vstack([inl, out])
+    truth = np.r_[np.zeros(len(inl)), np.ones(len(out))]
+    cols = [f"f{i}" for i in range(d)]
+    ref_path, batch_path = os.path.join(tmp, "if-ref.parquet"), os.path.join(tmp, "if-batch.parquet")
+    pd.DataFrame(ref, columns=cols).to_parquet(ref_path)
+    pd.DataFrame(batch, columns=cols).to_parquet(batch_path)
+    t_fit, forest = median_time(lambda: IsolationForest(n_estimators=100, max_samples=256, random_state=0).fit(ref))
+    t_score, sk_scores = median_time(lambda: forest.score_samples(batch))
+    scores_path = os.path.join(tmp, "scores.npy")
+    t_m, _ = median_time(lambda: mlsec("data", "outliers", "--reference", ref_path, "--batch", batch_path,
+                                       "--scores-out", scores_path))
+    ours = np.load(scores_path)
+    auc_sk, auc_m = roc_auc_score(truth, -sk_scores), roc_auc_score(truth, -ours)
+    print("## Isolation Forest: fit on 1,000,000 x 8, score 100,000 rows (2 % planted outliers; median of 3)\n")
+    print("| tool | fit (s) | score (s) | total (s) | ROC AUC | speed-up |")
+    print("|---|---|---|---|---|---|")
+    print(f"| scikit-learn IsolationForest (arrays in memory) | {t_fit:.3f} | {t_score:.3f} | {t_fit + t_score:.3f} "
+          f"| {auc_sk:.4f} | 1.0x |")
+    print(f"| mlsec data outliers (reads both Parquet files) | | | {t_m:.3f} | {auc_m:.4f} "
+          f"| {(t_fit + t_score) / t_m:.1f}x |")

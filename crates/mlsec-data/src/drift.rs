@@ -1,0 +1,274 @@
+//! The drift monitor: a stream cut into windows, each compared with the
+//! reference per feature (two-sample KS, PSI) and jointly (kernel MMD with
+//! a permutation p-value); the first window over a threshold raises the
+//! alarm.
+
+use crate::frame::Frame;
+use crate::stats::{self, KsMethod, KsResult, MmdResult};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct DriftOptions {
+    pub window: usize,
+    /// A window drifts when a feature's KS statistic exceeds this.
+    pub ks_max: f64,
+    /// … or its PSI exceeds this.
+    pub psi_max: f64,
+    /// … or the MMD permutation p-value is below this (with `mmd`).
+    pub mmd_alpha: f64,
+    pub mmd: bool,
+    /// Rows drawn from the reference and from each window for MMD.
+    pub mmd_rows: usize,
+    pub permutations: usize,
+    pub psi_bins: usize,
+    pub method: KsMethod,
+    pub seed: u64,
+}
+
+impl Default for DriftOptions {
+    fn default() -> Self {
+        DriftOptions {
+            window: 1000,
+            ks_max: 0.15,
+            psi_max: 0.25,
+            mmd_alpha: 0.01,
+            mmd: true,
+            mmd_rows: 300,
+            permutations: 200,
+            psi_bins: 10,
+            method: KsMethod::Auto,
+            seed: 20261122,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureDrift {
+    pub feature: String,
+    pub ks: KsResult,
+    pub psi: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowDrift {
+    pub window: usize,
+    pub first_row: usize,
+    pub rows: usize,
+    pub features: Vec<FeatureDrift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmd: Option<MmdResult>,
+    pub drifted: bool,
+    pub reasons: Vec<String>,
+}
+
+/// Sorted copies without NaN, one per feature, computed on every core.
+pub fn sorted_columns(columns: &[&[f64]]) -> Vec<Vec<f64>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(columns.len().max(1));
+    let chunk = columns.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = columns
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|c| {
+                            let mut v: Vec<f64> =
+                                c.iter().copied().filter(|x| !x.is_nan()).collect();
+                            v.sort_unstable_by(f64::total_cmp);
+                            v
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sorting threads do not panic"))
+            .collect()
+    })
+}
+
+/// Row-major rows of the given features, standardised with the
+/// reference's means and deviations (NaN as the mean), for MMD.
+fn standardised_rows(
+    frame: &Frame,
+    idx: &[usize],
+    rows: &[usize],
+    mean: &[f64],
+    sd: &[f64],
+) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows.len() * idx.len());
+    for &r in rows {
+        for (k, &c) in idx.iter().enumerate() {
+            let v = frame.columns[c][r];
+            out.push(if v.is_nan() {
+                0.0
+            } else {
+                (v - mean[k]) / sd[k]
+            });
+        }
+    }
+    out
+}
+
+fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng, start: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (start..start + n).collect();
+    let k = k.min(n);
+    for i in 0..k {
+        let j = i + ((rng.next_u64() as u128 * (n - i) as u128) >> 64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(k);
+    all.sort_unstable();
+    all
+}
+
+/// Compares each window of `stream` with `reference` over the features
+/// both share (by name).
+pub fn monitor(
+    reference: &Frame,
+    stream: &Frame,
+    opts: &DriftOptions,
+) -> Result<Vec<WindowDrift>, String> {
+    if opts.window == 0 {
+        return Err("the window must hold at least one row".into());
+    }
+    let shared: Vec<(usize, usize)> = reference
+        .names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((i, stream.names.iter().position(|m| m == n)?)))
+        .collect();
+    if shared.is_empty() {
+        return Err("the reference and the stream share no numeric feature".into());
+    }
+    let ref_cols: Vec<&[f64]> = shared
+        .iter()
+        .map(|&(i, _)| reference.columns[i].as_slice())
+        .collect();
+    let ref_sorted = sorted_columns(&ref_cols);
+    let (mean, sd): (Vec<f64>, Vec<f64>) = ref_sorted
+        .iter()
+        .map(|v| {
+            let n = v.len().max(1) as f64;
+            let m = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+            (m, if var > 0.0 { var.sqrt() } else { 1.0 })
+        })
+        .unzip();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    let ref_idx: Vec<usize> = shared.iter().map(|&(i, _)| i).collect();
+    let stream_idx: Vec<usize> = shared.iter().map(|&(_, j)| j).collect();
+    let ref_mmd = if opts.mmd {
+        let rows = sample_rows(reference.rows, opts.mmd_rows, &mut rng, 0);
+        Some(standardised_rows(reference, &ref_idx, &rows, &mean, &sd))
+    } else {
+        None
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut w = 0;
+    while start < stream.rows {
+        let end = (start + opts.window).min(stream.rows);
+        let win_cols: Vec<&[f64]> = stream_idx
+            .iter()
+            .map(|&j| &stream.columns[j][start..end])
+            .collect();
+        let win_sorted = sorted_columns(&win_cols);
+        let mut features = Vec::with_capacity(shared.len());
+        let mut reasons = Vec::new();
+        for (k, (&(i, _), sorted)) in shared.iter().zip(&win_sorted).enumerate() {
+            let name = reference.names[i].clone();
+            if sorted.is_empty() || ref_sorted[k].is_empty() {
+                continue;
+            }
+            let ks = stats::ks::ks_2samp_sorted(&ref_sorted[k], sorted, opts.method)?;
+            let psi = stats::psi_sorted(&ref_sorted[k], sorted, opts.psi_bins);
+            if ks.statistic > opts.ks_max {
+                reasons.push(format!("{name}: KS {:.4} > {}", ks.statistic, opts.ks_max));
+            }
+            if psi > opts.psi_max {
+                reasons.push(format!("{name}: PSI {psi:.4} > {}", opts.psi_max));
+            }
+            features.push(FeatureDrift {
+                feature: name,
+                ks,
+                psi,
+            });
+        }
+        let mmd = match &ref_mmd {
+            Some(x) if end - start >= 2 => {
+                let rows = sample_rows(end - start, opts.mmd_rows, &mut rng, start);
+                let y = standardised_rows(stream, &stream_idx, &rows, &mean, &sd);
+                let r =
+                    stats::mmd_test(x, &y, shared.len(), opts.permutations, opts.seed ^ w as u64)?;
+                if r.pvalue < opts.mmd_alpha {
+                    reasons.push(format!("MMD p-value {:.4} < {}", r.pvalue, opts.mmd_alpha));
+                }
+                Some(r)
+            }
+            _ => None,
+        };
+        out.push(WindowDrift {
+            window: w,
+            first_row: start,
+            rows: end - start,
+            features,
+            mmd,
+            drifted: !reasons.is_empty(),
+            reasons,
+        });
+        start = end;
+        w += 1;
+    }
+    Ok(out)
+}
+
+use mlsec_core::{OwaspMl, Rule, RuleDocs, Severity, Stage};
+
+pub static DISTRIBUTION_DRIFT: Rule = Rule {
+    code: "MLS-DATA-007",
+    name: "distribution-drift",
+    summary: "A window of incoming data no longer looks like the trusted reference.",
+    default_severity: Severity::Medium,
+    stage: Stage::Collection,
+    atlas: &["AML.T0020"],
+    owasp: Some(OwaspMl::Ml02DataPoisoning),
+    docs: RuleDocs {
+        what_it_detects:
+            "`mlsec data drift` cuts a stream into windows and compares each with the \
+            reference: per feature the two-sample Kolmogorov–Smirnov statistic (p-value as \
+            `scipy.stats.ks_2samp` computes it) and the population stability index, and jointly a \
+            kernel MMD test with a permutation p-value. A window over a threshold is reported, \
+            the first one as the alarm.",
+        why_it_matters: "Poisoning that injects off-distribution samples, a broken upstream \
+            feature pipeline, or a population that changed all move the input distribution; a \
+            model trained or monitored on it silently degrades or learns the attacker's points.",
+        example: "Window 3 (rows 3000–3999) of `stream.csv` after a unit change in `amount`: \
+            `amount: KS 0.4120 > 0.15; amount: PSI 2.1035 > 0.25`.",
+    },
+};
+
+pub static OUTLIER_ROWS: Rule = Rule {
+    code: "MLS-DATA-008",
+    name: "outlier-rows",
+    summary: "Rows of a batch are isolated far more easily than the reference's rows.",
+    default_severity: Severity::Medium,
+    stage: Stage::Collection,
+    atlas: &["AML.T0020"],
+    owasp: Some(OwaspMl::Ml02DataPoisoning),
+    docs: RuleDocs {
+        what_it_detects:
+            "An Isolation Forest fit on the trusted reference (scikit-learn's algorithm: \
+            100 trees of 256-row subsamples) scores every row of the batch; rows below the offset \
+            (−0.5, a contamination quantile, or a threshold) are listed, most anomalous first.",
+        why_it_matters: "Injected poison points are usually off the data manifold: a few rows far \
+            from everything else can move a decision boundary or plant a backdoor trigger. They \
+            should be reviewed or quarantined before training, not averaged in.",
+        example: "`batch.csv` with 50 injected rows: `48 of 1000 rows score below -0.5000 (most \
+            anomalous: row 967 at -0.7412)`.",
+    },
+};

@@ -1,0 +1,325 @@
+//! Isolation Forest (Liu, Ting & Zhou 2008) as scikit-learn builds it:
+//! each tree is grown on `max_samples` rows drawn without replacement
+//! (256 by default), to depth ⌈log₂ max_samples⌉; a node splits on a
+//! feature drawn at random among those not constant there, at a threshold
+//! drawn uniformly between the feature's minimum and maximum; a row's
+//! path length is the depth of its leaf plus c(size of the leaf), and its
+//! score is −2^(−E[path] / c(max_samples)) (`score_samples`; lower is more
+//! anomalous). The random streams are ChaCha8 seeded per tree, so results
+//! do not depend on the number of threads; they are not NumPy's, so
+//! individual scores differ from scikit-learn's while the algorithm — and
+//! so the detection quality — is the same.
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+/// Euler–Mascheroni constant.
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// c(n): the average path length of an unsuccessful search in a binary
+/// search tree of n points, which normalises path lengths.
+pub fn average_path_length(n: usize) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let n = n as f64;
+            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct IsolationForestParams {
+    pub n_estimators: usize,
+    pub max_samples: usize,
+    pub seed: u64,
+    /// Share of the training rows expected to be outliers; `None` is
+    /// scikit-learn's `"auto"` (offset −0.5).
+    pub contamination: Option<f64>,
+}
+
+impl Default for IsolationForestParams {
+    fn default() -> Self {
+        IsolationForestParams {
+            n_estimators: 100,
+            max_samples: 256,
+            seed: 0,
+            contamination: None,
+        }
+    }
+}
+
+/// One node: a split (feature, threshold, index of the left child; the
+/// right child follows it) or, with `feature == LEAF`, a leaf whose
+/// `threshold` holds its path length.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    feature: u32,
+    left: u32,
+    threshold: f64,
+}
+
+const LEAF: u32 = u32::MAX;
+
+#[derive(Debug, Clone)]
+pub struct IsolationForest {
+    trees: Vec<Vec<Node>>,
+    n_features: usize,
+    max_samples: usize,
+    /// Subtracted from `score_samples` by `decision_function`.
+    pub offset: f64,
+}
+
+/// A uniform f64 in [0, 1) from 53 random bits.
+fn uniform(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A uniform index below `n` (Lemire's multiply-shift; the tiny bias for
+/// n ≪ 2⁶⁴ is irrelevant here).
+fn below(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> usize {
+    ((rng.next_u64() as u128 * n as u128) >> 64) as usize
+}
+
+/// What growing one tree needs besides the rows at a node.
+struct Grower<'a> {
+    data: &'a [f64],
+    d: usize,
+    max_depth: usize,
+    rng: rand_chacha::ChaCha8Rng,
+    nodes: Vec<Node>,
+}
+
+impl Grower<'_> {
+    fn grow(&mut self, rows: &mut [usize], depth: usize, at: usize) {
+        let leaf = |n: usize| Node {
+            feature: LEAF,
+            left: 0,
+            threshold: depth as f64 + average_path_length(n),
+        };
+        if depth >= self.max_depth || rows.len() <= 1 {
+            self.nodes[at] = leaf(rows.len());
+            return;
+        }
+        let (data, d) = (self.data, self.d);
+        // Draw features without replacement until one is not constant here.
+        let mut features: Vec<usize> = (0..d).collect();
+        let mut remaining = d;
+        let mut split = None;
+        while remaining > 0 {
+            let k = below(&mut self.rng, remaining);
+            let f = features[k];
+            features.swap(k, remaining - 1);
+            remaining -= 1;
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for &r in rows.iter() {
+                let v = data[r * d + f];
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            if hi > lo {
+                let mut t = lo + uniform(&mut self.rng) * (hi - lo);
+                if t >= hi {
+                    t = lo;
+                }
+                split = Some((f, t));
+                break;
+            }
+        }
+        let Some((f, t)) = split else {
+            self.nodes[at] = leaf(rows.len());
+            return;
+        };
+        // Partition rows: x[f] <= t to the left.
+        let mut i = 0;
+        for j in 0..rows.len() {
+            if data[rows[j] * d + f] <= t {
+                rows.swap(i, j);
+                i += 1;
+            }
+        }
+        let left = self.nodes.len();
+        self.nodes.push(leaf(0));
+        self.nodes.push(leaf(0));
+        self.nodes[at] = Node {
+            feature: f as u32,
+            left: left as u32,
+            threshold: t,
+        };
+        let (l, r) = rows.split_at_mut(i);
+        self.grow(l, depth + 1, left);
+        self.grow(r, depth + 1, left + 1);
+    }
+}
+
+fn on_threads<T: Send>(n: usize, job: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync) -> Vec<T> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n.max(1));
+    let chunk = n.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let job = &job;
+                s.spawn(move || job(start..(start + chunk).min(n)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker threads do not panic"))
+            .collect()
+    })
+}
+
+impl IsolationForest {
+    /// Fits a forest on `rows × d` values stored row by row.
+    pub fn fit(data: &[f64], d: usize, params: &IsolationForestParams) -> Result<Self, String> {
+        if d == 0 || data.is_empty() || data.len() % d != 0 {
+            return Err("Isolation Forest needs a non-empty table of rows × features".into());
+        }
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err("Isolation Forest input holds NaN or infinite values".into());
+        }
+        let n = data.len() / d;
+        let max_samples = params.max_samples.min(n).max(1);
+        let max_depth = (max_samples.max(2) as f64).log2().ceil() as usize;
+        let trees = on_threads(params.n_estimators, |range| {
+            range
+                .map(|t| {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                        params.seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                    );
+                    // Partial Fisher–Yates: `max_samples` distinct rows.
+                    let mut rows: Vec<usize> = if n <= 4 * max_samples {
+                        let mut all: Vec<usize> = (0..n).collect();
+                        for i in 0..max_samples {
+                            let j = i + below(&mut rng, n - i);
+                            all.swap(i, j);
+                        }
+                        all.truncate(max_samples);
+                        all
+                    } else {
+                        let mut seen = std::collections::HashSet::with_capacity(max_samples * 2);
+                        let mut out = Vec::with_capacity(max_samples);
+                        while out.len() < max_samples {
+                            let r = below(&mut rng, n);
+                            if seen.insert(r) {
+                                out.push(r);
+                            }
+                        }
+                        out
+                    };
+                    let mut g = Grower {
+                        data,
+                        d,
+                        max_depth,
+                        rng,
+                        nodes: vec![Node {
+                            feature: LEAF,
+                            left: 0,
+                            threshold: 0.0,
+                        }],
+                    };
+                    g.grow(&mut rows, 0, 0);
+                    g.nodes
+                })
+                .collect()
+        });
+        let mut forest = IsolationForest {
+            trees,
+            n_features: d,
+            max_samples,
+            offset: -0.5,
+        };
+        if let Some(c) = params.contamination {
+            if !(0.0..=0.5).contains(&c) {
+                return Err(format!("contamination {c} is outside [0, 0.5]"));
+            }
+            let mut scores = forest.score_samples(data)?;
+            scores.sort_unstable_by(f64::total_cmp);
+            forest.offset = percentile(&scores, 100.0 * c);
+        }
+        Ok(forest)
+    }
+
+    fn path_length(&self, row: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for tree in &self.trees {
+            let mut i = 0usize;
+            loop {
+                let node = tree[i];
+                if node.feature == LEAF {
+                    total += node.threshold;
+                    break;
+                }
+                i = node.left as usize + usize::from(row[node.feature as usize] > node.threshold);
+            }
+        }
+        total / self.trees.len() as f64
+    }
+
+    /// scikit-learn's `score_samples`: −2^(−E[h(x)] / c(max_samples)).
+    pub fn score_samples(&self, data: &[f64]) -> Result<Vec<f64>, String> {
+        let d = self.n_features;
+        if data.len() % d != 0 {
+            return Err(format!("rows must have {d} features"));
+        }
+        let n = data.len() / d;
+        let norm = average_path_length(self.max_samples).max(f64::MIN_POSITIVE);
+        Ok(on_threads(n, |range| {
+            range
+                .map(|r| {
+                    let h = self.path_length(&data[r * d..(r + 1) * d]);
+                    -(2f64.powf(-h / norm))
+                })
+                .collect()
+        }))
+    }
+
+    /// `score_samples − offset`: negative for outliers.
+    pub fn decision_function(&self, data: &[f64]) -> Result<Vec<f64>, String> {
+        Ok(self
+            .score_samples(data)?
+            .into_iter()
+            .map(|s| s - self.offset)
+            .collect())
+    }
+}
+
+/// NumPy's default (linear) percentile of sorted values.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// Area under the ROC curve of `scores` (higher = more likely positive)
+/// against boolean labels, ties counted half (Mann–Whitney).
+pub fn roc_auc(scores: &[f64], positive: &[bool]) -> f64 {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let (mut rank_sum, mut i) = (0.0, 0usize);
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            if positive[k] {
+                rank_sum += avg_rank;
+            }
+        }
+        i = j + 1;
+    }
+    let np = positive.iter().filter(|&&p| p).count() as f64;
+    let nn = positive.len() as f64 - np;
+    if np == 0.0 || nn == 0.0 {
+        return f64::NAN;
+    }
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}
