@@ -118,6 +118,9 @@ pub enum Command {
     /// Pipeline provenance with in-toto: sign what each step consumed and produced, verify a layout.
     #[command(subcommand)]
     Provenance(ProvenanceCommand),
+    /// Attack simulations: poisoned data with ground truth.
+    #[command(subcommand)]
+    Attack(AttackCommand),
     /// Verify a Python environment: installed files against RECORD, a lockfile, offline OSV advisories.
     #[command(subcommand)]
     Env(EnvCommand),
@@ -343,6 +346,70 @@ pub enum DataCommand {
             --contamination quantile, or --threshold. Seeded and deterministic."
     )]
     Outliers(OutliersArgs),
+    /// The ingestion gate: check a batch's source, schema, distribution, outliers and labels; quarantine what fails.
+    #[command(
+        after_help = "The policy (TOML, docs/data.md) lists allowed sources and their keys, the schema and the \
+            thresholds. A batch without a valid signed manifest (see `mlsec data manifest`) from an allowed source \
+            is rejected whole; a batch whose distribution differs from the reference is quarantined whole; rows \
+            failing the schema, the Isolation Forest or the label screen are quarantined with their reasons. \
+            With --ledger every decision and quarantined row is recorded in SQLite, one transaction per batch."
+    )]
+    Gate(GateArgs),
+    /// Sign a batch manifest: an in-toto statement with the batch's SHA-256, in DSSE, for the gate.
+    Manifest(ManifestArgs),
+    /// List the batches a gate ledger recorded, or one batch's quarantined rows.
+    Ledger(LedgerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The trusted reference dataset (CSV, Parquet, NPY or `mnist`).
+    #[arg(long, value_name = "REF")]
+    pub reference: String,
+    /// The incoming batch (CSV or Parquet).
+    #[arg(long, value_name = "BATCH")]
+    pub batch: std::path::PathBuf,
+    /// The gate policy (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub policy: std::path::PathBuf,
+    /// The batch's signed manifest (required when the policy lists sources).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<std::path::PathBuf>,
+    /// SQLite ledger to record the decision in (created if missing).
+    #[arg(long, value_name = "DB")]
+    pub ledger: Option<std::path::PathBuf>,
+    /// Write the accepted rows here (CSV).
+    #[arg(long, value_name = "FILE")]
+    pub accepted: Option<std::path::PathBuf>,
+    /// Write the quarantined rows here (CSV, with their row number and reasons).
+    #[arg(long, value_name = "FILE")]
+    pub quarantine: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    /// The batch file.
+    #[arg(value_name = "BATCH")]
+    pub batch: std::path::PathBuf,
+    /// The source's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "KEY")]
+    pub key: std::path::PathBuf,
+    /// The source's name, as in the gate policy.
+    #[arg(long, value_name = "NAME")]
+    pub source: String,
+    /// Where to write the manifest.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LedgerArgs {
+    /// The SQLite ledger.
+    #[arg(long, value_name = "DB")]
+    pub ledger: std::path::PathBuf,
+    /// Show this batch's quarantined rows.
+    #[arg(long, value_name = "ID")]
+    pub batch: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -556,4 +623,37 @@ pub struct EnvVerifyArgs {
     /// A folder of OSV advisories (JSON) to check installed versions against, offline.
     #[arg(long, value_name = "DIR")]
     pub osv: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttackCommand {
+    /// Write a poisoned copy of a dataset and its ground truth, to measure the gate's precision and recall.
+    Poison(PoisonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PoisonArgs {
+    /// The clean dataset (CSV or Parquet).
+    #[arg(long, value_name = "DATA")]
+    pub data: std::path::PathBuf,
+    /// Share of rows to poison (inject: share of rows to add).
+    #[arg(long, value_name = "RATE", default_value_t = 0.03)]
+    pub rate: f64,
+    /// label-flip, shift or inject.
+    #[arg(long, value_name = "KIND")]
+    pub kind: String,
+    /// The label column (found by name when omitted).
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Shift size in standard deviations (shift).
+    #[arg(long, value_name = "SD", default_value_t = 4.0)]
+    pub magnitude: f64,
+    #[arg(long, value_name = "SEED", default_value_t = 20261122)]
+    pub seed: u64,
+    /// The poisoned batch (CSV).
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// The ground truth (CSV: row, poisoned, kind).
+    #[arg(long, value_name = "FILE")]
+    pub truth: std::path::PathBuf,
 }

@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         cli::Command::Env(cli::EnvCommand::Verify(args)) => {
             commands::env::verify(&cli.global, args)
         }
+        cli::Command::Attack(cli::AttackCommand::Poison(args)) => {
+            commands::gate::poison(&cli.global, args)
+        }
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -60,7 +60,8 @@ impl Frame {
         }
     }
 
-    fn from_table(t: &table::Table, label: Option<&str>) -> Result<Frame> {
+    /// The numeric columns of a table, with its label column set apart.
+    pub fn from_table(t: &table::Table, label: Option<&str>) -> Result<Frame> {
         let label_at = table::find_label(t, label)?;
         let mut f = Frame {
             names: Vec::new(),
@@ -115,5 +116,44 @@ impl Frame {
     pub fn feature(&self, name: &str) -> Option<&[f64]> {
         let i = self.names.iter().position(|n| n == name)?;
         Some(&self.columns[i])
+    }
+
+    /// Row-major values of the named features, a missing or non-finite
+    /// value replaced by `fill[feature]` (callers pass reference medians, so
+    /// a gap is not an outlier by itself).
+    pub fn row_major(&self, names: &[String], fill: &[f64]) -> Vec<f64> {
+        let cols: Vec<&[f64]> = names
+            .iter()
+            .map(|n| self.feature(n).unwrap_or(&[]))
+            .collect();
+        let mut out = Vec::with_capacity(self.rows * cols.len());
+        for r in 0..self.rows {
+            for (c, col) in cols.iter().enumerate() {
+                let v = col.get(r).copied().unwrap_or(f64::NAN);
+                out.push(if v.is_finite() { v } else { fill[c] });
+            }
+        }
+        out
+    }
+
+    /// The median of each named feature over its finite values (0 when none).
+    pub fn medians(&self, names: &[String]) -> Vec<f64> {
+        names
+            .iter()
+            .map(|n| {
+                let mut v: Vec<f64> = self
+                    .feature(n)
+                    .unwrap_or(&[])
+                    .iter()
+                    .copied()
+                    .filter(|x| x.is_finite())
+                    .collect();
+                if v.is_empty() {
+                    return 0.0;
+                }
+                let mid = v.len() / 2;
+                *v.select_nth_unstable_by(mid, f64::total_cmp).1
+            })
+            .collect()
     }
 }

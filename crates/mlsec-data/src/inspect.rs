@@ -295,6 +295,9 @@ pub static RULES: &[&Rule] = &[
     &UNEXPECTED_FILES,
     &crate::drift::DISTRIBUTION_DRIFT,
     &crate::drift::OUTLIER_ROWS,
+    &crate::gate::BATCH_REJECTED,
+    &crate::gate::SCHEMA_VIOLATION,
+    &crate::gate::LABEL_DISAGREEMENT,
 ];
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod drift;
 mod error;
 pub mod frame;
+pub mod gate;
 pub mod idx;
 pub mod image_folder;
 pub mod inspect;

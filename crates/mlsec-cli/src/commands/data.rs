@@ -12,6 +12,9 @@ pub fn run(global: &GlobalArgs, cmd: &DataCommand) -> Result<u8> {
         DataCommand::Inspect(args) => inspect(global, args),
         DataCommand::Drift(args) => crate::commands::drift::run(global, args),
         DataCommand::Outliers(args) => crate::commands::drift::outliers(global, args),
+        DataCommand::Gate(args) => crate::commands::gate::gate(global, args),
+        DataCommand::Manifest(args) => crate::commands::gate::manifest(global, args),
+        DataCommand::Ledger(args) => crate::commands::gate::ledger(global, args),
     }
 }
 

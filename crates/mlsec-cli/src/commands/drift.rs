@@ -186,30 +186,6 @@ impl TextBody for OutlierResults {
     }
 }
 
-/// Row-major values of the named features (NaN replaced by the column's
-/// median over the reference, so that a missing value is not an outlier by
-/// itself).
-fn row_major(frame: &Frame, names: &[String], fill: &[f64]) -> Vec<f64> {
-    let cols: Vec<&Vec<f64>> = names
-        .iter()
-        .map(|n| {
-            &frame.columns[frame
-                .names
-                .iter()
-                .position(|m| m == n)
-                .expect("shared feature")]
-        })
-        .collect();
-    let mut out = Vec::with_capacity(frame.rows * cols.len());
-    for r in 0..frame.rows {
-        for (c, col) in cols.iter().enumerate() {
-            let v = col[r];
-            out.push(if v.is_finite() { v } else { fill[c] });
-        }
-    }
-    out
-}
-
 pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<u8> {
     use mlsec_data::stats::{IsolationForest, IsolationForestParams};
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
@@ -227,23 +203,7 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
             args.batch
         );
     }
-    let fill: Vec<f64> = names
-        .iter()
-        .map(|n| {
-            let mut v: Vec<f64> = reference
-                .feature(n)
-                .unwrap_or(&[])
-                .iter()
-                .copied()
-                .filter(|x| x.is_finite())
-                .collect();
-            if v.is_empty() {
-                return 0.0;
-            }
-            let mid = v.len() / 2;
-            *v.select_nth_unstable_by(mid, f64::total_cmp).1
-        })
-        .collect();
+    let fill = reference.medians(&names);
     let d = names.len();
     let params = IsolationForestParams {
         n_estimators: args.trees,
@@ -251,11 +211,11 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
         seed: args.seed,
         contamination: args.contamination,
     };
-    let forest = IsolationForest::fit(&row_major(&reference, &names, &fill), d, &params)
+    let forest = IsolationForest::fit(&reference.row_major(&names, &fill), d, &params)
         .map_err(anyhow::Error::msg)
         .with_context(|| args.reference.clone())?;
     let scores = forest
-        .score_samples(&row_major(&batch, &names, &fill))
+        .score_samples(&batch.row_major(&names, &fill))
         .map_err(anyhow::Error::msg)?;
     let offset = args.threshold.unwrap_or(forest.offset);
     if let Some(path) = &args.scores_out {

@@ -2,6 +2,7 @@ pub mod convert;
 pub mod data;
 pub mod drift;
 pub mod env;
+pub mod gate;
 pub mod provenance;
 pub mod rules;
 pub mod scan;

@@ -152,7 +152,10 @@ impl Grower<'_> {
     }
 }
 
-fn on_threads<T: Send>(n: usize, job: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync) -> Vec<T> {
+pub fn on_threads<T: Send>(
+    n: usize,
+    job: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
         .min(n.max(1));

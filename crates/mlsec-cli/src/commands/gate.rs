@@ -1,0 +1,301 @@
+//! `mlsec data gate|manifest|ledger` and `mlsec attack poison`.
+
+use crate::cli::{GateArgs, GlobalArgs, LedgerArgs, ManifestArgs, PoisonArgs};
+use crate::output::{self, exit};
+use anyhow::{anyhow, bail, Context, Result};
+use mlsec_core::{Report, Style, TextBody};
+use mlsec_data::gate::{self, ledger, manifest, policy::Policy, GateInput, Outcome};
+use serde::Serialize;
+use std::io::Write;
+
+/// The gate's outcome as this binary renders it.
+#[derive(Serialize)]
+#[serde(transparent)]
+struct GateView(Outcome);
+
+impl TextBody for GateView {
+    fn render_text(&self, out: &mut dyn Write, style: &Style) -> std::io::Result<()> {
+        let this = &self.0;
+        writeln!(
+            out,
+            "decision  {} ({} of {} rows accepted, {} quarantined)",
+            this.decision.name(),
+            this.accepted_rows,
+            this.rows,
+            this.rows - this.accepted_rows
+        )?;
+        writeln!(out, "sha256    {}", this.batch_sha256)?;
+        if let Some(s) = &this.source {
+            writeln!(out, "source    {s} (manifest verified)")?;
+        }
+        for r in &this.batch_reasons {
+            writeln!(out, "batch     {r}")?;
+        }
+        if !this.screen.is_empty() {
+            let rows: Vec<Vec<String>> = this
+                .screen
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.feature.clone(),
+                        format!("{:.4}", f.ks),
+                        format!("{:.3e}", f.pvalue),
+                        format!("{:.4}", f.psi),
+                    ]
+                })
+                .collect();
+            mlsec_core::write_table(
+                out,
+                &["FEATURE", "KS", "P", "PSI"],
+                &rows,
+                &|_, _, c| c.to_string(),
+                style,
+            )?;
+        }
+        if let Some((c, p)) = this.label_chi2 {
+            writeln!(out, "labels    chi-square {c:.2}, p = {p:.3e}")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_rows(path: &std::path::Path, o: &Outcome, quarantined: bool) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = o.table.columns.iter().map(|c| c.name.clone()).collect();
+    if quarantined {
+        header.insert(0, "row".into());
+        header.push("reasons".into());
+    }
+    w.write_record(&header)?;
+    for r in 0..o.table.rows {
+        let held = o.decision == gate::Decision::Quarantined
+            || o.decision == gate::Decision::Rejected
+            || o.quarantined.contains_key(&r);
+        if held != quarantined {
+            continue;
+        }
+        let mut cells: Vec<String> = o
+            .table
+            .columns
+            .iter()
+            .map(|c| c.cell(r).unwrap_or_default())
+            .collect();
+        if quarantined {
+            cells.insert(0, r.to_string());
+            let mut reasons = o.quarantined.get(&r).cloned().unwrap_or_default();
+            reasons.extend(o.batch_reasons.iter().cloned());
+            cells.push(reasons.join("; "));
+        }
+        w.write_record(&cells)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow!("{e}"))?;
+    output::write_output(Some(path), &bytes)
+}
+
+pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
+    let (policy, policy_dir) = Policy::load(&args.policy).map_err(|e| anyhow!(e))?;
+    let outcome = gate::run(&GateInput {
+        reference: &args.reference,
+        batch: &args.batch,
+        manifest: args.manifest.as_deref(),
+        policy: &policy,
+        policy_dir: &policy_dir,
+    })
+    .map_err(|e| anyhow!(e))?;
+    if let Some(path) = &args.accepted {
+        write_rows(path, &outcome, false)?;
+    }
+    if let Some(path) = &args.quarantine {
+        write_rows(path, &outcome, true)?;
+    }
+    if let Some(path) = &args.ledger {
+        let mut l = ledger::Ledger::open(path).map_err(|e| anyhow!(e))?;
+        let held: Vec<usize> = if matches!(
+            outcome.decision,
+            gate::Decision::Quarantined | gate::Decision::Rejected
+        ) {
+            (0..outcome.rows).collect()
+        } else {
+            outcome.quarantined.keys().copied().collect()
+        };
+        let rows: Vec<ledger::QuarantinedRow> = held
+            .iter()
+            .map(|&r| {
+                let mut reasons = outcome.quarantined.get(&r).cloned().unwrap_or_default();
+                reasons.extend(outcome.batch_reasons.iter().cloned());
+                ledger::QuarantinedRow {
+                    batch_id: 0,
+                    row: r as i64,
+                    reasons,
+                    content: gate::row_text(&outcome.table, r),
+                }
+            })
+            .collect();
+        let record = ledger::BatchRecord {
+            id: 0,
+            received_at: String::new(),
+            source: outcome.source.clone(),
+            batch: args.batch.display().to_string(),
+            batch_sha256: outcome.batch_sha256.clone(),
+            manifest_sha256: outcome.manifest_sha256.clone(),
+            rows: outcome.rows as i64,
+            accepted_rows: outcome.accepted_rows as i64,
+            decision: outcome.decision.name().to_string(),
+            reasons: outcome.batch_reasons.clone(),
+        };
+        let id = l
+            .record(&record, &rows)
+            .map_err(|e| anyhow!(e))
+            .with_context(|| path.display().to_string())?;
+        if !global.quiet {
+            eprintln!("recorded as batch {id} in {}", path.display());
+        }
+    }
+    let findings = outcome.findings.clone();
+    let mut report = Report::new(output::tool(), "data gate", GateView(outcome));
+    report.findings = findings;
+    output::finish(global, report, 1, Vec::new())
+}
+
+pub fn manifest(_global: &GlobalArgs, args: &ManifestArgs) -> Result<u8> {
+    let pem = std::fs::read_to_string(&args.key).with_context(|| args.key.display().to_string())?;
+    let key =
+        mlsec_sign::PrivateKey::from_pem(&pem).with_context(|| args.key.display().to_string())?;
+    let bytes = std::fs::read(&args.batch).with_context(|| args.batch.display().to_string())?;
+    let rows = bytecount_rows(&bytes);
+    let name = args
+        .batch
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let st = manifest::statement(
+        &name,
+        &mlsec_core::digest::sha256_hex(&bytes),
+        &args.source,
+        rows,
+    );
+    let env = manifest::create(&st, &key).map_err(|e| anyhow!(e))?;
+    output::write_output(Some(&args.out), &env)?;
+    eprintln!(
+        "manifest for {} ({} bytes) signed as `{}`: {}",
+        args.batch.display(),
+        bytes.len(),
+        args.source,
+        args.out.display()
+    );
+    Ok(exit::OK)
+}
+
+/// Data rows of a CSV-like file (lines after the header); 0 for binary.
+fn bytecount_rows(bytes: &[u8]) -> usize {
+    if bytes.starts_with(b"PAR1") {
+        return 0;
+    }
+    bytes
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1)
+}
+
+#[derive(Serialize)]
+struct LedgerView {
+    batches: Vec<ledger::BatchRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quarantined: Option<Vec<ledger::QuarantinedRow>>,
+}
+
+impl TextBody for LedgerView {
+    fn has_findings(&self) -> bool {
+        false
+    }
+    fn render_text(&self, out: &mut dyn Write, style: &Style) -> std::io::Result<()> {
+        let rows: Vec<Vec<String>> = self
+            .batches
+            .iter()
+            .map(|b| {
+                vec![
+                    b.id.to_string(),
+                    b.received_at.clone(),
+                    b.source.clone().unwrap_or_else(|| "-".into()),
+                    b.decision.clone(),
+                    format!("{}/{}", b.accepted_rows, b.rows),
+                    b.batch.clone(),
+                ]
+            })
+            .collect();
+        mlsec_core::write_table(
+            out,
+            &["ID", "RECEIVED", "SOURCE", "DECISION", "ACCEPTED", "BATCH"],
+            &rows,
+            &|_, _, c| c.to_string(),
+            style,
+        )?;
+        if let Some(q) = &self.quarantined {
+            writeln!(out)?;
+            let rows: Vec<Vec<String>> = q
+                .iter()
+                .map(|r| vec![r.row.to_string(), r.reasons.join("; "), r.content.clone()])
+                .collect();
+            mlsec_core::write_table(
+                out,
+                &["ROW", "REASONS", "CONTENT"],
+                &rows,
+                &|_, _, c| c.to_string(),
+                style,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub fn ledger(global: &GlobalArgs, args: &LedgerArgs) -> Result<u8> {
+    if !args.ledger.is_file() {
+        bail!("{}: no such ledger", args.ledger.display());
+    }
+    let l = ledger::Ledger::open(&args.ledger).map_err(|e| anyhow!(e))?;
+    let view = LedgerView {
+        batches: l.batches().map_err(|e| anyhow!(e))?,
+        quarantined: match args.batch {
+            Some(id) => Some(l.quarantined(Some(id)).map_err(|e| anyhow!(e))?),
+            None => None,
+        },
+    };
+    output::emit(global, &Report::new(output::tool(), "data ledger", view))?;
+    Ok(exit::OK)
+}
+
+pub fn poison(_global: &GlobalArgs, args: &PoisonArgs) -> Result<u8> {
+    use mlsec_attack::poison::{self, Kind};
+    let kind = Kind::parse(&args.kind).ok_or_else(|| {
+        anyhow!(
+            "unknown --kind `{}` (label-flip, shift or inject)",
+            args.kind
+        )
+    })?;
+    let path = &args.data;
+    let shown = path.display().to_string();
+    let table = match mlsec_data::detect::detect(path).with_context(|| shown.clone())? {
+        Some(mlsec_data::detect::Format::Csv) => {
+            mlsec_data::table::read_csv(path, &Default::default())
+        }
+        Some(mlsec_data::detect::Format::Parquet) => mlsec_data::table::read_parquet(path),
+        _ => bail!("{shown}: poisoning reads CSV or Parquet"),
+    }
+    .map_err(|e| anyhow!("{shown}: {e}"))?;
+    let label = mlsec_data::table::find_label(&table, args.label.as_deref())
+        .map_err(|e| anyhow!("{shown}: {e}"))?;
+    let p = poison::poison(&table, label, kind, args.rate, args.magnitude, args.seed)
+        .map_err(|e| anyhow!("{shown}: {e}"))?;
+    p.write_csv(&args.out).map_err(|e| anyhow!(e))?;
+    p.write_truth(&args.truth).map_err(|e| anyhow!(e))?;
+    eprintln!(
+        "{} of {} rows poisoned ({}): {} (truth: {})",
+        p.truth.iter().filter(|&&t| t).count(),
+        p.rows.len(),
+        kind.name(),
+        args.out.display(),
+        args.truth.display()
+    );
+    Ok(exit::OK)
+}
