@@ -121,6 +121,9 @@ pub enum Command {
     /// Attack simulations: poisoned data with ground truth.
     #[command(subcommand)]
     Attack(AttackCommand),
+    /// Audits of the evaluation stage: leakage between train and test splits.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Verify a Python environment: installed files against RECORD, a lockfile, offline OSV advisories.
     #[command(subcommand)]
     Env(EnvCommand),
@@ -656,4 +659,52 @@ pub struct PoisonArgs {
     /// The ground truth (CSV: row, poisoned, kind).
     #[arg(long, value_name = "FILE")]
     pub truth: std::path::PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Find test rows that are in training (exact and near-duplicate texts), temporal bleed and target leakage.
+    #[command(
+        after_help = "Rows are compared over the columns both splits share, minus --label, --time and --ignore \
+            columns, after normalisation (trim, collapse whitespace, lower case, canonical numbers). --text adds \
+            MinHash/LSH over character shingles, every candidate verified by exact Jaccard. See docs/data.md."
+    )]
+    Leakage(LeakageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LeakageArgs {
+    /// The training split (CSV or Parquet).
+    #[arg(long, value_name = "TRAIN")]
+    pub train: std::path::PathBuf,
+    /// The test split (CSV or Parquet).
+    #[arg(long, value_name = "TEST")]
+    pub test: std::path::PathBuf,
+    /// The label column: left out of row comparison, and tested for target leakage.
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Columns left out of the row comparison (ids, timestamps).
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    pub ignore: Vec<String>,
+    /// A text column to search for near-duplicates.
+    #[arg(long, value_name = "NAME")]
+    pub text: Option<String>,
+    /// Characters per shingle.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub shingle: usize,
+    /// MinHash permutations.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub permutations: usize,
+    /// LSH bands (a divisor of --permutations).
+    #[arg(long, value_name = "B", default_value_t = 32)]
+    pub bands: usize,
+    /// Jaccard similarity from which two texts are near-duplicates.
+    #[arg(long, value_name = "J", default_value_t = 0.5)]
+    pub threshold: f64,
+    /// A time column (ISO 8601 UTC or epoch seconds).
+    #[arg(long, value_name = "NAME")]
+    pub time: Option<String>,
+    /// The split time; without it, the earliest test row.
+    #[arg(long, value_name = "TIME", requires = "time")]
+    pub split_time: Option<String>,
 }

@@ -24,6 +24,9 @@ fn main() -> ExitCode {
         cli::Command::Attack(cli::AttackCommand::Poison(args)) => {
             commands::gate::poison(&cli.global, args)
         }
+        cli::Command::Audit(cli::AuditCommand::Leakage(args)) => {
+            commands::gate::leakage(&cli.global, args)
+        }
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

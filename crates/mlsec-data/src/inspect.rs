@@ -298,6 +298,9 @@ pub static RULES: &[&Rule] = &[
     &crate::gate::BATCH_REJECTED,
     &crate::gate::SCHEMA_VIOLATION,
     &crate::gate::LABEL_DISAGREEMENT,
+    &crate::leakage::SPLIT_DUPLICATES,
+    &crate::leakage::TEMPORAL_BLEED,
+    &crate::leakage::TARGET_LEAKAGE,
 ];
 
 // ---------------------------------------------------------------------------

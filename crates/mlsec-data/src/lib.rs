@@ -15,6 +15,7 @@ pub mod gate;
 pub mod idx;
 pub mod image_folder;
 pub mod inspect;
+pub mod leakage;
 pub mod mnist;
 pub mod npy;
 pub mod stats;

@@ -299,3 +299,76 @@ pub fn poison(_global: &GlobalArgs, args: &PoisonArgs) -> Result<u8> {
     );
     Ok(exit::OK)
 }
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct AuditView(mlsec_data::leakage::Audit);
+
+impl TextBody for AuditView {
+    fn render_text(&self, out: &mut dyn Write, _style: &Style) -> std::io::Result<()> {
+        let a = &self.0;
+        writeln!(
+            out,
+            "train {} rows, test {} rows",
+            a.train_rows, a.test_rows
+        )?;
+        writeln!(out, "exact duplicates      {}", a.exact_duplicates.len())?;
+        writeln!(out, "near-duplicate texts  {}", a.near_duplicates.len())?;
+        writeln!(out, "newer training rows   {}", a.newer_training_rows.len())?;
+        for (f, m, s) in &a.leaking_features {
+            writeln!(out, "leaking feature       {f} ({m} {s:.3})")?;
+        }
+        Ok(())
+    }
+}
+
+fn read_split(path: &std::path::Path) -> Result<mlsec_data::table::Table> {
+    let shown = path.display().to_string();
+    match mlsec_data::detect::detect(path).with_context(|| shown.clone())? {
+        Some(mlsec_data::detect::Format::Csv) => {
+            mlsec_data::table::read_csv(path, &Default::default())
+        }
+        Some(mlsec_data::detect::Format::Parquet) => mlsec_data::table::read_parquet(path),
+        _ => bail!("{shown}: the audit reads CSV or Parquet"),
+    }
+    .map_err(|e| anyhow!("{shown}: {e}"))
+}
+
+pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8> {
+    use mlsec_data::leakage::{self, minhash::MinHashParams, AuditOptions};
+    if args.bands == 0 || args.permutations % args.bands != 0 {
+        bail!(
+            "--bands must divide --permutations ({} into {})",
+            args.permutations,
+            args.bands
+        );
+    }
+    let (train, test) = (read_split(&args.train)?, read_split(&args.test)?);
+    let o = AuditOptions {
+        label: args.label.clone(),
+        ignore: args.ignore.clone(),
+        text: args.text.clone(),
+        minhash: MinHashParams {
+            shingle: args.shingle.max(1),
+            permutations: args.permutations,
+            bands: args.bands,
+            threshold: args.threshold,
+            ..MinHashParams::default()
+        },
+        time: args.time.clone(),
+        split_time: args.split_time.clone(),
+        ..AuditOptions::default()
+    };
+    let audit = leakage::audit(
+        &train,
+        &test,
+        &args.train.display().to_string(),
+        &args.test.display().to_string(),
+        &o,
+    )
+    .map_err(|e| anyhow!(e))?;
+    let findings = audit.findings.clone();
+    let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));
+    report.findings = findings;
+    output::finish(global, report, 1, Vec::new())
+}
