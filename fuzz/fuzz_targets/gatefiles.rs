@@ -1,6 +1,7 @@
 #![no_main]
 //! What `mlsec data gate` reads from users and senders: the policy (TOML)
-//! and signed batch manifests, from untrusted bytes — parsed without
+//! and signed batch manifests (and the audit's time and text readers), from
+//! untrusted bytes — parsed without
 //! panicking, and a manifest never verified by a key that did not sign it.
 use libfuzzer_sys::fuzz_target;
 use mlsec_data::gate::{manifest, policy::Policy};
@@ -12,7 +13,11 @@ fn key() -> &'static mlsec_sign::PublicKey {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Policy::parse(&String::from_utf8_lossy(data));
+    let text = String::from_utf8_lossy(data);
+    let _ = Policy::parse(&text);
+    // The leakage audit's readers of user text: times and shingles.
+    let _ = mlsec_data::leakage::parse_time(&text);
+    let _ = mlsec_data::leakage::minhash::shingles(&text, 5);
     let sources = [("vendor".to_string(), key().clone())];
     assert!(manifest::verify(data, &sources).is_err(), "a manifest not signed by the key verified");
 });

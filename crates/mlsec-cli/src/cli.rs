@@ -124,6 +124,9 @@ pub enum Command {
     /// Audits of the evaluation stage: leakage between train and test splits.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The sealed held-out set: encrypt it (age), open it in memory once per model, log every access.
+    #[command(subcommand)]
+    Holdout(HoldoutCommand),
     /// Verify a Python environment: installed files against RECORD, a lockfile, offline OSV advisories.
     #[command(subcommand)]
     Env(EnvCommand),
@@ -707,4 +710,50 @@ pub struct LeakageArgs {
     /// The split time; without it, the earliest test row.
     #[arg(long, value_name = "TIME", requires = "time")]
     pub split_time: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldoutCommand {
+    /// Create an age X25519 identity (NAME.age-identity, owner-only) and print its recipient.
+    Keygen {
+        #[arg(long = "out", value_name = "NAME")]
+        out: std::path::PathBuf,
+    },
+    /// Encrypt a held-out dataset to a recipient.
+    Seal {
+        /// The held-out dataset file.
+        #[arg(value_name = "DATA")]
+        data: std::path::PathBuf,
+        /// The recipient (age1…), or a file holding it.
+        #[arg(long, value_name = "RECIPIENT")]
+        recipient: String,
+        #[arg(long = "out", value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
+    /// Open the sealed set in memory for one model; refused for a model already logged unless --reason.
+    #[command(
+        after_help = "Every access is appended to a hash-chained log (default: SEALED.access.log) that `mlsec holdout \
+            log` verifies. The decrypted data never touches the disk. Until mlsec's model engine exists this opens \
+            and summarises the set (rows, columns, labels, SHA-256) for the model's digest; evaluation will run here."
+    )]
+    Open {
+        #[arg(long, value_name = "FILE")]
+        sealed: std::path::PathBuf,
+        /// The age identity file.
+        #[arg(long, value_name = "KEY")]
+        identity: std::path::PathBuf,
+        /// The model this access is for (its SHA-256 is logged).
+        #[arg(long, value_name = "MODEL")]
+        model: std::path::PathBuf,
+        /// Why a model is evaluated again (required for a repeat; logged).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        log: Option<std::path::PathBuf>,
+    },
+    /// Verify and list the access log of a sealed set.
+    Log {
+        #[arg(value_name = "LOG")]
+        log: std::path::PathBuf,
+    },
 }

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         cli::Command::Audit(cli::AuditCommand::Leakage(args)) => {
             commands::gate::leakage(&cli.global, args)
         }
+        cli::Command::Holdout(cmd) => commands::gate::holdout(&cli.global, cmd),
         cli::Command::Data(cmd) => commands::data::run(&cli.global, cmd),
         cli::Command::Completions { shell } => {
             clap_complete::generate(

@@ -237,3 +237,70 @@ fn a_batch_changed_after_signing_or_from_an_unknown_source_is_rejected_whole() {
         .unwrap()
         .contains("is not the signed"));
 }
+
+#[test]
+fn a_sealed_holdout_opens_once_per_model_and_logs_every_access() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    run(d, &["holdout", "keygen", "--out", "eval"]);
+    std::fs::write(d.join("test.csv"), "x,label\n1,a\n2,b\n3,a\n").unwrap();
+    std::fs::write(d.join("model.bin"), b"weights").unwrap();
+    run(
+        d,
+        &[
+            "holdout",
+            "seal",
+            "test.csv",
+            "--recipient",
+            "eval.age-recipient",
+            "--out",
+            "test.age",
+        ],
+    );
+    let sealed = std::fs::read(d.join("test.age")).unwrap();
+    assert!(sealed.starts_with(b"age-encryption.org/v1"));
+    assert!(
+        !sealed.windows(5).any(|w| w == b"label"),
+        "the sealed file holds no plaintext"
+    );
+    let open = |extra: &[&str]| {
+        let mut c = mlsec();
+        c.current_dir(d)
+            .args([
+                "holdout",
+                "open",
+                "--sealed",
+                "test.age",
+                "--identity",
+                "eval.age-identity",
+                "--model",
+                "model.bin",
+            ])
+            .args(extra);
+        c
+    };
+    let first = json_run(open(&[]), 0);
+    assert_eq!(first["results"]["rows"], 3);
+    assert_eq!(first["results"]["access"], 0);
+    // The same model again: refused without a reason.
+    open(&[]).assert().code(2);
+    assert_eq!(
+        json_run(open(&["--reason", "metric bug fixed"]), 0)["results"]["access"],
+        1
+    );
+    let mut c = mlsec();
+    c.current_dir(d)
+        .args(["holdout", "log", "test.age.access.log"]);
+    c.assert().success();
+    // An edited entry breaks the chain.
+    let log = std::fs::read_to_string(d.join("test.age.access.log")).unwrap();
+    std::fs::write(
+        d.join("test.age.access.log"),
+        log.replacen("metric bug fixed", "routine", 1),
+    )
+    .unwrap();
+    let mut c = mlsec();
+    c.current_dir(d)
+        .args(["holdout", "log", "test.age.access.log"]);
+    c.assert().code(2);
+}

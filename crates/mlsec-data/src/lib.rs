@@ -12,6 +12,7 @@ pub mod drift;
 mod error;
 pub mod frame;
 pub mod gate;
+pub mod holdout;
 pub mod idx;
 pub mod image_folder;
 pub mod inspect;

@@ -372,3 +372,162 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
     report.findings = findings;
     output::finish(global, report, 1, Vec::new())
 }
+
+#[derive(Serialize)]
+struct HoldoutOpened {
+    sealed: String,
+    model: String,
+    model_sha256: String,
+    data_sha256: String,
+    rows: usize,
+    columns: Vec<String>,
+    access: u64,
+}
+
+impl TextBody for HoldoutOpened {
+    fn has_findings(&self) -> bool {
+        false
+    }
+    fn render_text(&self, out: &mut dyn Write, _style: &Style) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "opened {} in memory for {} (sha256 {})",
+            self.sealed, self.model, self.model_sha256
+        )?;
+        writeln!(
+            out,
+            "data   {} rows, columns {}, sha256 {}",
+            self.rows,
+            self.columns.join(", "),
+            self.data_sha256
+        )?;
+        writeln!(out, "access #{} logged", self.access)
+    }
+}
+
+pub fn holdout(global: &GlobalArgs, cmd: &crate::cli::HoldoutCommand) -> Result<u8> {
+    use crate::cli::HoldoutCommand;
+    use mlsec_data::holdout;
+    match cmd {
+        HoldoutCommand::Keygen { out } => {
+            let (id, recipient) = holdout::keygen();
+            let id_path = out.with_extension("age-identity");
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&id_path).with_context(|| {
+                format!("{} (refusing to overwrite an identity)", id_path.display())
+            })?;
+            writeln!(f, "# public key: {recipient}\n{id}")?;
+            std::fs::write(
+                out.with_extension("age-recipient"),
+                format!("{recipient}\n"),
+            )?;
+            println!("{recipient}");
+            eprintln!("identity written to {} (keep it secret)", id_path.display());
+            Ok(exit::OK)
+        }
+        HoldoutCommand::Seal {
+            data,
+            recipient,
+            out,
+        } => {
+            let recipient = if std::path::Path::new(recipient).is_file() {
+                std::fs::read_to_string(recipient)?.trim().to_string()
+            } else {
+                recipient.clone()
+            };
+            let plain = std::fs::read(data).with_context(|| data.display().to_string())?;
+            let sealed = holdout::seal(&plain, &recipient).map_err(|e| anyhow!(e))?;
+            output::write_output(Some(out), &sealed)?;
+            eprintln!(
+                "{} sealed to {recipient}: {} ({} bytes)",
+                data.display(),
+                out.display(),
+                sealed.len()
+            );
+            Ok(exit::OK)
+        }
+        HoldoutCommand::Open {
+            sealed,
+            identity,
+            model,
+            reason,
+            log,
+        } => {
+            let log_path = log.clone().unwrap_or_else(|| {
+                let mut p = sealed.as_os_str().to_owned();
+                p.push(".access.log");
+                p.into()
+            });
+            let sealed_bytes =
+                std::fs::read(sealed).with_context(|| sealed.display().to_string())?;
+            let sealed_sha = mlsec_core::digest::sha256_hex(&sealed_bytes);
+            let (model_sha, _) = mlsec_core::digest::sha256_file(model)
+                .with_context(|| model.display().to_string())?;
+            let previous = holdout::read_log(&log_path).map_err(|e| anyhow!(e))?;
+            if let Some(p) = previous
+                .iter()
+                .find(|a| a.model_sha256 == model_sha && a.sealed_sha256 == sealed_sha)
+            {
+                if reason.is_none() {
+                    bail!(
+                        "model {} (sha256 {model_sha}) was already evaluated on this held-out set (access #{} at {}); \
+                         give --reason to open it again (the reason is logged)",
+                        model.display(),
+                        p.seq,
+                        p.time
+                    );
+                }
+            }
+            let id_text = std::fs::read_to_string(identity)
+                .with_context(|| identity.display().to_string())?;
+            let plain = holdout::open(&sealed_bytes, &id_text).map_err(|e| anyhow!(e))?;
+            let table = mlsec_data::table::parse_csv(&plain, &Default::default(), false).ok();
+            let access = holdout::append(
+                &log_path,
+                &sealed_sha,
+                &model.display().to_string(),
+                &model_sha,
+                reason.as_deref(),
+            )
+            .map_err(|e| anyhow!(e))?;
+            let opened = HoldoutOpened {
+                sealed: sealed.display().to_string(),
+                model: model.display().to_string(),
+                model_sha256: model_sha,
+                data_sha256: mlsec_core::digest::sha256_hex(&plain),
+                rows: table.as_ref().map_or(0, |t| t.rows),
+                columns: table
+                    .map(|t| t.columns.into_iter().map(|c| c.name).collect())
+                    .unwrap_or_default(),
+                access: access.seq,
+            };
+            output::emit(global, &Report::new(output::tool(), "holdout open", opened))?;
+            Ok(exit::OK)
+        }
+        HoldoutCommand::Log { log } => {
+            let entries = holdout::read_log(log).map_err(|e| anyhow!(e))?;
+            for a in &entries {
+                println!(
+                    "#{} {} {} {}{}",
+                    a.seq,
+                    a.time,
+                    a.model_sha256,
+                    a.model,
+                    a.reason
+                        .as_ref()
+                        .map(|r| format!(" — {r}"))
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!(
+                "{}: {} accesses, chain intact",
+                log.display(),
+                entries.len()
+            );
+            Ok(exit::OK)
+        }
+    }
+}
