@@ -7,8 +7,6 @@
 //! exact Jaccard similarity of their shingle sets, so a reported pair is
 //! never a hashing accident.
 
-use std::collections::HashMap;
-
 #[derive(Debug, Clone, Copy)]
 pub struct MinHashParams {
     /// Characters per shingle.
@@ -102,35 +100,37 @@ pub fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
-/// The permutations' coefficients: odd multipliers, any offsets.
-pub fn coefficients(p: &MinHashParams) -> Vec<(u64, u64)> {
+/// The permutations' coefficients: odd multipliers, any offsets. The
+/// permutations work on 32 bits (the low half of each shingle hash), so
+/// that a signature is computed eight or sixteen lanes at a time.
+pub fn coefficients(p: &MinHashParams) -> (Vec<u32>, Vec<u32>) {
     (0..p.permutations as u64)
         .map(|i| {
-            let a = splitmix(p.seed ^ (2 * i)) | 1;
-            let b = splitmix(p.seed ^ (2 * i + 1));
+            let a = (splitmix(p.seed ^ (2 * i)) as u32) | 1;
+            let b = splitmix(p.seed ^ (2 * i + 1)) as u32;
             (a, b)
         })
-        .collect()
+        .unzip()
 }
 
 /// A document's MinHash signature.
-pub fn signature(shingles: &[u64], coef: &[(u64, u64)]) -> Vec<u64> {
-    let mut sig = vec![u64::MAX; coef.len()];
+pub fn signature(shingles: &[u64], coef: &(Vec<u32>, Vec<u32>)) -> Vec<u32> {
+    let (a, b) = coef;
+    let mut sig = vec![u32::MAX; a.len()];
     for &x in shingles {
-        for (s, &(a, b)) in sig.iter_mut().zip(coef) {
-            let h = a.wrapping_mul(x).wrapping_add(b);
-            if h < *s {
-                *s = h;
-            }
+        let x = x as u32;
+        // Plain slices of equal length: the compiler vectorises this loop.
+        for ((s, &ai), &bi) in sig.iter_mut().zip(a.iter()).zip(b.iter()) {
+            *s = (*s).min(ai.wrapping_mul(x).wrapping_add(bi));
         }
     }
     sig
 }
 
-fn band_key(sig: &[u64], band: usize, rows: usize) -> u64 {
+fn band_key(sig: &[u32], band: usize, rows: usize) -> u64 {
     let mut h = band as u64;
     for &v in &sig[band * rows..(band + 1) * rows] {
-        h = splitmix(h ^ v);
+        h = splitmix(h ^ u64::from(v));
     }
     h
 }
@@ -144,7 +144,7 @@ pub fn near_duplicates(
 ) -> Vec<(usize, usize, f64)> {
     let rows = p.permutations / p.bands.max(1);
     let coef = coefficients(p);
-    let prepare = |docs: &[String]| -> Vec<(Vec<u64>, Vec<u64>)> {
+    let prepare = |docs: &[String]| -> Vec<(Vec<u64>, Vec<u32>)> {
         crate::stats::iforest::on_threads(docs.len(), |range| {
             range
                 .map(|i| {
@@ -156,24 +156,28 @@ pub fn near_duplicates(
         })
     };
     let (tr, te) = (prepare(train), prepare(test));
-    let mut buckets: HashMap<u64, Vec<u32>> = HashMap::with_capacity(train.len() * p.bands);
+    // One flat, sorted table of (band key, training document) instead of a
+    // map of small vectors: millions of entries, two allocations.
+    let mut table: Vec<(u64, u32)> = Vec::with_capacity(train.len() * p.bands);
     for (i, (_, sig)) in tr.iter().enumerate() {
         for band in 0..p.bands {
-            buckets
-                .entry(band_key(sig, band, rows))
-                .or_default()
-                .push(i as u32);
+            table.push((band_key(sig, band, rows), i as u32));
         }
     }
+    table.sort_unstable();
+    let lookup = |key: u64| -> &[(u64, u32)] {
+        let start = table.partition_point(|e| e.0 < key);
+        let end = start + table[start..].partition_point(|e| e.0 == key);
+        &table[start..end]
+    };
     let found: Vec<Vec<(usize, usize, f64)>> =
         crate::stats::iforest::on_threads(te.len(), |range| {
             range
                 .map(|j| {
                     let (sh, sig) = &te[j];
                     let mut cands: Vec<u32> = (0..p.bands)
-                        .filter_map(|band| buckets.get(&band_key(sig, band, rows)))
-                        .flatten()
-                        .copied()
+                        .flat_map(|band| lookup(band_key(sig, band, rows)))
+                        .map(|e| e.1)
                         .collect();
                     cands.sort_unstable();
                     cands.dedup();
