@@ -112,6 +112,16 @@ impl Frame {
         }
     }
 
+    /// The names of this frame's features that `other` has too, in this
+    /// frame's order.
+    pub fn shared_features(&self, other: &Frame) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| other.names.contains(n))
+            .cloned()
+            .collect()
+    }
+
     /// The feature named `name`.
     pub fn feature(&self, name: &str) -> Option<&[f64]> {
         let i = self.names.iter().position(|n| n == name)?;

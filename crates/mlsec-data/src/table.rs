@@ -103,6 +103,22 @@ pub fn find_label(table: &Table, requested: Option<&str>) -> Result<Option<usize
     }))
 }
 
+/// Reads a CSV or Parquet file (recognised by content) as a table; other
+/// formats are an error that names what was expected.
+pub fn read_table(path: &Path) -> Result<Table> {
+    use crate::detect::{detect, Format};
+    let shown = path.display().to_string();
+    match detect(path).map_err(|e| DataError::io(&shown, &e))? {
+        Some(Format::Csv) => read_csv(path, &CsvOptions::default()),
+        Some(Format::Parquet) => read_parquet(path),
+        _ => Err(DataError::new(
+            ErrorKind::Unsupported,
+            "expected a CSV or Parquet table",
+        )),
+    }
+    .map_err(|e| e.at(&shown))
+}
+
 /// CSV reading options.
 #[derive(Debug, Clone, Default)]
 pub struct CsvOptions {

@@ -190,12 +190,7 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
     use mlsec_data::stats::{IsolationForest, IsolationForestParams};
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
     let batch = Frame::load(&args.batch, args.label.as_deref())?;
-    let names: Vec<String> = reference
-        .names
-        .iter()
-        .filter(|n| batch.names.contains(n))
-        .cloned()
-        .collect();
+    let names = reference.shared_features(&batch);
     if names.is_empty() {
         bail!(
             "{} and {} share no numeric feature",

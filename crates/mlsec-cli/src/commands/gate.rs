@@ -275,14 +275,7 @@ pub fn poison(_global: &GlobalArgs, args: &PoisonArgs) -> Result<u8> {
     })?;
     let path = &args.data;
     let shown = path.display().to_string();
-    let table = match mlsec_data::detect::detect(path).with_context(|| shown.clone())? {
-        Some(mlsec_data::detect::Format::Csv) => {
-            mlsec_data::table::read_csv(path, &Default::default())
-        }
-        Some(mlsec_data::detect::Format::Parquet) => mlsec_data::table::read_parquet(path),
-        _ => bail!("{shown}: poisoning reads CSV or Parquet"),
-    }
-    .map_err(|e| anyhow!("{shown}: {e}"))?;
+    let table = read_split(path)?;
     let label = mlsec_data::table::find_label(&table, args.label.as_deref())
         .map_err(|e| anyhow!("{shown}: {e}"))?;
     let p = poison::poison(&table, label, kind, args.rate, args.magnitude, args.seed)
@@ -323,15 +316,7 @@ impl TextBody for AuditView {
 }
 
 fn read_split(path: &std::path::Path) -> Result<mlsec_data::table::Table> {
-    let shown = path.display().to_string();
-    match mlsec_data::detect::detect(path).with_context(|| shown.clone())? {
-        Some(mlsec_data::detect::Format::Csv) => {
-            mlsec_data::table::read_csv(path, &Default::default())
-        }
-        Some(mlsec_data::detect::Format::Parquet) => mlsec_data::table::read_parquet(path),
-        _ => bail!("{shown}: the audit reads CSV or Parquet"),
-    }
-    .map_err(|e| anyhow!("{shown}: {e}"))
+    Ok(mlsec_data::table::read_table(path)?)
 }
 
 pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8> {

@@ -10,7 +10,7 @@ pub mod policy;
 
 use crate::frame::Frame;
 use crate::stats::{self, IsolationForest, IsolationForestParams, KsMethod};
-use crate::table::{self, ColumnData, CsvOptions, Table};
+use crate::table::{self, ColumnData, Table};
 use mlsec_core::{Finding, Location, OwaspMl, Rule, RuleDocs, Severity, Stage};
 use policy::{ColumnType, Policy, UnknownColumns};
 use serde::Serialize;
@@ -138,18 +138,6 @@ pub struct GateInput<'a> {
     pub policy_dir: &'a Path,
 }
 
-fn read_table(path: &Path) -> Result<Table, String> {
-    use crate::detect::{detect, Format};
-    let shown = path.display().to_string();
-    match detect(path).map_err(|e| format!("{shown}: {e}"))? {
-        Some(Format::Csv) => {
-            table::read_csv(path, &CsvOptions::default()).map_err(|e| e.at(&shown).to_string())
-        }
-        Some(Format::Parquet) => table::read_parquet(path).map_err(|e| e.at(&shown).to_string()),
-        _ => Err(format!("{shown}: the gate reads CSV or Parquet batches")),
-    }
-}
-
 /// The row as CSV text, for the quarantine file and the ledger.
 pub fn row_text(t: &Table, row: usize) -> String {
     let mut w = csv::WriterBuilder::new()
@@ -176,7 +164,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         std::fs::read(input.batch).map_err(|e| format!("{}: {e}", input.batch.display()))?;
     let batch_sha256 = mlsec_core::digest::sha256_hex(&batch_bytes);
     drop(batch_bytes);
-    let table = read_table(input.batch)?;
+    let table = table::read_table(input.batch).map_err(|e| e.to_string())?;
     let shown = input.batch.display().to_string();
     let mut out = Outcome {
         decision: Decision::Accepted,
@@ -255,12 +243,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         .map_err(|e| e.at(&shown).to_string())?;
     screen(policy, &reference, &batch, &shown, &mut out)?;
     // 4. Row outliers and 5. label disagreement.
-    let names: Vec<String> = reference
-        .names
-        .iter()
-        .filter(|n| batch.names.contains(n))
-        .cloned()
-        .collect();
+    let names = reference.shared_features(&batch);
     if !names.is_empty() && batch.rows > 0 {
         let fill = reference.medians(&names);
         let ref_rows = reference.row_major(&names, &fill);
