@@ -677,12 +677,18 @@ pub enum AuditCommand {
 
 #[derive(Debug, Args)]
 pub struct LeakageArgs {
-    /// The training split (CSV or Parquet).
+    /// The training split: CSV or Parquet; with --images an NPY/IDX array, an image folder or mnist:train.
     #[arg(long, value_name = "TRAIN")]
     pub train: std::path::PathBuf,
-    /// The test split (CSV or Parquet).
+    /// The test split, in the same form.
     #[arg(long, value_name = "TEST")]
     pub test: std::path::PathBuf,
+    /// Compare images: pixel-identical and near-duplicate (shifted, brightened, re-encoded) copies.
+    #[arg(long)]
+    pub images: bool,
+    /// With --images: the correlation from which two images are near-duplicates.
+    #[arg(long, value_name = "R", default_value_t = 0.99)]
+    pub image_threshold: f64,
     /// The label column: left out of row comparison, and tested for target leakage.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,

@@ -155,3 +155,53 @@ fn planted_leaks_are_found_with_measured_recall_and_precision() {
         assert!(rules.contains(&want), "{rules:?}");
     }
 }
+
+#[test]
+fn image_copies_across_folders_are_found_and_distinct_images_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = (dir.path().join("train"), dir.path().join("test"));
+    std::fs::create_dir_all(&train).unwrap();
+    std::fs::create_dir_all(&test).unwrap();
+    // 16×16 images with a bright bar at a different place each.
+    let make = |k: u32| {
+        image::GrayImage::from_fn(16, 16, |x, y| {
+            let on = (x + 2 * k) % 16 < 3 || (y * (k % 5 + 1)) % 16 < 2;
+            image::Luma([if on { 220 } else { 20 }])
+        })
+    };
+    for k in 0..12 {
+        make(k).save(train.join(format!("{k:02}.png"))).unwrap();
+    }
+    // Test: a brightened copy of 3, a one-pixel-shifted copy of 7, and two new images.
+    let bright = image::GrayImage::from_fn(16, 16, |x, y| {
+        image::Luma([(make(3).get_pixel(x, y)[0] as f32 * 0.8 + 40.0) as u8])
+    });
+    bright.save(test.join("a.png")).unwrap();
+    let src = make(7);
+    let shifted = image::GrayImage::from_fn(16, 16, |x, y| {
+        if x == 0 {
+            image::Luma([20])
+        } else {
+            *src.get_pixel(x - 1, y)
+        }
+    });
+    shifted.save(test.join("b.png")).unwrap();
+    for (name, k) in [("c.png", 3u32), ("d.png", 5)] {
+        let other = image::GrayImage::from_fn(16, 16, |x, y| {
+            image::Luma([if (x * y + k * 7) % 11 < 3 { 200 } else { 10 }])
+        });
+        other.save(test.join(name)).unwrap();
+    }
+    let mut cmd = mlsec();
+    cmd.current_dir(dir.path()).args([
+        "audit", "leakage", "--train", "train", "--test", "test", "--images",
+    ]);
+    let r = json_run(cmd, 1);
+    let pairs: Vec<(u64, u64)> = r["results"]["near_duplicates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(pairs, vec![(3, 0), (7, 1)], "{}", r["results"]);
+}

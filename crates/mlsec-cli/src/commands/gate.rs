@@ -306,7 +306,7 @@ impl TextBody for AuditView {
             a.train_rows, a.test_rows
         )?;
         writeln!(out, "exact duplicates      {}", a.exact_duplicates.len())?;
-        writeln!(out, "near-duplicate texts  {}", a.near_duplicates.len())?;
+        writeln!(out, "near duplicates       {}", a.near_duplicates.len())?;
         writeln!(out, "newer training rows   {}", a.newer_training_rows.len())?;
         for (f, m, s) in &a.leaking_features {
             writeln!(out, "leaking feature       {f} ({m} {s:.3})")?;
@@ -321,6 +321,24 @@ fn read_split(path: &std::path::Path) -> Result<mlsec_data::table::Table> {
 
 pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8> {
     use mlsec_data::leakage::{self, minhash::MinHashParams, AuditOptions};
+    if args.images {
+        use mlsec_data::leakage::images::{ImageParams, Images};
+        let (ts, ss) = (
+            args.train.display().to_string(),
+            args.test.display().to_string(),
+        );
+        let train = Images::load(&ts).map_err(|e| anyhow!(e))?;
+        let test = Images::load(&ss).map_err(|e| anyhow!(e))?;
+        let p = ImageParams {
+            threshold: args.image_threshold,
+            ..ImageParams::default()
+        };
+        let audit = leakage::audit_images(&train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
+        let findings = audit.findings.clone();
+        let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));
+        report.findings = findings;
+        return output::finish(global, report, 1, Vec::new());
+    }
     if args.bands == 0 || args.permutations % args.bands != 0 {
         bail!(
             "--bands must divide --permutations ({} into {})",

@@ -3,6 +3,7 @@
 //! MinHash/LSH), training rows from after the split time, and single
 //! features that give the label away.
 
+pub mod images;
 pub mod minhash;
 
 use crate::table::{Column, ColumnData, Table};
@@ -412,6 +413,80 @@ pub fn audit(
                 );
             }
         }
+    }
+    Ok(out)
+}
+
+/// The image audit: test images that are pixel-identical to a training
+/// image, or near-duplicates of one (shifted, brightened, re-encoded).
+pub fn audit_images(
+    train: &images::Images,
+    test: &images::Images,
+    train_name: &str,
+    test_name: &str,
+    p: &images::ImageParams,
+) -> Result<Audit, String> {
+    let mut out = Audit {
+        train_rows: train.n,
+        test_rows: test.n,
+        exact_duplicates: Vec::new(),
+        near_duplicates: Vec::new(),
+        newer_training_rows: Vec::new(),
+        leaking_features: Vec::new(),
+        findings: Vec::new(),
+    };
+    let per = train.width * train.height;
+    let digest = |im: &images::Images, i: usize| -> [u8; 32] {
+        let mut h = sha2::Sha256::new();
+        for v in &im.pixels[i * per..(i + 1) * per] {
+            h.update(v.to_le_bytes());
+        }
+        h.finalize().into()
+    };
+    let mut seen: HashMap<[u8; 32], usize> = HashMap::with_capacity(train.n);
+    for i in 0..train.n {
+        seen.entry(digest(train, i)).or_insert(i);
+    }
+    for j in 0..test.n {
+        if let Some(&i) = seen.get(&digest(test, j)) {
+            out.exact_duplicates.push((i, j));
+        }
+    }
+    let exact: std::collections::HashSet<usize> =
+        out.exact_duplicates.iter().map(|&(_, j)| j).collect();
+    let mut near = images::near_duplicates(train, test, p)?;
+    near.retain(|&(_, j, _)| !exact.contains(&j));
+    out.near_duplicates = near;
+    if !out.exact_duplicates.is_empty() {
+        let (i, j) = out.exact_duplicates[0];
+        out.findings.push(
+            Finding::new(
+                &SPLIT_DUPLICATES,
+                Location::file(test_name.to_string()),
+                format!(
+                    "{} of {} test images are pixel-identical to training images (first: test {j} = {train_name} {i})",
+                    out.exact_duplicates.len(),
+                    test.n
+                ),
+            )
+            .with_evidence("pairs", out.exact_duplicates.iter().take(1000).map(|&(a, b)| vec![a, b]).collect::<Vec<_>>()),
+        );
+    }
+    if let Some(&(i, j, c)) = out.near_duplicates.first() {
+        out.findings.push(
+            Finding::new(
+                &SPLIT_DUPLICATES,
+                Location::file(test_name.to_string()),
+                format!(
+                    "{} test images are near-duplicates of training images (correlation ≥ {} over shifts of up to {} px; first: test {j} ~ {train_name} {i}, {c:.4})",
+                    out.near_duplicates.len(),
+                    p.threshold,
+                    p.max_shift
+                ),
+            )
+            .with_severity(Severity::Medium)
+            .with_evidence("pairs", out.near_duplicates.iter().take(1000).map(|q| serde_json::json!([q.0, q.1, q.2])).collect::<Vec<_>>()),
+        );
     }
     Ok(out)
 }
