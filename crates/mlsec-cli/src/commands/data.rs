@@ -31,6 +31,22 @@ fn progress_bar(global: &GlobalArgs, path: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// A spinner with elapsed time for a long computation, on a terminal only
+/// and not with `--quiet`; its message says which phase is running.
+pub(crate) fn phase_spinner(global: &GlobalArgs, first: &str) -> indicatif::ProgressBar {
+    if global.quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar.set_message(first.to_string());
+    bar
+}
+
 fn inspect(global: &GlobalArgs, args: &InspectArgs) -> Result<u8> {
     if !(args.imbalance_ratio.is_finite() && (0.0..=1.0).contains(&args.imbalance_ratio)) {
         anyhow::bail!(

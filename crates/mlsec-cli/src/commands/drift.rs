@@ -83,8 +83,11 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         "asymp" => KsMethod::Asymp,
         other => bail!("unknown --method `{other}` (expected auto, exact or asymp)"),
     };
+    let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
+    bar.set_message(format!("reading {}", args.stream));
     let stream = Frame::load(&args.stream, args.label.as_deref())?;
+    bar.set_message(format!("comparing windows of {} rows", args.window));
     let opts = DriftOptions {
         window: args.window,
         ks_max: args.ks_max,
@@ -99,6 +102,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
     let windows = drift::monitor(&reference, &stream, &opts)
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} against {}", args.stream, args.reference))?;
+    bar.finish_and_clear();
     let features = windows
         .first()
         .map(|w| w.features.iter().map(|f| f.feature.clone()).collect())
@@ -188,8 +192,11 @@ impl TextBody for OutlierResults {
 
 pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<u8> {
     use mlsec_data::stats::{IsolationForest, IsolationForestParams};
+    let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
+    bar.set_message(format!("reading {}", args.batch));
     let batch = Frame::load(&args.batch, args.label.as_deref())?;
+    bar.set_message("fitting the Isolation Forest and scoring".to_string());
     let names = reference.shared_features(&batch);
     if names.is_empty() {
         bail!(
@@ -212,6 +219,7 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
     let scores = forest
         .score_samples(&batch.row_major(&names, &fill))
         .map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
     let offset = args.threshold.unwrap_or(forest.offset);
     if let Some(path) = &args.scores_out {
         let bytes: Vec<u8> = scores.iter().flat_map(|s| s.to_le_bytes()).collect();

@@ -94,6 +94,8 @@ fn write_rows(path: &std::path::Path, o: &Outcome, quarantined: bool) -> Result<
 
 pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
     let (policy, policy_dir) = Policy::load(&args.policy).map_err(|e| anyhow!(e))?;
+    let bar =
+        crate::commands::data::phase_spinner(global, &format!("gating {}", args.batch.display()));
     let outcome = gate::run(&GateInput {
         reference: &args.reference,
         batch: &args.batch,
@@ -102,6 +104,7 @@ pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
         policy_dir: &policy_dir,
     })
     .map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
     if let Some(path) = &args.accepted {
         write_rows(path, &outcome, false)?;
     }
@@ -321,6 +324,7 @@ fn read_split(path: &std::path::Path) -> Result<mlsec_data::table::Table> {
 
 pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8> {
     use mlsec_data::leakage::{self, minhash::MinHashParams, AuditOptions};
+    let bar = crate::commands::data::phase_spinner(global, "auditing the split");
     if args.images {
         use mlsec_data::leakage::images::{ImageParams, Images};
         let (ts, ss) = (
@@ -334,6 +338,7 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
             ..ImageParams::default()
         };
         let audit = leakage::audit_images(&train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
+        bar.finish_and_clear();
         let findings = audit.findings.clone();
         let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));
         report.findings = findings;
@@ -370,6 +375,7 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
         &o,
     )
     .map_err(|e| anyhow!(e))?;
+    bar.finish_and_clear();
     let findings = audit.findings.clone();
     let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));
     report.findings = findings;
