@@ -223,6 +223,13 @@ fn toml_packages(text: &str) -> Result<Vec<toml::Table>, String> {
         .unwrap_or_default())
 }
 
+/// The `name` of a `[[package]]` entry.
+fn package_name(p: &toml::Table) -> Result<&str, String> {
+    p.get("name")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| "a package without name".to_string())
+}
+
 /// A `[[package]]` entry of a TOML lockfile as a locked package.
 fn toml_locked(
     p: &toml::Table,
@@ -246,10 +253,7 @@ fn toml_locked(
 fn parse_uv(text: &str, shown: &str) -> Result<Vec<Locked>, String> {
     let mut out = Vec::new();
     for p in toml_packages(text)? {
-        let name = p
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or("a package without name")?;
+        let name = package_name(&p)?;
         let source = p.get("source").and_then(|s| s.as_table());
         let local = source.is_some_and(|s| {
             ["editable", "virtual", "path", "directory"]
@@ -296,10 +300,7 @@ fn parse_poetry(text: &str, shown: &str) -> Result<Vec<Locked>, String> {
     };
     let mut out = Vec::new();
     for p in toml_packages(text)? {
-        let name = p
-            .get("name")
-            .and_then(|v| v.as_str())
-            .ok_or("a package without name")?;
+        let name = package_name(&p)?;
         let mut hashes = hashes_of(p.get("files"));
         if hashes.is_empty() {
             hashes = hashes_of(legacy.and_then(|l| l.get(name)));
