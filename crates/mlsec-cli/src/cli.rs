@@ -118,7 +118,12 @@ pub enum Command {
     /// Pipeline provenance with in-toto: sign what each step consumed and produced, verify a layout.
     #[command(subcommand)]
     Provenance(ProvenanceCommand),
-    /// Attack simulations: poisoned data with ground truth.
+    /// Inspect a model or run it on inputs (mlsec models and ONNX graphs).
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Train a model from the zoo (mlp, lenet, resnet), optionally adversarially (PGD-AT, TRADES).
+    Train(TrainArgs),
+    /// Attack simulations: evasion (adversarial examples) and poisoned data with ground truth.
     #[command(subcommand)]
     Attack(AttackCommand),
     /// Audits of the evaluation stage: leakage between train and test splits.
@@ -633,6 +638,13 @@ pub struct EnvVerifyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AttackCommand {
+    /// Adversarial examples against a model: clean and robust accuracy, success rate, perturbation sizes, queries.
+    #[command(
+        after_help = "White-box (gradients): fgsm, pgd, apgd-ce, apgd-dlr, cw (L2), deepfool. \
+        Score-based: square. Decision-based: hsj. Only samples the model classifies correctly are attacked; \
+        robust accuracy counts the samples still right within --eps. See docs/attacks.md."
+    )]
+    Evasion(EvasionArgs),
     /// Write a poisoned copy of a dataset and its ground truth, to measure the gate's precision and recall.
     Poison(PoisonArgs),
 }
@@ -762,4 +774,160 @@ pub enum HoldoutCommand {
         #[arg(value_name = "LOG")]
         log: std::path::PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The architecture: mlp, lenet or resnet.
+    #[arg(long, value_name = "ARCH", default_value = "lenet")]
+    pub model: String,
+    /// Training data: `mnist` (the bundled sample's 8,000 training digits) or an NPY/NPZ file.
+    #[arg(long, value_name = "DATA", default_value = "mnist")]
+    pub data: String,
+    /// Labels for a .npy of inputs.
+    #[arg(long, value_name = "NPY")]
+    pub labels: Option<PathBuf>,
+    /// Evaluation data (with --data mnist: the 2,000 test digits).
+    #[arg(long, value_name = "DATA")]
+    pub test: Option<String>,
+    /// Labels for a .npy of evaluation inputs.
+    #[arg(long, value_name = "NPY")]
+    pub test_labels: Option<PathBuf>,
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub epochs: usize,
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam's peak learning rate (cosine decay to 1% of it).
+    #[arg(long, value_name = "LR", default_value_t = 1e-3)]
+    pub lr: f64,
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Adversarial training: pgd (Madry et al.) or trades (Zhang et al.).
+    #[arg(long, value_name = "KIND")]
+    pub adversarial: Option<String>,
+    /// L-infinity radius of the training attack.
+    #[arg(long, value_name = "EPS", default_value_t = 0.3)]
+    pub eps: f32,
+    /// PGD steps of the training attack.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub attack_steps: usize,
+    /// Step size of the training attack (default 2.5 * eps / steps).
+    #[arg(long, value_name = "SIZE")]
+    pub attack_step_size: Option<f32>,
+    /// Fraction of the run over which eps grows from 0 to --eps.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.3)]
+    pub warmup: f64,
+    /// TRADES: weight of the robustness (KL) term.
+    #[arg(long, value_name = "BETA", default_value_t = 6.0)]
+    pub beta: f32,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Where to write the weights (safetensors); the config goes beside it as .json.
+    #[arg(long = "out", value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormArg {
+    Linf,
+    L2,
+}
+
+#[derive(Debug, Args)]
+pub struct EvasionArgs {
+    /// The model: NAME.safetensors with NAME.json beside it (from `mlsec train`), or an ONNX file.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// `mnist` (the bundled sample's 2,000 test digits) or an NPY/NPZ file.
+    #[arg(long, value_name = "DATA", default_value = "mnist")]
+    pub data: String,
+    /// Labels for a .npy of inputs.
+    #[arg(long, value_name = "NPY")]
+    pub labels: Option<PathBuf>,
+    /// fgsm, pgd, apgd-ce, apgd-dlr, cw, deepfool, square or hsj.
+    #[arg(long, value_name = "ATTACK", default_value = "pgd")]
+    pub attack: String,
+    /// Perturbation budget in the chosen norm (inputs in [0, 1]).
+    #[arg(long, value_name = "EPS", default_value_t = 0.3)]
+    pub eps: f32,
+    #[arg(long, value_enum, default_value_t = NormArg::Linf)]
+    pub norm: NormArg,
+    /// Attack the first N samples of the data.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub n: usize,
+    /// Iterations (default per attack: pgd 40, apgd 100, cw 100, deepfool 50, square 5000, hsj 40).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// PGD step size (default 2.5 * eps / steps); C&W learning rate (default 0.1).
+    #[arg(long, value_name = "SIZE")]
+    pub step_size: Option<f32>,
+    /// Random restarts (pgd, apgd).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub restarts: usize,
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Query budget per sample (square, hsj).
+    #[arg(long, value_name = "N")]
+    pub max_queries: Option<u64>,
+    /// C&W confidence (kappa).
+    #[arg(long, value_name = "KAPPA", default_value_t = 0.0)]
+    pub confidence: f32,
+    /// Give the attack query access only, as to a remote endpoint (square and hsj work).
+    #[arg(long)]
+    pub query_only: bool,
+    /// Keep iterating on samples already fooled (to time full-length attacks).
+    #[arg(long)]
+    pub no_early_stop: bool,
+    /// Also measure robust accuracy at each of these budgets (comma-separated) and plot the curve.
+    #[arg(long, value_name = "EPS,...", value_delimiter = ',')]
+    pub sweep: Vec<f32>,
+    /// Write adversarial.npy, labels, predictions, grid.png and the sweep plot here.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Input range an ONNX model expects (an mlsec model records its own).
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',', num_args = 2, default_values_t = [0.0, 1.0])]
+    pub input_range: Vec<f32>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// What a model takes and gives, and whether attacks get gradients from it.
+    Inspect(ModelInspectArgs),
+    /// Run a model on inputs: logits (and input gradients of the cross-entropy) as NPY.
+    Predict(ModelPredictArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelInspectArgs {
+    /// NAME.safetensors (with NAME.json beside it) or an ONNX file.
+    pub model: PathBuf,
+    /// Input range an ONNX model expects (an mlsec model records its own).
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',', num_args = 2, default_values_t = [0.0, 1.0])]
+    pub input_range: Vec<f32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelPredictArgs {
+    /// NAME.safetensors (with NAME.json beside it) or an ONNX file.
+    #[arg(long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// `mnist` (the 2,000 test digits) or an NPY/NPZ file of inputs.
+    #[arg(long, value_name = "DATA")]
+    pub data: String,
+    /// Labels (NPY); required with --gradient unless the data carries them.
+    #[arg(long, value_name = "NPY")]
+    pub labels: Option<PathBuf>,
+    /// Write the logits here (float32 NPY, [n, classes]).
+    #[arg(long = "out", value_name = "NPY")]
+    pub out: PathBuf,
+    /// Also write d(cross-entropy)/d(input) here (float32 NPY, the input's shape).
+    #[arg(long, value_name = "NPY")]
+    pub gradient: Option<PathBuf>,
+    /// Input range an ONNX model expects.
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',', num_args = 2, default_values_t = [0.0, 1.0])]
+    pub input_range: Vec<f32>,
 }

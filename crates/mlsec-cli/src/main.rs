@@ -21,6 +21,16 @@ fn main() -> ExitCode {
         cli::Command::Env(cli::EnvCommand::Verify(args)) => {
             commands::env::verify(&cli.global, args)
         }
+        cli::Command::Model(cli::ModelCommand::Inspect(args)) => {
+            commands::model::inspect(&cli.global, args)
+        }
+        cli::Command::Model(cli::ModelCommand::Predict(args)) => {
+            commands::model::predict(&cli.global, args)
+        }
+        cli::Command::Train(args) => commands::train::train(&cli.global, args),
+        cli::Command::Attack(cli::AttackCommand::Evasion(args)) => {
+            commands::evasion::run(&cli.global, args)
+        }
         cli::Command::Attack(cli::AttackCommand::Poison(args)) => {
             commands::gate::poison(&cli.global, args)
         }

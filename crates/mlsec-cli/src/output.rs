@@ -27,6 +27,7 @@ pub fn registry() -> RuleRegistry {
         mlsec_data::RULES,
         mlsec_scan::RULES,
         mlsec_sign::rules::RULES,
+        mlsec_attack::RULES,
     ])
 }
 

@@ -1,0 +1,294 @@
+//! Zoo models on burn's `flex` CPU backend, as [`Differentiable`] models,
+//! with their two-file format: `NAME.safetensors` (weights) and `NAME.json`
+//! ([`ModelConfig`]) beside it.
+
+use crate::batch::Batch;
+use crate::classifier::{Access, Classifier, Differentiable, Gradient, LogitLoss, ModelInfo};
+use crate::error::{ErrorKind, ModelError, Result};
+use crate::zoo::{Architecture, Net};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Weight files above this are refused before they are read.
+pub const MAX_WEIGHTS_BYTES: u64 = 2 << 30;
+/// Config files above this are refused.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Samples per forward pass inside the engine: bounds memory on big batches.
+pub const ENGINE_BATCH: usize = 256;
+
+pub const FORMAT: &str = "mlsec-model";
+
+/// The JSON half of a model: what network the weights belong to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Always `mlsec-model`.
+    pub format: String,
+    pub version: u32,
+    pub architecture: Architecture,
+    /// One sample: channels, height, width.
+    pub input_shape: [usize; 3],
+    pub classes: usize,
+    /// Inputs are expected in this range (pixels scaled to [0, 1]).
+    pub value_range: [f32; 2],
+    /// SHA-256 of the safetensors file, checked on load.
+    pub weights_sha256: String,
+    /// How it was trained (data, epochs, seed, objective, measured accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<serde_json::Value>,
+}
+
+/// The devices a model lives on: plain inference and autodiff.
+pub fn devices() -> (Device, Device) {
+    let device = Device::flex();
+    (device.clone(), device.autodiff())
+}
+
+/// A zoo network ready for queries and gradients.
+pub struct NativeModel {
+    config: ModelConfig,
+    info: ModelInfo,
+    /// Inference copy (no autodiff): faster forward passes.
+    infer: Net,
+    /// Frozen copy on the autodiff device: input gradients only.
+    frozen: Net,
+    device: Device,
+    ad_device: Device,
+}
+
+impl NativeModel {
+    /// Wraps a network trained on the autodiff device.
+    pub fn from_trained(net: &Net, config: ModelConfig) -> Self {
+        let (device, ad_device) = devices();
+        let info = info_of(&config);
+        NativeModel {
+            infer: net.valid(),
+            frozen: net.clone().freeze(),
+            config,
+            info,
+            device,
+            ad_device,
+        }
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The trainable network (autodiff device), e.g. to fine-tune.
+    pub fn network(&self) -> Net {
+        self.frozen.clone().unfreeze()
+    }
+
+    /// Writes `path` (safetensors) and the JSON config beside it; returns
+    /// the config path.
+    pub fn save(&mut self, path: &Path) -> Result<PathBuf> {
+        let mut store = SafetensorsStore::from_file(path)
+            .overwrite(true)
+            .skip_enum_variants(true)
+            .metadata("format", FORMAT)
+            .metadata("architecture", self.config.architecture.name());
+        self.infer
+            .save_into(&mut store)
+            .map_err(|e| ModelError::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, &e))?;
+        self.config.weights_sha256 = mlsec_core::digest::sha256_hex(&bytes);
+        let config_path = config_path_for(path);
+        let json = serde_json::to_string_pretty(&self.config).expect("config serialises");
+        std::fs::write(&config_path, json + "\n").map_err(|e| ModelError::io(&config_path, &e))?;
+        Ok(config_path)
+    }
+
+    /// Loads `path` (safetensors) with the JSON config beside it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let config_path = config_path_for(path);
+        let config = read_config(&config_path)?;
+        let bytes = read_bounded(path, MAX_WEIGHTS_BYTES)?;
+        let digest = mlsec_core::digest::sha256_hex(&bytes);
+        if digest != config.weights_sha256 {
+            return Err(ModelError::malformed(format!(
+                "{}: SHA-256 {digest} does not match {} ({}), so the weights are not the ones the config describes",
+                path.display(),
+                config.weights_sha256,
+                config_path.display()
+            )));
+        }
+        let (_, ad_device) = devices();
+        let mut net = config
+            .architecture
+            .init(config.input_shape, config.classes, &ad_device);
+        let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true);
+        let applied = net
+            .load_from(&mut store)
+            .map_err(|e| ModelError::malformed(format!("{}: {e}", path.display())))?;
+        if !applied.missing.is_empty() || !applied.errors.is_empty() || !applied.unused.is_empty() {
+            let missing: Vec<&str> = applied.missing.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(ModelError::malformed(format!(
+                "{}: weights do not fit the {} in {}: missing {:?}, unexpected {:?}, errors {:?}",
+                path.display(),
+                config.architecture.name(),
+                config_path.display(),
+                missing,
+                applied.unused,
+                applied
+                    .errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+            )));
+        }
+        Ok(NativeModel::from_trained(&net, config))
+    }
+
+    fn tensor(&self, x: &Batch, device: &Device) -> Tensor<4> {
+        let s = &self.config.input_shape;
+        Tensor::from_data(
+            TensorData::new(x.data.clone(), [x.len(), s[0], s[1], s[2]]),
+            device,
+        )
+    }
+
+    fn for_chunks(&self, x: &Batch, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        self.check_input(x)?;
+        let mut start = 0;
+        while start < x.len() {
+            let end = (start + ENGINE_BATCH).min(x.len());
+            f(&x.range(start, end))?;
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// `model.safetensors` → `model.json`.
+pub fn config_path_for(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+pub fn read_config(path: &Path) -> Result<ModelConfig> {
+    let bytes = read_bounded(path, MAX_CONFIG_BYTES)?;
+    let config: ModelConfig = serde_json::from_slice(&bytes).map_err(|e| {
+        ModelError::malformed(format!(
+            "{}: not an mlsec model config: {e}",
+            path.display()
+        ))
+    })?;
+    if config.format != FORMAT || config.version != 1 {
+        return Err(ModelError::unsupported(format!(
+            "{}: format {:?} version {} (this mlsec reads {FORMAT} version 1)",
+            path.display(),
+            config.format,
+            config.version
+        )));
+    }
+    let [c, h, w] = config.input_shape;
+    if c == 0
+        || h == 0
+        || w == 0
+        || c * h * w > 1 << 24
+        || config.classes < 2
+        || config.classes > 100_000
+    {
+        return Err(ModelError::malformed(format!(
+            "{}: implausible input shape {:?} or class count {}",
+            path.display(),
+            config.input_shape,
+            config.classes
+        )));
+    }
+    Ok(config)
+}
+
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ModelError::io(path, &e))?;
+    if bytes.len() as u64 > limit {
+        return Err(ModelError::malformed(format!(
+            "{}: larger than the {limit}-byte limit",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn info_of(config: &ModelConfig) -> ModelInfo {
+    ModelInfo {
+        name: config.architecture.name().to_string(),
+        input_shape: config.input_shape.to_vec(),
+        classes: config.classes,
+        value_range: (config.value_range[0], config.value_range[1]),
+        access: Access::Gradient,
+    }
+}
+
+pub(crate) fn to_vec(t: Tensor<2>) -> Vec<f32> {
+    t.into_data()
+        .as_slice::<f32>()
+        .expect("float tensors hold f32")
+        .to_vec()
+}
+
+impl Classifier for NativeModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn logits(&self, x: &Batch) -> Result<Batch> {
+        let mut out = Vec::with_capacity(x.len() * self.info.classes);
+        self.for_chunks(x, |chunk| {
+            out.extend(to_vec(self.infer.forward(self.tensor(chunk, &self.device))));
+            Ok(())
+        })?;
+        Batch::new(out, vec![x.len(), self.info.classes])
+    }
+}
+
+impl Differentiable for NativeModel {
+    fn gradient(&self, x: &Batch, loss: &dyn LogitLoss) -> Result<Gradient> {
+        let c = self.info.classes;
+        let mut logits = Vec::with_capacity(x.len() * c);
+        let mut losses = Vec::with_capacity(x.len());
+        let mut input = Vec::with_capacity(x.data.len());
+        self.for_chunks(x, |chunk| {
+            let offset = losses.len();
+            let xt = self.tensor(chunk, &self.ad_device).require_grad();
+            let z = self.frozen.forward(xt.clone());
+            let zh = to_vec(z.clone().detach());
+            let mut dz = vec![0.0f32; zh.len()];
+            for (i, (row, g)) in zh.chunks(c).zip(dz.chunks_mut(c)).enumerate() {
+                losses.push(loss.eval(offset + i, row, g));
+            }
+            let weights =
+                Tensor::<2>::from_data(TensorData::new(dz, [chunk.len(), c]), &self.ad_device);
+            let grads = (z * weights).sum().backward();
+            let gx = xt
+                .grad(&grads)
+                .ok_or_else(|| ModelError::unsupported("the engine returned no input gradient"))?;
+            input.extend_from_slice(gx.into_data().as_slice::<f32>().expect("f32 gradient"));
+            logits.extend(zh);
+            Ok(())
+        })?;
+        Ok(Gradient {
+            logits: Batch::new(logits, vec![x.len(), c])?,
+            losses,
+            input: Batch::new(input, x.shape.clone())?,
+        })
+    }
+
+    fn features(&self, x: &Batch) -> Result<Batch> {
+        let mut out = Vec::new();
+        let mut width = 0;
+        self.for_chunks(x, |chunk| {
+            let f = self.infer.features(self.tensor(chunk, &self.device));
+            width = f.dims()[1];
+            out.extend(to_vec(f));
+            Ok(())
+        })?;
+        Batch::new(out, vec![x.len(), width])
+    }
+}
