@@ -748,13 +748,15 @@ pub enum HoldoutCommand {
         #[arg(long = "out", value_name = "FILE")]
         out: std::path::PathBuf,
     },
-    /// Open the sealed set in memory for one model; refused for a model already logged unless --reason.
+    /// Evaluate a model once on the sealed set, in memory; refused for a model already logged unless --reason.
     #[command(
+        visible_alias = "open",
         after_help = "Every access is appended to a hash-chained log (default: SEALED.access.log) that `mlsec holdout \
-            log` verifies. The decrypted data never touches the disk. Until mlsec's model engine exists this opens \
-            and summarises the set (rows, columns, labels, SHA-256) for the model's digest; evaluation will run here."
+            log` verifies. The decrypted data never touches the disk. A sealed NPZ of inputs and labels (x, y) is \
+            evaluated with the model (an mlsec model or ONNX graph) and its accuracy reported; any other set (CSV) \
+            is summarised (rows, columns, SHA-256) for the model's digest."
     )]
-    Open {
+    Evaluate {
         #[arg(long, value_name = "FILE")]
         sealed: std::path::PathBuf,
         /// The age identity file.

@@ -192,3 +192,70 @@ fn bad_inputs_give_clear_errors() {
         .code(2)
         .stderr(predicates::str::contains("unknown --attack"));
 }
+
+#[test]
+fn holdout_evaluate_runs_the_model_once_per_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = train_mlp(dir.path(), "2");
+    // The held-out set: 50 real test digits and their labels, as an NPZ.
+    let m = mlsec_data::mnist::load().unwrap();
+    let split = m.split();
+    let idx = &split.test[..50];
+    let x: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| m.images.sample_bytes(i).to_vec())
+        .collect();
+    let y: Vec<u8> = idx
+        .iter()
+        .flat_map(|&i| i64::from(m.labels[i]).to_le_bytes())
+        .collect();
+    let npz = dir.path().join("heldout.npz");
+    {
+        let f = std::fs::File::create(&npz).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("x.npy", opts).unwrap();
+        std::io::Write::write_all(&mut z, &common::npy_bytes("|u1", "(50, 28, 28)", &x)).unwrap();
+        z.start_file("y.npy", opts).unwrap();
+        std::io::Write::write_all(&mut z, &common::npy_bytes("<i8", "(50,)", &y)).unwrap();
+        z.finish().unwrap();
+    }
+    let key = dir.path().join("eval");
+    mlsec()
+        .args(["holdout", "keygen", "--out"])
+        .arg(&key)
+        .assert()
+        .code(0);
+    let sealed = dir.path().join("heldout.age");
+    mlsec()
+        .args(["holdout", "seal"])
+        .arg(&npz)
+        .arg("--recipient")
+        .arg(key.with_extension("age-recipient"))
+        .arg("--out")
+        .arg(&sealed)
+        .assert()
+        .code(0);
+    let evaluate = || {
+        let mut c = mlsec();
+        c.args(["holdout", "evaluate", "--sealed"])
+            .arg(&sealed)
+            .arg("--identity")
+            .arg(key.with_extension("age-identity"))
+            .arg("--model")
+            .arg(&model);
+        c
+    };
+    let v = json_run(evaluate(), 0);
+    let acc = v["results"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "accuracy {acc}");
+    assert_eq!(v["results"]["rows"], 50);
+    evaluate()
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("already evaluated"));
+    let mut again = evaluate();
+    again.args(["--reason", "retrained head"]);
+    json_run(again, 0);
+}

@@ -29,10 +29,16 @@ pub fn load(spec: &str, labels: Option<&Path>, part: Part) -> Result<Dataset> {
             Part::Test => test,
         });
     }
-    let path = Path::new(spec);
-    let bytes = read_bounded(path, MAX_DATA_BYTES)?;
+    let bytes = read_bounded(Path::new(spec), MAX_DATA_BYTES)?;
+    from_bytes(&bytes, labels, spec)
+}
+
+/// A labelled dataset from the bytes of a `.npz` (inputs and labels) or a
+/// `.npy` of inputs with `labels` beside it; `name` is used in errors.
+pub fn from_bytes(bytes: &[u8], labels: Option<&Path>, name: &str) -> Result<Dataset> {
+    let spec = name;
     let (inputs, label_array) = if bytes.starts_with(b"PK") {
-        let members = mlsec_data::npy::parse_npz(&bytes, MAX_DATA_BYTES)
+        let members = mlsec_data::npy::parse_npz(bytes, MAX_DATA_BYTES)
             .map_err(|e| ModelError::from(e.at(spec)))?;
         let find = |names: &[&str]| {
             members
@@ -56,7 +62,7 @@ pub fn load(spec: &str, labels: Option<&Path>, part: Part) -> Result<Dataset> {
         };
         (x, y)
     } else {
-        let x = mlsec_data::npy::parse(&bytes)
+        let x = mlsec_data::npy::parse(bytes)
             .map_err(|e| ModelError::from(e.at(spec)))?
             .array;
         let labels = labels.ok_or_else(|| {

@@ -391,6 +391,9 @@ struct HoldoutOpened {
     rows: usize,
     columns: Vec<String>,
     access: u64,
+    /// With a sealed NPZ of inputs and labels: the model's accuracy on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<f64>,
 }
 
 impl TextBody for HoldoutOpened {
@@ -410,6 +413,14 @@ impl TextBody for HoldoutOpened {
             self.columns.join(", "),
             self.data_sha256
         )?;
+        if let Some(a) = self.accuracy {
+            writeln!(
+                out,
+                "accuracy {:.2}% on {} held-out samples",
+                100.0 * a,
+                self.rows
+            )?;
+        }
         writeln!(out, "access #{} logged", self.access)
     }
 }
@@ -458,7 +469,7 @@ pub fn holdout(global: &GlobalArgs, cmd: &crate::cli::HoldoutCommand) -> Result<
             );
             Ok(exit::OK)
         }
-        HoldoutCommand::Open {
+        HoldoutCommand::Evaluate {
             sealed,
             identity,
             model,
@@ -493,6 +504,16 @@ pub fn holdout(global: &GlobalArgs, cmd: &crate::cli::HoldoutCommand) -> Result<
             let id_text = std::fs::read_to_string(identity)
                 .with_context(|| identity.display().to_string())?;
             let plain = holdout::open(&sealed_bytes, &id_text).map_err(|e| anyhow!(e))?;
+            // A sealed NPZ of inputs and labels is evaluated in memory; any
+            // other set (CSV) is summarised.
+            let evaluation = if plain.starts_with(b"PK") {
+                let data = mlsec_model::data::from_bytes(&plain, None, "the held-out set")?;
+                let loaded = crate::commands::model::open(global, model, (0.0, 1.0))?;
+                let accuracy = mlsec_model::train::evaluate(loaded.classifier(), &data)?;
+                Some((data.len(), accuracy))
+            } else {
+                None
+            };
             let table = mlsec_data::table::parse_csv(&plain, &Default::default(), false).ok();
             let access = holdout::append(
                 &log_path,
@@ -507,11 +528,12 @@ pub fn holdout(global: &GlobalArgs, cmd: &crate::cli::HoldoutCommand) -> Result<
                 model: model.display().to_string(),
                 model_sha256: model_sha,
                 data_sha256: mlsec_core::digest::sha256_hex(&plain),
-                rows: table.as_ref().map_or(0, |t| t.rows),
+                rows: evaluation.map_or_else(|| table.as_ref().map_or(0, |t| t.rows), |e| e.0),
                 columns: table
                     .map(|t| t.columns.into_iter().map(|c| c.name).collect())
                     .unwrap_or_default(),
                 access: access.seq,
+                accuracy: evaluation.map(|e| e.1),
             };
             output::emit(global, &Report::new(output::tool(), "holdout open", opened))?;
             Ok(exit::OK)
