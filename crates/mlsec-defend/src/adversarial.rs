@@ -12,11 +12,10 @@
 //! full-size ε from the first batch often leaves the network stuck at
 //! chance (a known failure of PGD-AT on MNIST at ε = 0.3).
 
-use mlsec_model::burn::nn::loss::CrossEntropyLossConfig;
 use mlsec_model::burn::prelude::*;
 use mlsec_model::burn::tensor::activation::{log_softmax, softmax};
 use mlsec_model::burn::tensor::Distribution;
-use mlsec_model::train::{BatchContext, Objective};
+use mlsec_model::train::{cross_entropy, BatchContext, Objective};
 use mlsec_model::zoo::Net;
 use serde::Serialize;
 
@@ -80,12 +79,6 @@ fn ascend(
             .clamp(0.0, 1.0);
     }
     adv.detach()
-}
-
-fn cross_entropy(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
-    CrossEntropyLossConfig::new()
-        .init(&logits.device())
-        .forward(logits, y)
 }
 
 /// Madry et al.'s PGD adversarial training.

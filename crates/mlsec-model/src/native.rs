@@ -226,6 +226,63 @@ fn info_of(config: &ModelConfig) -> ModelInfo {
     }
 }
 
+/// The backward pass shared by every engine-backed model: for each chunk,
+/// the host-side loss on the logits gives d loss / d logits, and one
+/// backward pass of `sum(logits · that)` gives the input gradient.
+pub(crate) struct GradientAccumulator<'a> {
+    loss: &'a dyn LogitLoss,
+    classes: usize,
+    logits: Vec<f32>,
+    losses: Vec<f32>,
+    input: Vec<f32>,
+}
+
+impl<'a> GradientAccumulator<'a> {
+    pub(crate) fn new(loss: &'a dyn LogitLoss, classes: usize) -> Self {
+        GradientAccumulator {
+            loss,
+            classes,
+            logits: Vec::new(),
+            losses: Vec::new(),
+            input: Vec::new(),
+        }
+    }
+
+    /// `x` is a chunk's input (requiring gradients), `z` its logits.
+    pub(crate) fn add<const D: usize>(
+        &mut self,
+        x: Tensor<D>,
+        z: Tensor<2>,
+        device: &Device,
+    ) -> Result<()> {
+        let c = self.classes;
+        let offset = self.losses.len();
+        let zh = to_vec(z.clone().detach());
+        let mut dz = vec![0.0f32; zh.len()];
+        for (i, (row, g)) in zh.chunks(c).zip(dz.chunks_mut(c)).enumerate() {
+            self.losses.push(self.loss.eval(offset + i, row, g));
+        }
+        let n = zh.len() / c;
+        let weights = Tensor::<2>::from_data(TensorData::new(dz, [n, c]), device);
+        let grads = (z * weights).sum().backward();
+        let gx = x
+            .grad(&grads)
+            .ok_or_else(|| ModelError::unsupported("no gradient reached the model's input"))?;
+        self.input
+            .extend_from_slice(gx.into_data().as_slice::<f32>().expect("f32 gradient"));
+        self.logits.extend(zh);
+        Ok(())
+    }
+
+    pub(crate) fn finish(self, input_shape: Vec<usize>) -> Result<Gradient> {
+        Ok(Gradient {
+            logits: Batch::new(self.logits, vec![self.losses.len(), self.classes])?,
+            losses: self.losses,
+            input: Batch::new(self.input, input_shape)?,
+        })
+    }
+}
+
 pub(crate) fn to_vec(t: Tensor<2>) -> Vec<f32> {
     t.into_data()
         .as_slice::<f32>()
@@ -250,34 +307,13 @@ impl Classifier for NativeModel {
 
 impl Differentiable for NativeModel {
     fn gradient(&self, x: &Batch, loss: &dyn LogitLoss) -> Result<Gradient> {
-        let c = self.info.classes;
-        let mut logits = Vec::with_capacity(x.len() * c);
-        let mut losses = Vec::with_capacity(x.len());
-        let mut input = Vec::with_capacity(x.data.len());
+        let mut acc = GradientAccumulator::new(loss, self.info.classes);
         self.for_chunks(x, |chunk| {
-            let offset = losses.len();
             let xt = self.tensor(chunk, &self.ad_device).require_grad();
             let z = self.frozen.forward(xt.clone());
-            let zh = to_vec(z.clone().detach());
-            let mut dz = vec![0.0f32; zh.len()];
-            for (i, (row, g)) in zh.chunks(c).zip(dz.chunks_mut(c)).enumerate() {
-                losses.push(loss.eval(offset + i, row, g));
-            }
-            let weights =
-                Tensor::<2>::from_data(TensorData::new(dz, [chunk.len(), c]), &self.ad_device);
-            let grads = (z * weights).sum().backward();
-            let gx = xt
-                .grad(&grads)
-                .ok_or_else(|| ModelError::unsupported("the engine returned no input gradient"))?;
-            input.extend_from_slice(gx.into_data().as_slice::<f32>().expect("f32 gradient"));
-            logits.extend(zh);
-            Ok(())
+            acc.add(xt, z, &self.ad_device)
         })?;
-        Ok(Gradient {
-            logits: Batch::new(logits, vec![x.len(), c])?,
-            losses,
-            input: Batch::new(input, x.shape.clone())?,
-        })
+        acc.finish(x.shape.clone())
     }
 
     fn features(&self, x: &Batch) -> Result<Batch> {

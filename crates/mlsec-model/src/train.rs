@@ -82,11 +82,15 @@ impl Objective for Standard {
         _ctx: BatchContext,
     ) -> (Tensor<1>, Tensor<2>) {
         let logits = net.forward(x);
-        let loss = CrossEntropyLossConfig::new()
-            .init(&logits.device())
-            .forward(logits.clone(), y);
-        (loss, logits)
+        (cross_entropy(logits.clone(), y), logits)
     }
+}
+
+/// Mean cross-entropy of `logits` against class indices `y`.
+pub fn cross_entropy(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
+    CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, y)
 }
 
 /// What a progress display needs after each minibatch.

@@ -2,8 +2,10 @@
 //! bounded attack may stop spending gradients on it (`early_stop`); the
 //! arrays are compacted together so that the next batch is smaller.
 
+use super::Params;
 use mlsec_model::classifier::argmax;
 use mlsec_model::{Batch, Classifier, Result};
+use rand_chacha::ChaCha8Rng;
 
 pub struct Active {
     /// Index of each active sample in the attacked batch.
@@ -26,6 +28,15 @@ impl Active {
 
     pub fn len(&self) -> usize {
         self.index.len()
+    }
+
+    /// Moves every sample to a uniformly random point of its ε-ball.
+    pub fn random_start(&mut self, p: &Params, (lo, hi): (f32, f32), rng: &mut ChaCha8Rng) {
+        for j in 0..self.len() {
+            let origin = self.origin.sample(j);
+            p.norm
+                .random_start(self.current.sample_mut(j), origin, p.eps, lo, hi, rng);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -5,7 +5,7 @@
 //! attack that exposes gradient masking that fools plain PGD.
 
 use super::active::{compact, Active, Best};
-use super::gradient::loss_for;
+use super::gradient::gradient_step;
 use super::{Params, Tick};
 use mlsec_model::{Batch, Differentiable, Result};
 use rand_chacha::rand_core::SeedableRng;
@@ -50,11 +50,7 @@ pub fn apgd(
             break;
         }
         let mut a = Active::new(x, y, todo);
-        for j in 0..a.len() {
-            let origin = a.origin.sample(j).to_vec();
-            p.norm
-                .random_start(a.current.sample_mut(j), &origin, p.eps, lo, hi, &mut rng);
-        }
+        a.random_start(p, (lo, hi), &mut rng);
         let m = a.len();
         // Per-sample state, compacted together with `a`.
         let mut previous: Vec<Vec<f32>> = (0..m).map(|j| a.current.sample(j).to_vec()).collect();
@@ -71,13 +67,7 @@ pub fn apgd(
             if a.is_empty() {
                 break;
             }
-            let g = {
-                let loss = loss_for(p.loss, &a.labels);
-                model.gradient(&a.current, loss.as_ref())?
-            };
-            let keep = best.record(&a, &g.logits, p.early_stop);
-            tick(a.len() as u64);
-            let kept = a.retain(&keep);
+            let (g, kept) = gradient_step(model, &mut a, &mut best, p, tick)?;
             for v in [&mut eta, &mut f_prev, &mut f_max, &mut f_max_at_check] {
                 compact(v, &kept);
             }

@@ -5,7 +5,7 @@
 use super::active::{Active, Best};
 use super::{Params, Tick};
 use mlsec_model::classifier::{CrossEntropy, Dlr};
-use mlsec_model::{Batch, Differentiable, LogitLoss, Result};
+use mlsec_model::{Batch, Differentiable, Gradient, LogitLoss, Result};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -52,23 +52,13 @@ pub fn pgd(
         }
         let mut a = Active::new(x, y, todo);
         if walk.random_start {
-            for j in 0..a.len() {
-                let origin = a.origin.sample(j).to_vec();
-                p.norm
-                    .random_start(a.current.sample_mut(j), &origin, p.eps, lo, hi, &mut rng);
-            }
+            a.random_start(p, (lo, hi), &mut rng);
         }
         for _ in 0..walk.steps {
             if a.is_empty() {
                 break;
             }
-            let g = {
-                let loss = loss_for(p.loss, &a.labels);
-                model.gradient(&a.current, loss.as_ref())?
-            };
-            let keep = best.record(&a, &g.logits, p.early_stop);
-            tick(a.len() as u64);
-            let kept = a.retain(&keep);
+            let (g, kept) = gradient_step(model, &mut a, &mut best, p, tick)?;
             for (j, &k) in kept.iter().enumerate() {
                 let origin = a.origin.sample(j).to_vec();
                 let cur = a.current.sample_mut(j);
@@ -79,4 +69,24 @@ pub fn pgd(
         best.finish(model, &a, |j| a.current.sample(j))?;
     }
     Ok(best.points)
+}
+
+/// One gradient of the attack's loss at the active points: records the
+/// samples already misclassified there, drops them when stopping early, and
+/// returns the gradient with, for each kept sample, its row in it.
+pub(crate) fn gradient_step(
+    model: &dyn Differentiable,
+    a: &mut Active,
+    best: &mut Best,
+    p: &Params,
+    tick: &Tick,
+) -> Result<(Gradient, Vec<usize>)> {
+    let g = {
+        let loss = loss_for(p.loss, &a.labels);
+        model.gradient(&a.current, loss.as_ref())?
+    };
+    let keep = best.record(a, &g.logits, p.early_stop);
+    tick(a.len() as u64);
+    let kept = a.retain(&keep);
+    Ok((g, kept))
 }

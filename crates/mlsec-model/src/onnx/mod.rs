@@ -12,7 +12,9 @@ pub use mlsec_onnx::{graph, proto};
 use crate::batch::Batch;
 use crate::classifier::{Access, Classifier, Differentiable, Gradient, LogitLoss, ModelInfo};
 use crate::error::{ModelError, Result};
-use crate::native::{devices, read_bounded, to_vec, ENGINE_BATCH, MAX_WEIGHTS_BYTES};
+use crate::native::{
+    devices, read_bounded, to_vec, GradientAccumulator, ENGINE_BATCH, MAX_WEIGHTS_BYTES,
+};
 use burn::prelude::*;
 use eval::{Interpreter, Value};
 use graph::Graph;
@@ -201,32 +203,14 @@ impl Differentiable for OnnxModel {
                 self.graph.unsupported.join(", ")
             )));
         }
-        let c = self.info.classes;
-        let (mut logits, mut losses, mut input) = (Vec::new(), Vec::new(), Vec::new());
+        let mut acc = GradientAccumulator::new(loss, self.info.classes);
         self.chunks(x, |chunk| {
-            let offset = losses.len();
             let (t, shape) = self.graph_tensor(chunk, true);
             let t = t.require_grad();
             let z = self.forward(&(t.clone(), shape), true)?;
-            let zh = to_vec(z.clone().detach());
-            let mut dz = vec![0.0f32; zh.len()];
-            for (i, (row, g)) in zh.chunks(c).zip(dz.chunks_mut(c)).enumerate() {
-                losses.push(loss.eval(offset + i, row, g));
-            }
-            let w = Tensor::<2>::from_data(TensorData::new(dz, [chunk.len(), c]), &self.ad_device);
-            let grads = (z * w).sum().backward();
-            let g = t
-                .grad(&grads)
-                .ok_or_else(|| ModelError::unsupported("no gradient reached the ONNX input"))?;
-            input.extend_from_slice(g.into_data().as_slice::<f32>().expect("f32 gradient"));
-            logits.extend(zh);
-            Ok(())
+            acc.add(t, z, &self.ad_device)
         })?;
-        Ok(Gradient {
-            logits: Batch::new(logits, vec![x.len(), c])?,
-            losses,
-            input: Batch::new(input, x.shape.clone())?,
-        })
+        acc.finish(x.shape.clone())
     }
 
     fn features(&self, _x: &Batch) -> Result<Batch> {
