@@ -107,7 +107,8 @@ fn evasion_reports_robustness_and_writes_its_outputs() {
     assert_eq!(finding["rule"], "MLS-EVA-001");
     assert_eq!(finding["stage"], "inference");
     assert!(finding["atlas"].to_string().contains("AML.T0015"));
-    assert_eq!(v["results"]["sweep"].as_array().unwrap().len(), 2);
+    // The two --sweep budgets and the main one.
+    assert_eq!(v["results"]["sweep"].as_array().unwrap().len(), 3);
     for f in [
         "adversarial.npy",
         "labels.npy",

@@ -171,6 +171,14 @@ pub fn run(global: &GlobalArgs, args: &EvasionArgs) -> Result<u8> {
             success_rate: r.evaluation.success_rate,
         });
     }
+    if !sweep.is_empty() && !sweep.iter().any(|p| p.eps == args.eps) {
+        // The main run is a point of the curve too.
+        sweep.push(SweepPoint {
+            eps: args.eps,
+            robust_accuracy: run.evaluation.robust_accuracy,
+            success_rate: run.evaluation.success_rate,
+        });
+    }
     sweep.sort_by(|a, b| a.eps.total_cmp(&b.eps));
 
     let files = match &args.out_dir {
