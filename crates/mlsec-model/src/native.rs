@@ -149,16 +149,26 @@ impl NativeModel {
         )
     }
 
-    fn for_chunks(&self, x: &Batch, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
-        self.check_input(x)?;
-        let mut start = 0;
-        while start < x.len() {
-            let end = (start + ENGINE_BATCH).min(x.len());
-            f(&x.range(start, end))?;
-            start = end;
-        }
-        Ok(())
+    fn for_chunks(&self, x: &Batch, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        engine_chunks(self, x, f)
     }
+}
+
+/// Checks `x` against `model` and hands it to `f` in engine-sized chunks,
+/// which bounds the memory one forward pass takes.
+pub(crate) fn engine_chunks(
+    model: &dyn Classifier,
+    x: &Batch,
+    mut f: impl FnMut(&Batch) -> Result<()>,
+) -> Result<()> {
+    model.check_input(x)?;
+    let mut start = 0;
+    while start < x.len() {
+        let end = (start + ENGINE_BATCH).min(x.len());
+        f(&x.range(start, end))?;
+        start = end;
+    }
+    Ok(())
 }
 
 /// `model.safetensors` → `model.json`.

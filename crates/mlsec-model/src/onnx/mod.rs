@@ -13,7 +13,7 @@ use crate::batch::Batch;
 use crate::classifier::{Access, Classifier, Differentiable, Gradient, LogitLoss, ModelInfo};
 use crate::error::{ModelError, Result};
 use crate::native::{
-    devices, read_bounded, to_vec, GradientAccumulator, ENGINE_BATCH, MAX_WEIGHTS_BYTES,
+    devices, engine_chunks, read_bounded, to_vec, GradientAccumulator, MAX_WEIGHTS_BYTES,
 };
 use burn::prelude::*;
 use eval::{Interpreter, Value};
@@ -163,15 +163,8 @@ impl OnnxModel {
         interpreter.run(x.clone(), shape.clone(), &self.logits)
     }
 
-    fn chunks(&self, x: &Batch, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
-        self.check_input(x)?;
-        let mut start = 0;
-        while start < x.len() {
-            let end = (start + ENGINE_BATCH).min(x.len());
-            f(&x.range(start, end))?;
-            start = end;
-        }
-        Ok(())
+    fn chunks(&self, x: &Batch, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        engine_chunks(self, x, f)
     }
 }
 
