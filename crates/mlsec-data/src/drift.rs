@@ -62,35 +62,6 @@ pub struct WindowDrift {
     pub reasons: Vec<String>,
 }
 
-/// Sorted copies without NaN, one per feature, computed on every core.
-pub fn sorted_columns(columns: &[&[f64]]) -> Vec<Vec<f64>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(columns.len().max(1));
-    let chunk = columns.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = columns
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|c| {
-                            let mut v: Vec<f64> =
-                                c.iter().copied().filter(|x| !x.is_nan()).collect();
-                            v.sort_unstable_by(f64::total_cmp);
-                            v
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("sorting threads do not panic"))
-            .collect()
-    })
-}
-
 /// Row-major rows of the given features, standardised with the
 /// reference's means and deviations (NaN as the mean), for MMD.
 fn standardised_rows(
@@ -149,13 +120,21 @@ pub fn monitor(
         .iter()
         .map(|&(i, _)| reference.columns[i].as_slice())
         .collect();
-    let ref_sorted = sorted_columns(&ref_cols);
-    let (mean, sd): (Vec<f64>, Vec<f64>) = ref_sorted
+    let (mean, sd): (Vec<f64>, Vec<f64>) = ref_cols
         .iter()
-        .map(|v| {
-            let n = v.len().max(1) as f64;
-            let m = v.iter().sum::<f64>() / n;
-            let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
+        .map(|c| {
+            let (mut n, mut sum) = (0usize, 0.0);
+            for &x in c.iter().filter(|x| !x.is_nan()) {
+                n += 1;
+                sum += x;
+            }
+            let m = sum / n.max(1) as f64;
+            let var = c
+                .iter()
+                .filter(|x| !x.is_nan())
+                .map(|x| (x - m) * (x - m))
+                .sum::<f64>()
+                / n.max(1) as f64;
             (m, if var > 0.0 { var.sqrt() } else { 1.0 })
         })
         .unzip();
@@ -173,20 +152,21 @@ pub fn monitor(
     let mut w = 0;
     while start < stream.rows {
         let end = (start + opts.window).min(stream.rows);
-        let win_cols: Vec<&[f64]> = stream_idx
-            .iter()
-            .map(|&j| &stream.columns[j][start..end])
-            .collect();
-        let win_sorted = sorted_columns(&win_cols);
+        let compared = stats::on_threads(shared.len(), |range| {
+            range
+                .map(|k| {
+                    let window = &stream.columns[stream_idx[k]][start..end];
+                    stats::compare(ref_cols[k], window, opts.method, opts.psi_bins)
+                })
+                .collect()
+        });
         let mut features = Vec::with_capacity(shared.len());
         let mut reasons = Vec::new();
-        for (k, (&(i, _), sorted)) in shared.iter().zip(&win_sorted).enumerate() {
+        for (&(i, _), c) in shared.iter().zip(compared) {
             let name = reference.names[i].clone();
-            if sorted.is_empty() || ref_sorted[k].is_empty() {
+            let Some(stats::Comparison { ks, psi }) = c else {
                 continue;
-            }
-            let ks = stats::ks::ks_2samp_sorted(&ref_sorted[k], sorted, opts.method)?;
-            let psi = stats::psi_sorted(&ref_sorted[k], sorted, opts.psi_bins);
+            };
             if ks.statistic > opts.ks_max {
                 reasons.push(format!("{name}: KS {:.4} > {}", ks.statistic, opts.ks_max));
             }

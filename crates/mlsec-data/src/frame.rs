@@ -40,10 +40,7 @@ impl Frame {
                 let t = table::read_csv(p, &CsvOptions::default()).map_err(|e| e.at(path))?;
                 Self::from_table(&t, label).map_err(|e| e.at(path))
             }
-            Format::Parquet => {
-                let t = table::read_parquet(p).map_err(|e| e.at(path))?;
-                Self::from_table(&t, label).map_err(|e| e.at(path))
-            }
+            Format::Parquet => Self::read_parquet(p, label).map_err(|e| e.at(path)),
             Format::Npy => {
                 let bytes = std::fs::read(p).map_err(|e| DataError::io(path, &e))?;
                 let f = crate::npy::parse(&bytes).map_err(|e| e.at(path))?;
@@ -58,6 +55,90 @@ impl Frame {
             )
             .at(path)),
         }
+    }
+
+    /// A Parquet file's numeric columns straight into f64 (no typed table
+    /// in between), one share of the columns per core.
+    fn read_parquet(path: &Path, label: Option<&str>) -> Result<Frame> {
+        let builder = table::parquet_builder(path)?;
+        let schema = builder.schema().clone();
+        // Sized once from the footer's row count (never above what the
+        // file could hold: a corrupt footer cannot reserve unbounded memory).
+        let file_len = std::fs::metadata(path).map_or(0, |m| m.len()) as usize;
+        let rows_hint = usize::try_from(builder.metadata().file_metadata().num_rows())
+            .unwrap_or(0)
+            .min(file_len.saturating_mul(8));
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let label_at = table::find_label_in(&names, label)?;
+        enum Read {
+            Feature(Vec<f64>),
+            Label(table::Column),
+            Skipped,
+        }
+        let parts = crate::stats::on_threads(names.len(), |range| {
+            let mut out = Vec::with_capacity(range.len());
+            for i in range.clone() {
+                let field = schema.field(i);
+                out.push(if Some(i) == label_at {
+                    match table::Column::empty_for(field) {
+                        Ok(c) => Read::Label(c),
+                        Err(e) => return vec![Err(e)],
+                    }
+                } else {
+                    match table::Column::empty_for(field).map(|c| c.data) {
+                        Ok(ColumnData::Float(_) | ColumnData::Int(_) | ColumnData::Bool(_)) => {
+                            Read::Feature(Vec::with_capacity(rows_hint))
+                        }
+                        _ => Read::Skipped,
+                    }
+                });
+            }
+            let rows = table::parquet_columns(path, range, |k, array| match &mut out[k] {
+                Read::Feature(v) => {
+                    if table::append_f64(v, array) {
+                        Ok(())
+                    } else {
+                        Err(DataError::unsupported(format!(
+                            "Parquet column changes type to {} between row groups",
+                            array.data_type()
+                        )))
+                    }
+                }
+                Read::Label(c) => table::append_array(c, array, &path.display().to_string()),
+                Read::Skipped => Ok(()),
+            });
+            vec![rows.map(|rows| (out, rows))]
+        });
+        let mut f = Frame {
+            names: Vec::new(),
+            columns: Vec::new(),
+            labels: None,
+            rows: 0,
+            skipped: Vec::new(),
+        };
+        let mut i = 0;
+        for part in parts {
+            let (reads, rows) = part?;
+            f.rows = rows;
+            for r in reads {
+                match r {
+                    Read::Feature(v) => {
+                        f.names.push(names[i].to_string());
+                        f.columns.push(v);
+                    }
+                    Read::Label(c) => {
+                        f.labels = Some(
+                            (0..c.len())
+                                .map(|r| c.cell(r).unwrap_or_default())
+                                .collect(),
+                        );
+                    }
+                    Read::Skipped => f.skipped.push(names[i].to_string()),
+                }
+                i += 1;
+            }
+        }
+        Ok(f)
     }
 
     /// The numeric columns of a table, with its label column set apart.
@@ -146,11 +227,21 @@ impl Frame {
         out
     }
 
-    /// The median of each named feature over its finite values (0 when none).
-    pub fn medians(&self, names: &[String]) -> Vec<f64> {
+    /// What fills a gap (NaN or infinite value) in each named feature of
+    /// this frame and `other`: this frame's median over its finite values
+    /// (0 when none), computed only for features that have a gap in either
+    /// (0 elsewhere, where it is never read).
+    pub fn gap_fill(&self, other: &Frame, names: &[String]) -> Vec<f64> {
+        let has_gap = |f: &Frame, n: &str| {
+            f.feature(n)
+                .is_some_and(|c| c.iter().any(|x| !x.is_finite()))
+        };
         names
             .iter()
             .map(|n| {
+                if !has_gap(self, n) && !has_gap(other, n) {
+                    return 0.0;
+                }
                 let mut v: Vec<f64> = self
                     .feature(n)
                     .unwrap_or(&[])
@@ -165,5 +256,76 @@ impl Frame {
                 *v.select_nth_unstable_by(mid, f64::total_cmp).1
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+
+    /// The direct Parquet reader gives the frame the typed table gives:
+    /// nulls as NaN, integers and booleans as numbers, text set aside, the
+    /// label as text — over several row groups.
+    #[test]
+    fn parquet_frames_match_the_typed_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            (
+                "x",
+                Arc::new(Float32Array::from(vec![
+                    Some(1.5),
+                    None,
+                    Some(-2.0),
+                    Some(4.0),
+                ])),
+            ),
+            (
+                "n",
+                Arc::new(Int64Array::from(vec![
+                    Some(3),
+                    Some(-7),
+                    None,
+                    Some(1 << 40),
+                ])),
+            ),
+            (
+                "flag",
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    None,
+                    Some(false),
+                    Some(true),
+                ])),
+            ),
+            (
+                "city",
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+            ),
+            ("label", Arc::new(Int64Array::from(vec![0, 1, 1, 0]))),
+        ];
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(3))
+            .build();
+        let file = std::fs::File::create(&path).unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+
+        let direct = Frame::read_parquet(&path, None).unwrap();
+        let via_table = Frame::from_table(&table::read_parquet(&path).unwrap(), None).unwrap();
+        assert_eq!(direct.names, via_table.names);
+        assert_eq!(direct.labels, via_table.labels);
+        assert_eq!(direct.skipped, ["city"]);
+        assert_eq!(direct.rows, 4);
+        for (a, b) in direct.columns.iter().zip(&via_table.columns) {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b));
+        }
+        assert!(direct.columns[0][1].is_nan());
     }
 }

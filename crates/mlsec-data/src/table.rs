@@ -47,6 +47,32 @@ impl Column {
         }
     }
 
+    /// An empty column for a Parquet (arrow) field; types without a
+    /// natural scalar form (lists, structs, binary, decimals) are refused
+    /// by name.
+    pub fn empty_for(field: &arrow_schema::Field) -> Result<Column> {
+        use arrow_schema::DataType;
+        let data = match field.data_type() {
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnData::Float(Vec::new()),
+            DataType::Boolean => ColumnData::Bool(Vec::new()),
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+                ColumnData::Str(Vec::new())
+            }
+            t if t.is_integer() || t.is_temporal() => ColumnData::Int(Vec::new()),
+            other => {
+                return Err(DataError::unsupported(format!(
+                    "Parquet column '{}' has type {other}; mlsec reads numeric, boolean, string, date and timestamp columns",
+                    field.name()
+                )))
+            }
+        };
+        Ok(Column {
+            name: field.name().clone(),
+            source_type: field.data_type().to_string().to_lowercase(),
+            data,
+        })
+    }
+
     pub fn kind(&self) -> &'static str {
         match &self.data {
             ColumnData::Int(_) => "int",
@@ -85,22 +111,28 @@ pub const LABEL_NAMES: &[&str] = &[
 
 /// The label column: the one named, or else the one with the most conventional name.
 pub fn find_label(table: &Table, requested: Option<&str>) -> Result<Option<usize>> {
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    find_label_in(&names, requested)
+}
+
+/// [`find_label`] over column names.
+pub fn find_label_in(names: &[&str], requested: Option<&str>) -> Result<Option<usize>> {
     if let Some(name) = requested {
-        return table.column(name).map(Some).ok_or_else(|| {
-            let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
-            DataError::new(
-                ErrorKind::Malformed,
-                format!("no column named '{name}' (columns: {})", names.join(", ")),
-            )
-        });
+        return names
+            .iter()
+            .position(|n| *n == name)
+            .map(Some)
+            .ok_or_else(|| {
+                DataError::new(
+                    ErrorKind::Malformed,
+                    format!("no column named '{name}' (columns: {})", names.join(", ")),
+                )
+            });
     }
     // Earlier names in LABEL_NAMES win: a `label` column beats a feature named `y`.
-    Ok(LABEL_NAMES.iter().find_map(|want| {
-        table
-            .columns
-            .iter()
-            .position(|c| c.name.eq_ignore_ascii_case(want))
-    }))
+    Ok(LABEL_NAMES
+        .iter()
+        .find_map(|want| names.iter().position(|n| n.eq_ignore_ascii_case(want))))
 }
 
 /// Reads a CSV or Parquet file (recognised by content) as a table; other
@@ -124,6 +156,10 @@ pub fn read_table(path: &Path) -> Result<Table> {
 pub struct CsvOptions {
     /// `None` sniffs: tab for `.tsv` or when the header has more tabs than commas.
     pub delimiter: Option<u8>,
+    /// Always use the quote-aware parser, even for input without quotes
+    /// (which otherwise is split on line ends and delimiters directly, on
+    /// every core). Both give the same table; the property tests compare them.
+    pub general_parser: bool,
 }
 
 /// Reads a CSV file with a header row. Ragged rows are an error naming the line.
@@ -150,17 +186,16 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Tabl
             b','
         }
     });
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(true)
-        .flexible(false)
-        .from_reader(bytes);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(csv_error)?
-        .iter()
-        .map(|h| h.trim().to_string())
-        .collect();
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = memchr::memchr_iter(b'\n', &bytes[..e.valid_up_to()]).count() + 1;
+        DataError::malformed(format!("CSV line {line} is not valid UTF-8"))
+    })?;
+    let mut header_reader = csv_reader(bytes, delimiter);
+    let mut header = csv::StringRecord::new();
+    if !header_reader.read_record(&mut header).map_err(csv_error)? {
+        return Err(DataError::malformed("CSV has no header row"));
+    }
+    let headers: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
         return Err(DataError::malformed("CSV has no header row"));
     }
@@ -174,26 +209,417 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Tabl
             )));
         }
     }
-    let mut raw: Vec<Vec<Option<String>>> = vec![Vec::new(); headers.len()];
-    let mut record = csv::StringRecord::new();
-    let mut rows = 0usize;
-    while reader.read_record(&mut record).map_err(csv_error)? {
-        for (col, field) in record.iter().enumerate() {
-            let f = field.trim();
-            raw[col].push(if f.is_empty() {
-                None
-            } else {
-                Some(f.to_string())
-            });
-        }
-        rows += 1;
+    let mut body_start = header_reader.position().byte() as usize;
+    // The reader stops between the \r and \n of a CRLF header line.
+    if body_start > 0 && bytes[body_start - 1] == b'\r' && bytes.get(body_start) == Some(&b'\n') {
+        body_start += 1;
     }
-    let columns = headers
-        .into_iter()
-        .zip(raw)
-        .map(|(name, values)| infer_column(name, values))
-        .collect();
+    let body = &text[body_start..];
+    let width = headers.len();
+    let columns = if !opts.general_parser && delimiter.is_ascii() && is_plain(body) {
+        parse_plain(body, delimiter, &headers)?
+    } else {
+        let arena = parse_general(body, delimiter, width)?;
+        crate::stats::on_threads(width, |range| {
+            range
+                .map(|col| infer_column(headers[col].clone(), &arena[col].fields()))
+                .collect()
+        })
+    };
+    let rows = columns.first().map_or(0, Column::len);
     Ok(Table { columns, rows })
+}
+
+fn csv_reader(part: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(part)
+}
+
+/// Whether a CSV body can be split on line ends and delimiters alone: no
+/// quote (a quoted field may hold either) and no carriage return except
+/// before a line feed (a lone one also ends a record).
+fn is_plain(body: &str) -> bool {
+    let bytes = body.as_bytes();
+    if memchr::memchr(b'"', bytes).is_some() {
+        return false;
+    }
+    memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
+}
+
+/// Calls `field(column, text)` for every trimmed field of a quote-free
+/// part, skipping empty lines (as the quote-aware parser does); a ragged
+/// line stops the walk with its line number within the part and its field
+/// count.
+fn for_each_field<'a>(
+    part: &'a str,
+    delimiter: u8,
+    width: usize,
+    mut field: impl FnMut(usize, &'a str),
+) -> std::result::Result<(), (usize, usize)> {
+    // Byte searches (memchr) rather than `str::split(char)`, which compares
+    // the char's encoding after every hit; the delimiter and the line feed
+    // are ASCII (callers check), so every cut falls on a char boundary.
+    let bytes = part.as_bytes();
+    let mut line_no = 0;
+    let mut start = 0;
+    while start <= bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        line_no += 1;
+        let line = &part[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        let mut n = 0;
+        let mut from = 0;
+        for cut in
+            memchr::memchr_iter(delimiter, line.as_bytes()).chain(std::iter::once(line.len()))
+        {
+            if n < width {
+                field(n, line[from..cut].trim());
+            }
+            n += 1;
+            from = cut + 1;
+        }
+        if n != width {
+            return Err((line_no, n));
+        }
+    }
+    Ok(())
+}
+
+/// A column of one part parsed as the type it appears to have. Text is
+/// kept only for columns that look textual; a numeric guess that a later
+/// field contradicts gives up (`Failed`) and that column's text is
+/// collected in a second walk.
+enum Sink<'a> {
+    Int {
+        values: Vec<Option<i64>>,
+        /// Rows whose text was a negative zero ("-0"), which parses as the
+        /// float −0.0 should the column turn out to be float.
+        negative_zero: Vec<usize>,
+    },
+    Float(Vec<Option<f64>>),
+    Text(Vec<&'a str>),
+    Failed,
+}
+
+impl<'a> Sink<'a> {
+    /// An empty sink of the type `other` settled on, sized for `rows`.
+    fn like(other: &Sink<'_>, rows: usize) -> Sink<'a> {
+        match other {
+            Sink::Int { .. } => Sink::Int {
+                values: Vec::with_capacity(rows),
+                negative_zero: Vec::new(),
+            },
+            Sink::Float(_) => Sink::Float(Vec::with_capacity(rows)),
+            Sink::Text(_) | Sink::Failed => Sink::Text(Vec::with_capacity(rows)),
+        }
+    }
+
+    fn push(&mut self, text: &'a str) {
+        match self {
+            Sink::Int {
+                values,
+                negative_zero,
+            } => {
+                if text.is_empty() {
+                    values.push(None);
+                } else if let Ok(v) = text.parse::<i64>() {
+                    if v == 0 && text.starts_with('-') {
+                        negative_zero.push(values.len());
+                    }
+                    values.push(Some(v));
+                } else if let Ok(x) = text.parse::<f64>() {
+                    let mut floats = ints_as_floats(values, negative_zero);
+                    floats.push(Some(x));
+                    *self = Sink::Float(floats);
+                } else {
+                    *self = Sink::Failed;
+                }
+            }
+            Sink::Float(values) => {
+                if text.is_empty() {
+                    values.push(None);
+                } else if let Ok(x) = text.parse::<f64>() {
+                    values.push(Some(x));
+                } else {
+                    *self = Sink::Failed;
+                }
+            }
+            Sink::Text(values) => values.push(text),
+            Sink::Failed => {}
+        }
+    }
+}
+
+/// Integers as the floats their texts parse to: exact conversion rounds to
+/// nearest like parsing does, and a negative zero keeps its sign.
+fn ints_as_floats(values: &[Option<i64>], negative_zero: &[usize]) -> Vec<Option<f64>> {
+    let mut out: Vec<Option<f64>> = values.iter().map(|v| v.map(|v| v as f64)).collect();
+    for &r in negative_zero {
+        out[r] = Some(-0.0);
+    }
+    out
+}
+
+/// Lines whose fields guess each column's type before the parallel parse.
+const TYPE_SAMPLE_LINES: usize = 100;
+
+/// Parses a quote-free body into typed columns, one part per core, in one
+/// walk for columns whose type holds; the text of the others is collected
+/// in a second walk and typed like the quote-aware path types it.
+fn parse_plain(body: &str, delimiter: u8, headers: &[String]) -> Result<Vec<Column>> {
+    let width = headers.len();
+    let sample_end = body
+        .match_indices('\n')
+        .nth(TYPE_SAMPLE_LINES)
+        .map_or(body.len(), |(i, _)| i + 1);
+    let mut guess: Vec<Sink> = (0..width)
+        .map(|_| Sink::Int {
+            values: Vec::new(),
+            negative_zero: Vec::new(),
+        })
+        .collect();
+    // A ragged sample line is reported by the full walk below.
+    let _ = for_each_field(&body[..sample_end], delimiter, width, |c, t| {
+        guess[c].push(t)
+    });
+
+    let sample_lines = body[..sample_end].matches('\n').count().max(1);
+    let line_bytes = (sample_end / sample_lines).max(1);
+    let parts = split_at_lines(body);
+    let ragged = |k: usize, (line, fields): (usize, usize)| {
+        // Lines are counted per part; add the header and the parts before.
+        let before: usize = parts[..k]
+            .iter()
+            .map(|p| memchr::memchr_iter(b'\n', p.as_bytes()).count())
+            .sum();
+        DataError::malformed(format!(
+            "ragged CSV: line {} has {fields} fields, the header has {width}",
+            line + before + 1
+        ))
+    };
+    let parsed = crate::stats::on_threads(parts.len(), |range| {
+        range
+            .map(|k| {
+                // Sized from the sample's line length, with a margin, but
+                // never reserving more than 4 bytes per input byte (a short
+                // sample before long lines must not reserve gigabytes).
+                let len = parts[k].len();
+                let rows =
+                    (len / line_bytes + len / line_bytes / 8 + 16).min(len / (4 * width) + 16);
+                let mut sinks: Vec<Sink> = guess.iter().map(|g| Sink::like(g, rows)).collect();
+                for_each_field(parts[k], delimiter, width, |c, t| sinks[c].push(t))
+                    .map(|()| sinks)
+                    .map_err(|e| ragged(k, e))
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut parts_sinks = Vec::with_capacity(parsed.len());
+    for p in parsed {
+        parts_sinks.push(p?);
+    }
+    // Columns any part could not keep as numbers are typed from their text.
+    let textual: Vec<bool> = (0..width)
+        .map(|c| {
+            parts_sinks
+                .iter()
+                .any(|s| matches!(s[c], Sink::Text(_) | Sink::Failed))
+        })
+        .collect();
+    if textual.iter().any(|&t| t) {
+        let recollect = crate::stats::on_threads(parts.len(), |range| {
+            range
+                .map(|k| {
+                    let mut texts: Vec<Vec<&str>> = vec![Vec::new(); width];
+                    let needs =
+                        |c: usize| textual[c] && !matches!(parts_sinks[k][c], Sink::Text(_));
+                    if (0..width).any(needs) {
+                        let _ = for_each_field(parts[k], delimiter, width, |c, t| {
+                            if needs(c) {
+                                texts[c].push(t)
+                            }
+                        });
+                    }
+                    texts
+                })
+                .collect::<Vec<_>>()
+        });
+        for (sinks, texts) in parts_sinks.iter_mut().zip(recollect) {
+            for (c, t) in texts.into_iter().enumerate() {
+                if textual[c] && !matches!(sinks[c], Sink::Text(_)) {
+                    sinks[c] = Sink::Text(t);
+                }
+            }
+        }
+    }
+    // Column-wise from here: each column takes its parts' sinks.
+    let mut by_column: Vec<Vec<Sink>> = (0..width).map(|_| Vec::new()).collect();
+    for sinks in parts_sinks {
+        for (c, sink) in sinks.into_iter().enumerate() {
+            by_column[c].push(sink);
+        }
+    }
+    let by_column: Vec<std::sync::Mutex<Vec<Sink>>> =
+        by_column.into_iter().map(std::sync::Mutex::new).collect();
+    let columns = crate::stats::on_threads(width, |range| {
+        range
+            .map(|c| {
+                let parts = std::mem::take(&mut *by_column[c].lock().expect("not poisoned"));
+                typed_column(headers[c].clone(), parts)
+            })
+            .collect()
+    });
+    Ok(columns)
+}
+
+/// One column from its parts: integers if every part kept integers, floats
+/// if every part kept numbers, else typed from the text. The first part's
+/// vector is extended in place, so a column is copied at most once.
+fn typed_column(name: String, parts: Vec<Sink>) -> Column {
+    let present = parts.iter().any(|s| match s {
+        Sink::Int { values, .. } => values.iter().any(Option::is_some),
+        Sink::Float(v) => v.iter().any(Option::is_some),
+        Sink::Text(_) | Sink::Failed => true,
+    });
+    let all_int = parts.iter().all(|s| matches!(s, Sink::Int { .. }));
+    let all_numeric = parts
+        .iter()
+        .all(|s| matches!(s, Sink::Int { .. } | Sink::Float(_)));
+    let (source_type, data) = if present && all_int {
+        let mut out: Vec<Option<i64>> = Vec::new();
+        for s in parts {
+            if let Sink::Int { values, .. } = s {
+                if out.is_empty() {
+                    out = values;
+                } else {
+                    out.extend(values);
+                }
+            }
+        }
+        ("int", ColumnData::Int(out))
+    } else if present && all_numeric {
+        let mut out: Vec<Option<f64>> = Vec::new();
+        for s in parts {
+            let floats = match s {
+                Sink::Int {
+                    values,
+                    negative_zero,
+                } => ints_as_floats(&values, &negative_zero),
+                Sink::Float(v) => v,
+                _ => continue,
+            };
+            if out.is_empty() {
+                out = floats;
+            } else {
+                out.extend(floats);
+            }
+        }
+        ("float", ColumnData::Float(out))
+    } else {
+        let texts: Vec<&str> = parts
+            .into_iter()
+            .flat_map(|s| match s {
+                Sink::Text(t) => t,
+                // All-empty numeric parts: their fields were "".
+                Sink::Int { values, .. } => vec![""; values.len()],
+                Sink::Float(v) => vec![""; v.len()],
+                Sink::Failed => Vec::new(),
+            })
+            .collect();
+        return infer_column(name, &texts);
+    };
+    Column {
+        name,
+        source_type: source_type.into(),
+        data,
+    }
+}
+
+/// Parses a body with the quote-aware `csv` reader, one record at a time.
+fn parse_general(body: &str, delimiter: u8, width: usize) -> Result<Vec<RawColumn>> {
+    let mut columns = vec![RawColumn::default(); width];
+    let mut reader = csv_reader(body.as_bytes(), delimiter);
+    let mut record = csv::StringRecord::new();
+    // The csv crate's own line numbers skip blank lines and miscount CRLF;
+    // count line feeds before the record instead (the header is line 1).
+    let line_at = |p: Option<&csv::Position>| {
+        let bytes = body.as_bytes();
+        let mut at = p.map_or(0, |p| p.byte() as usize).min(bytes.len());
+        // A record never starts with a line end: those before it are blank
+        // lines or the rest of a CRLF the reader has not consumed yet.
+        while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
+            at += 1;
+        }
+        memchr::memchr_iter(b'\n', &bytes[..at]).count() + 2
+    };
+    while reader
+        .read_record(&mut record)
+        .map_err(|e| DataError::malformed(format!("CSV (line {}): {e}", line_at(e.position()))))?
+    {
+        if record.len() != width {
+            return Err(DataError::malformed(format!(
+                "ragged CSV: line {} has {} fields, the header has {width}",
+                line_at(record.position()),
+                record.len()
+            )));
+        }
+        for (col, field) in columns.iter_mut().zip(record.iter()) {
+            col.push(field.trim());
+        }
+    }
+    Ok(columns)
+}
+
+/// Splits a CSV body into one part per core at line ends.
+fn split_at_lines(body: &str) -> Vec<&str> {
+    const MIN_PART: usize = 1 << 20;
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    let parts = threads.min(body.len() / MIN_PART).max(1);
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    for k in 1..parts {
+        let target = (body.len() * k / parts).max(start);
+        let Some(nl) = memchr::memchr(b'\n', &body.as_bytes()[target..]) else {
+            break;
+        };
+        out.push(&body[start..target + nl + 1]);
+        start = target + nl + 1;
+    }
+    out.push(&body[start..]);
+    out
+}
+
+/// One column's trimmed fields back to back (an empty field is missing),
+/// so that the quote-aware path does not allocate per cell either.
+#[derive(Debug, Clone, Default)]
+struct RawColumn {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl RawColumn {
+    fn push(&mut self, field: &str) {
+        self.text.push_str(field);
+        self.ends.push(self.text.len());
+    }
+
+    fn fields(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let f = &self.text[start..end];
+                start = end;
+                f
+            })
+            .collect()
+    }
 }
 
 fn csv_error(e: csv::Error) -> DataError {
@@ -213,12 +639,13 @@ fn csv_error(e: csv::Error) -> DataError {
 }
 
 /// Picks the narrowest type every non-empty value parses as.
-fn infer_column(name: String, values: Vec<Option<String>>) -> Column {
-    let (source_type, data) = if let Some(v) = parse_all(&values, str::parse::<i64>) {
+fn infer_column(name: String, fields: &[&str]) -> Column {
+    let fields = || fields.iter().copied();
+    let (source_type, data) = if let Some(v) = parse_all(fields(), str::parse::<i64>) {
         ("int", ColumnData::Int(v))
-    } else if let Some(v) = parse_all(&values, str::parse::<f64>) {
+    } else if let Some(v) = parse_all(fields(), str::parse::<f64>) {
         ("float", ColumnData::Float(v))
-    } else if let Some(v) = parse_all(&values, |s| {
+    } else if let Some(v) = parse_all(fields(), |s| {
         if s.eq_ignore_ascii_case("true") {
             Ok(true)
         } else if s.eq_ignore_ascii_case("false") {
@@ -229,6 +656,9 @@ fn infer_column(name: String, values: Vec<Option<String>>) -> Column {
     }) {
         ("bool", ColumnData::Bool(v))
     } else {
+        let values = fields()
+            .map(|f| (!f.is_empty()).then(|| f.to_string()))
+            .collect();
         ("string", ColumnData::Str(values))
     };
     Column {
@@ -238,152 +668,254 @@ fn infer_column(name: String, values: Vec<Option<String>>) -> Column {
     }
 }
 
-/// Every present value parsed, or `None` if one fails or none is present.
-fn parse_all<T, E>(
-    values: &[Option<String>],
+/// Every present value parsed, or `None` if one fails or none is present
+/// ("" is missing).
+fn parse_all<'a, T, E>(
+    fields: impl Iterator<Item = &'a str>,
     parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Option<Vec<Option<T>>> {
-    values.iter().flatten().next()?;
-    values
-        .iter()
-        .map(|v| match v {
-            None => Some(None),
-            Some(s) => parse(s).ok().map(Some),
+    let mut any = false;
+    let out = fields
+        .map(|f| {
+            if f.is_empty() {
+                Some(None)
+            } else {
+                any = true;
+                parse(f).ok().map(Some)
+            }
         })
-        .collect()
+        .collect::<Option<Vec<_>>>()?;
+    any.then_some(out)
 }
 
 /// Reads every row group of a Parquet file into columns. Types without a
 /// natural scalar form (lists, structs, binary) are refused by name.
 pub fn read_parquet(path: &Path) -> Result<Table> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::*;
-    use arrow_array::Array;
-    use arrow_schema::DataType;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
     let shown = path.display().to_string();
-    let file = File::open(path).map_err(|e| DataError::io(&shown, &e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
-        DataError::malformed(format!("not a readable Parquet file: {e}")).at(&shown)
-    })?;
+    let builder = parquet_builder(path)?;
     let schema = builder.schema().clone();
-    let reader = builder
-        .build()
-        .map_err(|e| DataError::malformed(format!("Parquet: {e}")).at(&shown))?;
     let mut columns: Vec<Column> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let data = match field.data_type() {
-            DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnData::Float(Vec::new()),
-            DataType::Boolean => ColumnData::Bool(Vec::new()),
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                ColumnData::Str(Vec::new())
-            }
-            t if t.is_integer() || t.is_temporal() => ColumnData::Int(Vec::new()),
-            other => {
-                return Err(DataError::unsupported(format!(
-                    "Parquet column '{}' has type {other}; mlsec reads numeric, boolean, string, date and timestamp columns",
-                    field.name()
-                ))
-                .at(&shown))
-            }
-        };
-        columns.push(Column {
-            name: field.name().clone(),
-            source_type: field.data_type().to_string().to_lowercase(),
-            data,
-        });
+        columns.push(Column::empty_for(field).map_err(|e| e.at(&shown))?);
     }
+    // Columns decode independently: each core reads its own share of them.
+    let empty = columns;
+    let parts = crate::stats::on_threads(empty.len(), |range| {
+        let mut columns = empty[range.clone()].to_vec();
+        let read = parquet_columns(path, range, |k, array| {
+            append_array(&mut columns[k], array, &shown)
+        });
+        vec![read.map(|rows| (columns, rows))]
+    });
+    let mut columns = Vec::with_capacity(empty.len());
+    let mut rows = None;
+    for part in parts {
+        let (cols, n) = part?;
+        rows = rows.or(Some(n));
+        columns.extend(cols);
+    }
+    Ok(Table {
+        columns,
+        rows: rows.unwrap_or(0),
+    })
+}
+
+/// Opens a Parquet file for reading (its footer parsed).
+pub fn parquet_builder(
+    path: &Path,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<File>> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|e| DataError::io(&shown, &e))?;
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| DataError::malformed(format!("not a readable Parquet file: {e}")).at(&shown))
+}
+
+/// Decodes the top-level columns `range` of a Parquet file batch by batch,
+/// handing each array to `sink` with its index within the range; returns
+/// the row count. Callers run one range per core: columns decode
+/// independently.
+pub fn parquet_columns(
+    path: &Path,
+    range: std::ops::Range<usize>,
+    mut sink: impl FnMut(usize, &arrow_array::ArrayRef) -> Result<()>,
+) -> Result<usize> {
+    let shown = path.display().to_string();
+    let builder = parquet_builder(path)?;
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), range);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| DataError::malformed(format!("Parquet: {e}")).at(&shown))?;
     let mut rows = 0usize;
     for batch in reader {
         let batch = batch.map_err(|e| DataError::malformed(format!("Parquet: {e}")).at(&shown))?;
         rows += batch.num_rows();
-        for (col, array) in columns.iter_mut().zip(batch.columns()) {
-            let n = array.len();
-            let valid = |i: usize| array.is_valid(i);
-            match (&mut col.data, array.data_type()) {
-                (ColumnData::Float(v), DataType::Float64) => {
-                    let a = array.as_primitive::<Float64Type>();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
-                }
-                (ColumnData::Float(v), DataType::Float32) => {
-                    let a = array.as_primitive::<Float32Type>();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i) as f64)));
-                }
-                (ColumnData::Float(v), DataType::Float16) => {
-                    let a = array.as_primitive::<Float16Type>();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_f64())));
-                }
-                (ColumnData::Bool(v), _) => {
-                    let a = array.as_boolean();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
-                }
-                (ColumnData::Str(v), DataType::Utf8) => {
-                    let a = array.as_string::<i32>();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
-                }
-                (ColumnData::Str(v), DataType::LargeUtf8) => {
-                    let a = array.as_string::<i64>();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
-                }
-                (ColumnData::Str(v), DataType::Utf8View) => {
-                    let a = array.as_string_view();
-                    v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
-                }
-                (ColumnData::Str(v), DataType::Dictionary(_, _)) => {
-                    let a = array.as_any_dictionary();
-                    let keys = a.normalized_keys();
-                    let values = a.values();
-                    let strings: Vec<Option<String>> = match values.data_type() {
-                        DataType::Utf8 => {
-                            let s = values.as_string::<i32>();
-                            (0..s.len())
-                                .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
-                                .collect()
-                        }
-                        DataType::LargeUtf8 => {
-                            let s = values.as_string::<i64>();
-                            (0..s.len())
-                                .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
-                                .collect()
-                        }
-                        other => {
-                            return Err(DataError::unsupported(format!(
-                                "Parquet column '{}' is a dictionary of {other}",
-                                col.name
-                            ))
-                            .at(&shown))
-                        }
-                    };
-                    v.extend((0..n).map(|i| {
-                        if valid(i) {
-                            strings.get(keys[i]).cloned().flatten()
-                        } else {
-                            None
-                        }
-                    }));
-                }
-                (ColumnData::Int(v), t) => {
-                    let ints = integer_values(array.as_ref(), t).ok_or_else(|| {
-                        DataError::unsupported(format!(
-                            "Parquet column '{}' has type {t}",
-                            col.name
-                        ))
-                        .at(&shown)
-                    })?;
-                    v.extend(ints);
-                }
-                (_, t) => {
-                    return Err(DataError::unsupported(format!(
-                        "Parquet column '{}' changes type to {t} between row groups",
-                        col.name
-                    ))
-                    .at(&shown))
-                }
+        for (k, array) in batch.columns().iter().enumerate() {
+            sink(k, array)?;
+        }
+    }
+    Ok(rows)
+}
+
+/// Appends a numeric, boolean or temporal array as f64 (NaN for a null);
+/// `false` for any other type.
+pub fn append_f64(out: &mut Vec<f64>, array: &arrow_array::ArrayRef) -> bool {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_array::Array;
+    use arrow_schema::DataType;
+    fn prim<T: arrow_array::ArrowPrimitiveType>(
+        out: &mut Vec<f64>,
+        a: &arrow_array::PrimitiveArray<T>,
+        f: impl Fn(T::Native) -> f64,
+    ) {
+        match a.nulls() {
+            None => out.extend(a.values().iter().map(|&x| f(x))),
+            Some(n) => {
+                out.extend(
+                    a.values()
+                        .iter()
+                        .zip(n.iter())
+                        .map(|(&x, ok)| if ok { f(x) } else { f64::NAN }),
+                )
             }
         }
     }
-    Ok(Table { columns, rows })
+    match array.data_type() {
+        DataType::Float64 => prim(out, array.as_primitive::<Float64Type>(), |x| x),
+        DataType::Float32 => prim(out, array.as_primitive::<Float32Type>(), f64::from),
+        DataType::Float16 => prim(out, array.as_primitive::<Float16Type>(), |x| x.to_f64()),
+        DataType::Int8 => prim(out, array.as_primitive::<Int8Type>(), f64::from),
+        DataType::Int16 => prim(out, array.as_primitive::<Int16Type>(), f64::from),
+        DataType::Int32 => prim(out, array.as_primitive::<Int32Type>(), f64::from),
+        DataType::Int64 => prim(out, array.as_primitive::<Int64Type>(), |x| x as f64),
+        DataType::UInt8 => prim(out, array.as_primitive::<UInt8Type>(), f64::from),
+        DataType::UInt16 => prim(out, array.as_primitive::<UInt16Type>(), f64::from),
+        DataType::UInt32 => prim(out, array.as_primitive::<UInt32Type>(), f64::from),
+        DataType::UInt64 => prim(out, array.as_primitive::<UInt64Type>(), |x| x as f64),
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            out.extend((0..a.len()).map(|i| {
+                if a.is_valid(i) {
+                    f64::from(u8::from(a.value(i)))
+                } else {
+                    f64::NAN
+                }
+            }));
+        }
+        t if t.is_temporal() => match integer_values(array.as_ref(), t) {
+            Some(v) => out.extend(v.into_iter().map(|x| x.map_or(f64::NAN, |x| x as f64))),
+            None => return false,
+        },
+        _ => return false,
+    }
+    true
+}
+
+/// Appends one decoded array to its column.
+pub fn append_array(col: &mut Column, array: &arrow_array::ArrayRef, shown: &str) -> Result<()> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_array::Array;
+    use arrow_schema::DataType;
+    let n = array.len();
+    let valid = |i: usize| array.is_valid(i);
+    match (&mut col.data, array.data_type()) {
+        (ColumnData::Float(v), DataType::Float64) => {
+            extend_primitive(v, array.as_primitive::<Float64Type>(), |x| x);
+        }
+        (ColumnData::Float(v), DataType::Float32) => {
+            extend_primitive(v, array.as_primitive::<Float32Type>(), f64::from);
+        }
+        (ColumnData::Float(v), DataType::Float16) => {
+            let a = array.as_primitive::<Float16Type>();
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_f64())));
+        }
+        (ColumnData::Bool(v), _) => {
+            let a = array.as_boolean();
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
+        }
+        (ColumnData::Str(v), DataType::Utf8) => {
+            let a = array.as_string::<i32>();
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+        }
+        (ColumnData::Str(v), DataType::LargeUtf8) => {
+            let a = array.as_string::<i64>();
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+        }
+        (ColumnData::Str(v), DataType::Utf8View) => {
+            let a = array.as_string_view();
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+        }
+        (ColumnData::Str(v), DataType::Dictionary(_, _)) => {
+            let a = array.as_any_dictionary();
+            let keys = a.normalized_keys();
+            let values = a.values();
+            let strings: Vec<Option<String>> = match values.data_type() {
+                DataType::Utf8 => {
+                    let s = values.as_string::<i32>();
+                    (0..s.len())
+                        .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                        .collect()
+                }
+                DataType::LargeUtf8 => {
+                    let s = values.as_string::<i64>();
+                    (0..s.len())
+                        .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                        .collect()
+                }
+                other => {
+                    return Err(DataError::unsupported(format!(
+                        "Parquet column '{}' is a dictionary of {other}",
+                        col.name
+                    ))
+                    .at(shown))
+                }
+            };
+            v.extend((0..n).map(|i| {
+                if valid(i) {
+                    strings.get(keys[i]).cloned().flatten()
+                } else {
+                    None
+                }
+            }));
+        }
+        (ColumnData::Int(v), t) => {
+            let ints = integer_values(array.as_ref(), t).ok_or_else(|| {
+                DataError::unsupported(format!("Parquet column '{}' has type {t}", col.name))
+                    .at(shown)
+            })?;
+            v.extend(ints);
+        }
+        (_, t) => {
+            return Err(DataError::unsupported(format!(
+                "Parquet column '{}' changes type to {t} between row groups",
+                col.name
+            ))
+            .at(shown))
+        }
+    }
+    Ok(())
+}
+
+/// Appends a primitive array's values, converted, with its nulls as `None`.
+fn extend_primitive<T: arrow_array::ArrowPrimitiveType, U>(
+    out: &mut Vec<Option<U>>,
+    array: &arrow_array::PrimitiveArray<T>,
+    convert: impl Fn(T::Native) -> U,
+) {
+    use arrow_array::Array;
+    match array.nulls() {
+        None => out.extend(array.values().iter().map(|&x| Some(convert(x)))),
+        Some(nulls) => out.extend(
+            array
+                .values()
+                .iter()
+                .zip(nulls.iter())
+                .map(|(&x, ok)| ok.then(|| convert(x))),
+        ),
+    }
 }
 
 /// Integer-like arrow arrays (integers, dates, timestamps, durations) as i64;
@@ -542,6 +1074,76 @@ mod tests {
             e.message.contains("line 3 has 1 fields, the header has 2"),
             "{e}"
         );
+    }
+
+    /// A body over 2 MiB is split in parts parsed on separate cores; rows,
+    /// types and the line of a ragged row come out as from one part.
+    #[test]
+    fn large_bodies_parse_in_parts_with_exact_line_numbers() {
+        let mut text = String::from("id,x,name\n");
+        for i in 0..200_000 {
+            let x = if i == 150_000 {
+                "0.5".to_string()
+            } else {
+                i.to_string()
+            };
+            text.push_str(&format!("{i},{x},n{}\n", i % 7));
+        }
+        assert!(text.len() > 2 << 20);
+        let t = parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap();
+        assert_eq!(t.rows, 200_000);
+        let kinds: Vec<&str> = t.columns.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, ["int", "float", "string"]);
+        assert_eq!(t.columns[0].cell(199_999).as_deref(), Some("199999"));
+        assert_eq!(t.columns[1].cell(150_000).as_deref(), Some("0.5"));
+        // Line 1 is the header, so row r is on line r + 2.
+        let row = format!("170000,170000,n{}\n", 170_000 % 7);
+        assert!(text.contains(&row));
+        let ragged = text.replacen(&row, "170000,170000\n", 1);
+        let Err(e) = parse_csv(ragged.as_bytes(), &CsvOptions::default(), false) else {
+            panic!("a ragged row must be an error");
+        };
+        assert!(e.message.contains("line 170002 has 2 fields"), "{e}");
+    }
+
+    /// Types that change after the sampled lines, in either part, come out
+    /// as the quote-aware parser types them, negative zeros included.
+    #[test]
+    fn late_type_changes_match_the_general_parser() {
+        let mut text = String::from("z,i,t,b,e\n");
+        let n = 240_000;
+        for r in 0..n {
+            let i = match r {
+                5 => "-0".to_string(),
+                _ if r == n - 10 => "2.5".to_string(),
+                _ => (r % 1000).to_string(),
+            };
+            let t = if r == 150_000 {
+                "abc".to_string()
+            } else {
+                r.to_string()
+            };
+            let b = if r % 3 == 0 { "true" } else { "FALSE" };
+            text.push_str(&format!("{r},{i},{t},{b},\n"));
+        }
+        assert!(text.len() > 2 << 20);
+        let fast = parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap();
+        let general = parse_csv(
+            text.as_bytes(),
+            &CsvOptions {
+                general_parser: true,
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = fast.columns.iter().map(|c| c.kind()).collect();
+        assert_eq!(kinds, ["int", "float", "string", "bool", "string"]);
+        assert!(fast == general, "the two parsers disagree");
+        match &fast.columns[1].data {
+            ColumnData::Float(v) => assert_eq!(v[5].map(f64::to_bits), Some((-0.0f64).to_bits())),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

@@ -131,6 +131,36 @@ proptest! {
         }
     }
 
+    /// The split-on-delimiters path gives what the quote-aware parser
+    /// gives, errors included (blank lines, CRLF, padding, gaps, ragged rows).
+    #[test]
+    fn csv_fast_path_matches_the_general_parser(
+        lines in prop::collection::vec(
+            prop::collection::vec(prop_oneof![
+                Just(String::new()), "-?[0-9]{1,4}", "-?[0-9]{1,3}\\.[0-9]{0,3}", "[a-z]{1,5}", " [0-9] ", "true|FALSE"
+            ], 0..5),
+            0..40),
+        crlf in any::<bool>(),
+    ) {
+        let end = if crlf { "\r\n" } else { "\n" };
+        let mut text = format!("a,b,c{end}");
+        for l in &lines {
+            text.push_str(&l.join(","));
+            text.push_str(end);
+        }
+        let fast = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false);
+        let general = table::parse_csv(
+            text.as_bytes(),
+            &table::CsvOptions { general_parser: true, ..Default::default() },
+            false,
+        );
+        match (fast, general) {
+            (Ok(f), Ok(g)) => prop_assert_eq!(f, g),
+            (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
+            (f, g) => prop_assert!(false, "fast {:?} vs general {:?}", f, g),
+        }
+    }
+
     #[test]
     fn csv_never_panics(text in "[a-z0-9,.\"\\n\\t -]{0,200}") {
         if let Ok(t) = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false) {

@@ -187,3 +187,28 @@ fn isolation_forest_detects_as_well_as_scikit_learn_and_ranks_alike() {
     let again = IsolationForest::fit(&reference, 4, &IsolationForestParams::default()).unwrap();
     assert_eq!(again.score_samples(&batch).unwrap(), ours);
 }
+
+/// Scoring walks rows in blocks on several threads and the forest can be
+/// fitted from columns or from rows: none of that changes a score.
+#[test]
+fn isolation_forest_scores_do_not_depend_on_blocking_or_layout() {
+    use mlsec_data::stats::{IsolationForest, IsolationForestParams};
+    let (n, d) = (1_000usize, 3usize);
+    let rows: Vec<f64> = (0..n * d)
+        .map(|i| ((i as f64 * 0.618_033_988_75).fract() - 0.5) * (1.0 + (i % 7) as f64))
+        .collect();
+    let columns: Vec<Vec<f64>> = (0..d)
+        .map(|f| (0..n).map(|r| rows[r * d + f]).collect())
+        .collect();
+    let column_refs: Vec<&[f64]> = columns.iter().map(Vec::as_slice).collect();
+    let params = IsolationForestParams::default();
+    let by_rows = IsolationForest::fit(&rows, d, &params).unwrap();
+    let by_columns = IsolationForest::fit_columns(&column_refs, &[0.0; 3], &params).unwrap();
+    let all = by_rows.score_samples(&rows[..130 * d]).unwrap();
+    assert_eq!(all, by_columns.score_samples(&rows[..130 * d]).unwrap());
+    for (r, &s) in all.iter().enumerate() {
+        let one = by_rows.score_samples(&rows[r * d..(r + 1) * d]).unwrap();
+        assert_eq!(one[0].to_bits(), s.to_bits(), "row {r}");
+        assert!((-1.0..0.0).contains(&s));
+    }
+}

@@ -2,7 +2,7 @@
 
 use mlsec_data::stats::kolmogorov::kolmogorov_sf;
 use mlsec_data::stats::special::chi2_sf;
-use mlsec_data::stats::{ks_2samp, psi_sorted, KsMethod};
+use mlsec_data::stats::{compare, ks_2samp, psi_sorted, KsMethod};
 use proptest::prelude::*;
 
 fn sample() -> impl Strategy<Value = Vec<f64>> {
@@ -12,8 +12,57 @@ fn sample() -> impl Strategy<Value = Vec<f64>> {
     )
 }
 
+/// Larger samples for the unsorted comparison: ties (a few distinct
+/// values), spread values, heavy tails, NaN, and shifts between the two.
+fn big_sample(max: usize) -> impl Strategy<Value = Vec<f64>> {
+    (0u8..4, 1usize..max, any::<u64>()).prop_map(|(kind, n, seed)| {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|_| {
+                let u = next();
+                match kind {
+                    0 => (u * 12.0).floor(),
+                    1 => u * 2.0 - 1.0 + 0.3 * (seed % 3) as f64,
+                    2 => (u - 0.5) / (1.0 - u).powi(3),
+                    _ if u < 0.05 => f64::NAN,
+                    _ => u.sqrt(),
+                }
+            })
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// The unsorted comparison gives bit for bit what sorting both samples gives.
+    #[test]
+    fn compare_matches_sorting_everything(reference in big_sample(20_000), sample in big_sample(3_000)) {
+        let clean = |v: &[f64]| {
+            let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+            s.sort_by(f64::total_cmp);
+            s
+        };
+        let (r, s) = (clean(&reference), clean(&sample));
+        let got = compare(&reference, &sample, KsMethod::Auto, 10);
+        if r.is_empty() || s.is_empty() {
+            prop_assert!(got.is_none());
+            return Ok(());
+        }
+        let got = got.unwrap();
+        let want = ks_2samp(&reference, &sample, KsMethod::Auto).unwrap();
+        prop_assert_eq!(got.ks.statistic.to_bits(), want.statistic.to_bits());
+        prop_assert_eq!(got.ks.pvalue.to_bits(), want.pvalue.to_bits());
+        prop_assert_eq!(got.ks.location.to_bits(), want.location.to_bits());
+        prop_assert_eq!(got.ks.sign, want.sign);
+        prop_assert_eq!(got.psi.to_bits(), psi_sorted(&r, &s, 10).to_bits());
+    }
 
     #[test]
     fn ks_is_symmetric_and_bounded(a in sample(), b in sample()) {

@@ -205,15 +205,18 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
             args.batch
         );
     }
-    let fill = reference.medians(&names);
-    let d = names.len();
+    let fill = reference.gap_fill(&batch, &names);
     let params = IsolationForestParams {
         n_estimators: args.trees,
         max_samples: args.max_samples,
         seed: args.seed,
         contamination: args.contamination,
     };
-    let forest = IsolationForest::fit(&reference.row_major(&names, &fill), d, &params)
+    let columns: Vec<&[f64]> = names
+        .iter()
+        .map(|n| reference.feature(n).unwrap_or(&[]))
+        .collect();
+    let forest = IsolationForest::fit_columns(&columns, &fill, &params)
         .map_err(anyhow::Error::msg)
         .with_context(|| args.reference.clone())?;
     let scores = forest
@@ -230,13 +233,16 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
         )?;
         output::write_output(Some(path), &mlsec_data::npy::write(&array))?;
     }
+    // Most anomalous first, ties by row; only the rows reported are sorted.
+    let by_score = |a: &usize, b: &usize| scores[*a].total_cmp(&scores[*b]).then(a.cmp(b));
+    let mut flagged: Vec<usize> = (0..scores.len()).filter(|&r| scores[r] < offset).collect();
+    flagged.sort_by(by_score);
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let flagged: Vec<usize> = order
-        .iter()
-        .copied()
-        .take_while(|&r| scores[r] < offset)
-        .collect();
+    if args.top < order.len() {
+        order.select_nth_unstable_by(args.top, by_score);
+        order.truncate(args.top);
+    }
+    order.sort_by(by_score);
     let mut findings = Vec::new();
     if !flagged.is_empty() {
         findings.push(

@@ -245,7 +245,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
     // 4. Row outliers and 5. label disagreement.
     let names = reference.shared_features(&batch);
     if !names.is_empty() && batch.rows > 0 {
-        let fill = reference.medians(&names);
+        let fill = reference.gap_fill(&batch, &names);
         let ref_rows = reference.row_major(&names, &fill);
         let batch_rows = batch.row_major(&names, &fill);
         if let Some(o) = &policy.outliers {
@@ -403,23 +403,21 @@ fn screen(
 ) -> Result<(), String> {
     let d = &policy.distribution;
     let mut reasons = Vec::new();
-    for (i, name) in reference.names.iter().enumerate() {
-        let Some(b) = batch.feature(name) else {
+    let shared: Vec<(&String, &[f64], &[f64])> = reference
+        .names
+        .iter()
+        .zip(&reference.columns)
+        .filter_map(|(name, r)| Some((name, r.as_slice(), batch.feature(name)?)))
+        .collect();
+    let compared = stats::on_threads(shared.len(), |range| {
+        range
+            .map(|k| stats::compare(shared[k].1, shared[k].2, KsMethod::Auto, 10))
+            .collect()
+    });
+    for (&(name, _, _), c) in shared.iter().zip(compared) {
+        let Some(stats::Comparison { ks, psi }) = c else {
             continue;
         };
-        let mut a: Vec<f64> = reference.columns[i]
-            .iter()
-            .copied()
-            .filter(|v| !v.is_nan())
-            .collect();
-        let mut b: Vec<f64> = b.iter().copied().filter(|v| !v.is_nan()).collect();
-        if a.is_empty() || b.is_empty() {
-            continue;
-        }
-        a.sort_unstable_by(f64::total_cmp);
-        b.sort_unstable_by(f64::total_cmp);
-        let ks = stats::ks::ks_2samp_sorted(&a, &b, KsMethod::Auto)?;
-        let psi = stats::psi_sorted(&a, &b, 10);
         if ks.statistic > d.ks_max {
             reasons.push(format!(
                 "{name}: KS {:.4} > {} (p = {:.3e})",
@@ -570,7 +568,7 @@ fn label_screen(
         .collect();
     let k = l.k.min(idx.len());
     let n_batch = batch_labels.len();
-    let verdicts: Vec<Option<String>> = crate::stats::iforest::on_threads(n_batch, |range| {
+    let verdicts: Vec<Option<String>> = crate::stats::on_threads(n_batch, |range| {
         range
             .map(|b| {
                 let q: Vec<f64> = (0..d).map(|c| (batch[b * d + c] - mean[c]) / sd[c]).collect();

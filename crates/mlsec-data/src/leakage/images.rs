@@ -284,27 +284,26 @@ pub fn near_duplicates(
             out
         })
         .collect();
-    let found: Vec<Option<(usize, usize, f64)>> =
-        crate::stats::iforest::on_threads(test.n, |range| {
-            range
-                .map(|j| {
-                    let mut best: Option<(usize, usize, f64)> = None;
-                    for (i, d) in dt.iter().enumerate() {
-                        let close = ds[j].iter().any(|q| {
-                            let cos: f32 = d.iter().zip(q).map(|(a, b)| a * b).sum();
-                            f64::from(cos) >= p.coarse
-                        });
-                        if !close {
-                            continue;
-                        }
-                        let ncc = shifted_ncc(train.image(i), test.image(j), w, h, p.max_shift);
-                        if ncc >= p.threshold && best.is_none_or(|b| ncc > b.2) {
-                            best = Some((i, j, ncc));
-                        }
+    let found: Vec<Option<(usize, usize, f64)>> = crate::stats::on_threads(test.n, |range| {
+        range
+            .map(|j| {
+                let mut best: Option<(usize, usize, f64)> = None;
+                for (i, d) in dt.iter().enumerate() {
+                    let close = ds[j].iter().any(|q| {
+                        let cos: f32 = d.iter().zip(q).map(|(a, b)| a * b).sum();
+                        f64::from(cos) >= p.coarse
+                    });
+                    if !close {
+                        continue;
                     }
-                    best
-                })
-                .collect()
-        });
+                    let ncc = shifted_ncc(train.image(i), test.image(j), w, h, p.max_shift);
+                    if ncc >= p.threshold && best.is_none_or(|b| ncc > b.2) {
+                        best = Some((i, j, ncc));
+                    }
+                }
+                best
+            })
+            .collect()
+    });
     Ok(found.into_iter().flatten().collect())
 }

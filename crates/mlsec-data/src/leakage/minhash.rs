@@ -145,7 +145,7 @@ pub fn near_duplicates(
     let rows = p.permutations / p.bands.max(1);
     let coef = coefficients(p);
     let prepare = |docs: &[String]| -> Vec<(Vec<u64>, Vec<u32>)> {
-        crate::stats::iforest::on_threads(docs.len(), |range| {
+        crate::stats::on_threads(docs.len(), |range| {
             range
                 .map(|i| {
                     let sh = shingles(&docs[i], p.shingle);
@@ -170,27 +170,26 @@ pub fn near_duplicates(
         let end = start + table[start..].partition_point(|e| e.0 == key);
         &table[start..end]
     };
-    let found: Vec<Vec<(usize, usize, f64)>> =
-        crate::stats::iforest::on_threads(te.len(), |range| {
-            range
-                .map(|j| {
-                    let (sh, sig) = &te[j];
-                    let mut cands: Vec<u32> = (0..p.bands)
-                        .flat_map(|band| lookup(band_key(sig, band, rows)))
-                        .map(|e| e.1)
-                        .collect();
-                    cands.sort_unstable();
-                    cands.dedup();
-                    cands
-                        .into_iter()
-                        .filter_map(|i| {
-                            let s = jaccard(&tr[i as usize].0, sh);
-                            (s >= p.threshold).then_some((i as usize, j, s))
-                        })
-                        .collect()
-                })
-                .collect()
-        });
+    let found: Vec<Vec<(usize, usize, f64)>> = crate::stats::on_threads(te.len(), |range| {
+        range
+            .map(|j| {
+                let (sh, sig) = &te[j];
+                let mut cands: Vec<u32> = (0..p.bands)
+                    .flat_map(|band| lookup(band_key(sig, band, rows)))
+                    .map(|e| e.1)
+                    .collect();
+                cands.sort_unstable();
+                cands.dedup();
+                cands
+                    .into_iter()
+                    .filter_map(|i| {
+                        let s = jaccard(&tr[i as usize].0, sh);
+                        (s >= p.threshold).then_some((i as usize, j, s))
+                    })
+                    .collect()
+            })
+            .collect()
+    });
     found.into_iter().flatten().collect()
 }
 

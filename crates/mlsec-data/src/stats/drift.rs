@@ -8,29 +8,60 @@ use super::special::chi2_sf;
 /// a large but finite contribution (the usual convention). Both samples
 /// must be sorted and free of NaN.
 pub fn psi_sorted(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
-    const FLOOR: f64 = 1e-4;
     if expected.is_empty() || actual.is_empty() || bins == 0 {
         return f64::NAN;
     }
-    // Interior cut points at the expected sample's quantiles, deduplicated
-    // so that a discrete feature gets one bin per value.
-    let mut cuts: Vec<f64> = (1..bins)
-        .map(|k| expected[(k * expected.len() / bins).min(expected.len() - 1)])
-        .collect();
+    let cuts = psi_cuts(expected.len(), bins, |rank| expected[rank]);
+    let below = |sorted: &[f64]| -> Vec<usize> {
+        cuts.iter()
+            .map(|&c| sorted.partition_point(|&v| v < c))
+            .collect()
+    };
+    psi_from_counts(
+        &below(expected),
+        expected.len(),
+        &below(actual),
+        actual.len(),
+    )
+}
+
+/// The interior cut points of PSI's bins: the expected sample's values at
+/// ranks k·n/bins (`value_at_rank` reads the sorted sample), deduplicated so
+/// that a discrete feature gets one bin per value.
+pub fn psi_cuts(n: usize, bins: usize, mut value_at_rank: impl FnMut(usize) -> f64) -> Vec<f64> {
+    let mut cuts: Vec<f64> = psi_ranks(n, bins).map(&mut value_at_rank).collect();
     cuts.dedup();
-    let shares = |sorted: &[f64]| -> Vec<f64> {
-        let mut out = Vec::with_capacity(cuts.len() + 1);
+    cuts
+}
+
+/// The PSI ranks [`psi_cuts`] reads, so that a caller can find those values
+/// without sorting.
+pub fn psi_ranks(n: usize, bins: usize) -> impl Iterator<Item = usize> {
+    (1..bins).map(move |k| (k * n / bins).min(n - 1))
+}
+
+/// PSI from how many values of each sample fall below each cut point.
+pub fn psi_from_counts(
+    expected_below: &[usize],
+    expected_n: usize,
+    actual_below: &[usize],
+    actual_n: usize,
+) -> f64 {
+    const FLOOR: f64 = 1e-4;
+    let shares = |below: &[usize], n: usize| -> Vec<f64> {
+        let mut out = Vec::with_capacity(below.len() + 1);
         let mut start = 0usize;
-        for &c in &cuts {
-            // Values below the cut fall in this bin.
-            let end = sorted.partition_point(|&v| v < c);
-            out.push((end - start) as f64 / sorted.len() as f64);
+        for &end in below {
+            out.push((end - start) as f64 / n as f64);
             start = end;
         }
-        out.push((sorted.len() - start) as f64 / sorted.len() as f64);
+        out.push((n - start) as f64 / n as f64);
         out
     };
-    let (e, a) = (shares(expected), shares(actual));
+    let (e, a) = (
+        shares(expected_below, expected_n),
+        shares(actual_below, actual_n),
+    );
     e.iter()
         .zip(&a)
         .map(|(&e, &a)| {

@@ -10,6 +10,7 @@
 //! individual scores differ from scikit-learn's while the algorithm — and
 //! so the detection quality — is the same.
 
+use super::on_threads;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 /// Euler–Mascheroni constant.
@@ -61,14 +62,27 @@ struct Node {
 
 const LEAF: u32 = u32::MAX;
 
+/// The forest flattened for scoring: every tree's nodes back to back,
+/// field by field. A leaf points to itself with an infinite threshold, so a
+/// row walks exactly `depth` steps in every tree without a branch, and rows
+/// of a block walk side by side (independent loads the CPU overlaps).
 #[derive(Debug, Clone)]
 pub struct IsolationForest {
-    trees: Vec<Vec<Node>>,
+    roots: Vec<u32>,
+    /// Nodes with absolute child indices (one load fetches a whole node).
+    nodes: Vec<Node>,
+    /// A leaf's path length: its depth plus c(rows that reached it).
+    path: Vec<f64>,
+    depth: usize,
     n_features: usize,
     max_samples: usize,
     /// Subtracted from `score_samples` by `decision_function`.
     pub offset: f64,
 }
+
+/// Rows scored together: each tree is walked for the whole block while it
+/// sits in the first-level cache.
+const BLOCK: usize = 64;
 
 /// A uniform f64 in [0, 1) from 53 random bits.
 fn uniform(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
@@ -83,7 +97,7 @@ fn below(rng: &mut rand_chacha::ChaCha8Rng, n: usize) -> usize {
 
 /// What growing one tree needs besides the rows at a node.
 struct Grower<'a> {
-    data: &'a [f64],
+    value: &'a (dyn Fn(usize, usize) -> f64 + Sync),
     d: usize,
     max_depth: usize,
     rng: rand_chacha::ChaCha8Rng,
@@ -101,7 +115,7 @@ impl Grower<'_> {
             self.nodes[at] = leaf(rows.len());
             return;
         }
-        let (data, d) = (self.data, self.d);
+        let (value, d) = (self.value, self.d);
         // Draw features without replacement until one is not constant here.
         let mut features: Vec<usize> = (0..d).collect();
         let mut remaining = d;
@@ -113,7 +127,7 @@ impl Grower<'_> {
             remaining -= 1;
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for &r in rows.iter() {
-                let v = data[r * d + f];
+                let v = value(r, f);
                 lo = lo.min(v);
                 hi = hi.max(v);
             }
@@ -133,7 +147,7 @@ impl Grower<'_> {
         // Partition rows: x[f] <= t to the left.
         let mut i = 0;
         for j in 0..rows.len() {
-            if data[rows[j] * d + f] <= t {
+            if value(rows[j], f) <= t {
                 rows.swap(i, j);
                 i += 1;
             }
@@ -152,31 +166,9 @@ impl Grower<'_> {
     }
 }
 
-pub fn on_threads<T: Send>(
-    n: usize,
-    job: impl Fn(std::ops::Range<usize>) -> Vec<T> + Sync,
-) -> Vec<T> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n.max(1));
-    let chunk = n.div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .step_by(chunk)
-            .map(|start| {
-                let job = &job;
-                s.spawn(move || job(start..(start + chunk).min(n)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker threads do not panic"))
-            .collect()
-    })
-}
-
 impl IsolationForest {
-    /// Fits a forest on `rows × d` values stored row by row.
+    /// Fits a forest on `rows × d` values stored row by row; NaN or
+    /// infinite values are an error.
     pub fn fit(data: &[f64], d: usize, params: &IsolationForestParams) -> Result<Self, String> {
         if d == 0 || data.is_empty() || data.len() % d != 0 {
             return Err("Isolation Forest needs a non-empty table of rows × features".into());
@@ -184,10 +176,41 @@ impl IsolationForest {
         if data.iter().any(|v| !v.is_finite()) {
             return Err("Isolation Forest input holds NaN or infinite values".into());
         }
-        let n = data.len() / d;
+        Self::fit_by(data.len() / d, d, &|r, f| data[r * d + f], params)
+    }
+
+    /// Fits a forest on feature columns, a NaN or infinite value replaced
+    /// by its feature's `fill` (no row-major copy of the reference is made:
+    /// growing the trees reads only `max_samples` rows per tree).
+    pub fn fit_columns(
+        columns: &[&[f64]],
+        fill: &[f64],
+        params: &IsolationForestParams,
+    ) -> Result<Self, String> {
+        let n = columns.first().map_or(0, |c| c.len());
+        if columns.is_empty() || n == 0 || columns.iter().any(|c| c.len() != n) {
+            return Err("Isolation Forest needs a non-empty table of rows × features".into());
+        }
+        let value = |r: usize, f: usize| {
+            let v = columns[f][r];
+            if v.is_finite() {
+                v
+            } else {
+                fill[f]
+            }
+        };
+        Self::fit_by(n, columns.len(), &value, params)
+    }
+
+    fn fit_by(
+        n: usize,
+        d: usize,
+        value: &(dyn Fn(usize, usize) -> f64 + Sync),
+        params: &IsolationForestParams,
+    ) -> Result<Self, String> {
         let max_samples = params.max_samples.min(n).max(1);
         let max_depth = (max_samples.max(2) as f64).log2().ceil() as usize;
-        let trees = on_threads(params.n_estimators, |range| {
+        let trees: Vec<Vec<Node>> = on_threads(params.n_estimators, |range| {
             range
                 .map(|t| {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
@@ -214,7 +237,7 @@ impl IsolationForest {
                         out
                     };
                     let mut g = Grower {
-                        data,
+                        value,
                         d,
                         max_depth,
                         rng,
@@ -230,36 +253,96 @@ impl IsolationForest {
                 .collect()
         });
         let mut forest = IsolationForest {
-            trees,
+            roots: Vec::with_capacity(trees.len()),
+            nodes: Vec::new(),
+            path: Vec::new(),
+            depth: max_depth,
             n_features: d,
             max_samples,
             offset: -0.5,
         };
+        for tree in &trees {
+            let base = forest.nodes.len() as u32;
+            forest.roots.push(base);
+            for (i, node) in tree.iter().enumerate() {
+                if node.feature == LEAF {
+                    forest.nodes.push(Node {
+                        feature: 0,
+                        left: base + i as u32,
+                        threshold: f64::INFINITY,
+                    });
+                    forest.path.push(node.threshold);
+                } else {
+                    forest.nodes.push(Node {
+                        feature: node.feature,
+                        left: base + node.left,
+                        threshold: node.threshold,
+                    });
+                    forest.path.push(0.0);
+                }
+            }
+        }
         if let Some(c) = params.contamination {
             if !(0.0..=0.5).contains(&c) {
                 return Err(format!("contamination {c} is outside [0, 0.5]"));
             }
-            let mut scores = forest.score_samples(data)?;
+            let mut scores = forest.score_by(n, value);
             scores.sort_unstable_by(f64::total_cmp);
             forest.offset = percentile(&scores, 100.0 * c);
         }
         Ok(forest)
     }
 
-    fn path_length(&self, row: &[f64]) -> f64 {
-        let mut total = 0.0;
-        for tree in &self.trees {
-            let mut i = 0usize;
-            loop {
-                let node = tree[i];
-                if node.feature == LEAF {
-                    total += node.threshold;
-                    break;
+    /// Mean path lengths of a block of rows (row-major, `n_features` wide;
+    /// finite values, since a leaf stops a row only by comparing false).
+    fn block_paths(&self, rows: &[f64], out: &mut [f64]) {
+        let d = self.n_features;
+        let k = out.len();
+        let mut at = [0u32; BLOCK];
+        out.fill(0.0);
+        for &root in &self.roots {
+            at[..k].fill(root);
+            for _ in 0..self.depth {
+                for (row, i) in rows.chunks_exact(d).zip(at[..k].iter_mut()) {
+                    let node = self.nodes[*i as usize];
+                    *i = node.left + u32::from(row[node.feature as usize] > node.threshold);
                 }
-                i = node.left as usize + usize::from(row[node.feature as usize] > node.threshold);
+            }
+            for (o, &i) in out.iter_mut().zip(&at[..k]) {
+                *o += self.path[i as usize];
             }
         }
-        total / self.trees.len() as f64
+        let trees = self.roots.len() as f64;
+        for o in out.iter_mut() {
+            *o /= trees;
+        }
+    }
+
+    /// Scores rows read through `value(row, feature)`, a block at a time
+    /// on every core.
+    fn score_by(&self, n: usize, value: &(dyn Fn(usize, usize) -> f64 + Sync)) -> Vec<f64> {
+        let d = self.n_features;
+        let norm = average_path_length(self.max_samples).max(f64::MIN_POSITIVE);
+        let blocks = n.div_ceil(BLOCK);
+        on_threads(blocks, |range| {
+            let mut rows = vec![0.0; BLOCK * d];
+            let mut paths = [0.0; BLOCK];
+            let mut out = Vec::with_capacity(range.len() * BLOCK);
+            for b in range {
+                let start = b * BLOCK;
+                let k = BLOCK.min(n - start);
+                for r in 0..k {
+                    for f in 0..d {
+                        // Non-finite values walk as a plain comparison
+                        // sends them (NaN left); none passes a leaf.
+                        rows[r * d + f] = value(start + r, f);
+                    }
+                }
+                self.block_paths(&rows[..k * d], &mut paths[..k]);
+                out.extend(paths[..k].iter().map(|&h| -(2f64.powf(-h / norm))));
+            }
+            out
+        })
     }
 
     /// scikit-learn's `score_samples`: −2^(−E[h(x)] / c(max_samples)).
@@ -268,16 +351,7 @@ impl IsolationForest {
         if data.len() % d != 0 {
             return Err(format!("rows must have {d} features"));
         }
-        let n = data.len() / d;
-        let norm = average_path_length(self.max_samples).max(f64::MIN_POSITIVE);
-        Ok(on_threads(n, |range| {
-            range
-                .map(|r| {
-                    let h = self.path_length(&data[r * d..(r + 1) * d]);
-                    -(2f64.powf(-h / norm))
-                })
-                .collect()
-        }))
+        Ok(self.score_by(data.len() / d, &|r, f| data[r * d + f]))
     }
 
     /// `score_samples − offset`: negative for outliers.

@@ -28,6 +28,12 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
     }
     let nf = n as f64;
     let jmax = (nf * (1.0 - x)).floor() as u64;
+    // ln C(n, j) is carried from one j to the next by ln((n − j)/(j + 1))
+    // (one logarithm instead of three log-gammas) and re-anchored exactly
+    // every few terms, so its rounding error cannot build up over millions
+    // of terms.
+    const ANCHOR: u64 = 64;
+    let mut ln_choose = 0.0;
     let mut terms = Vec::with_capacity(jmax as usize + 1);
     for j in 0..=jmax {
         let jf = j as f64;
@@ -35,9 +41,12 @@ pub fn smirnov_sf(n: u64, x: f64) -> f64 {
         if a <= 0.0 {
             break;
         }
+        if j % ANCHOR == 0 {
+            ln_choose = ln_binomial(n, j);
+        }
         let b = x + jf / nf;
-        let t = ln_binomial(n, j) + (nf - jf) * a.ln() + (jf - 1.0) * b.ln();
-        terms.push(t);
+        terms.push(ln_choose + (nf - jf) * a.ln() + (jf - 1.0) * b.ln());
+        ln_choose += ((nf - jf) / (jf + 1.0)).ln();
     }
     let max = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if !max.is_finite() {

@@ -40,42 +40,86 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// The running extremes of F₁ − F₂ over the merged values of two samples,
+/// walked in ascending order. A walk may be split into segments (all copies
+/// of a value in one segment), which is how [`super::ranked`] avoids
+/// sorting a large reference.
+#[derive(Debug, Clone, Copy)]
+pub struct Extremes {
+    n1: f64,
+    n2: f64,
+    max_d: f64,
+    max_at: f64,
+    min_d: f64,
+    min_at: f64,
+}
+
+impl Extremes {
+    pub fn new(n1: usize, n2: usize) -> Self {
+        Extremes {
+            n1: n1 as f64,
+            n2: n2 as f64,
+            max_d: f64::NEG_INFINITY,
+            max_at: f64::NAN,
+            min_d: f64::INFINITY,
+            min_at: f64::NAN,
+        }
+    }
+
+    /// Walks the sorted segments `a` and `b`, which follow `i0` values of
+    /// the first sample and `j0` of the second. At each distinct value both
+    /// ECDFs are taken after all of its copies (searchsorted side='right');
+    /// the first maximum and minimum are kept, as scipy keeps them.
+    pub fn walk(&mut self, a: &[f64], b: &[f64], i0: usize, j0: usize) {
+        let (mut i, mut j) = (0usize, 0usize);
+        while i < a.len() || j < b.len() {
+            let v = match (a.get(i), b.get(j)) {
+                (Some(&x), Some(&y)) => x.min(y),
+                (Some(&x), None) => x,
+                (None, Some(&y)) => y,
+                (None, None) => unreachable!(),
+            };
+            while i < a.len() && a[i] <= v {
+                i += 1;
+            }
+            while j < b.len() && b[j] <= v {
+                j += 1;
+            }
+            let d = self.difference(i0 + i, j0 + j);
+            if d > self.max_d {
+                (self.max_d, self.max_at) = (d, v);
+            }
+            if d < self.min_d {
+                (self.min_d, self.min_at) = (d, v);
+            }
+        }
+    }
+
+    /// F₁ − F₂ once `i` values of the first sample and `j` of the second
+    /// are counted. Every caller computes it here, so bounds and walks
+    /// compare bit-identical numbers.
+    #[inline]
+    pub fn difference(&self, i: usize, j: usize) -> f64 {
+        i as f64 / self.n1 - j as f64 / self.n2
+    }
+
+    /// The statistic, its location and sign, as scipy defines them.
+    pub fn statistic(&self) -> (f64, f64, i8) {
+        let min_s = (-self.min_d).clamp(0.0, 1.0);
+        if min_s > self.max_d {
+            (min_s, self.min_at, -1)
+        } else {
+            (self.max_d, self.max_at, 1)
+        }
+    }
+}
+
 /// The KS statistic of two *sorted* samples without NaN, with its location
 /// and sign, as scipy defines them (ties broken at the first maximum).
 pub fn statistic_sorted(a: &[f64], b: &[f64]) -> (f64, f64, i8) {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    // Walk the merged values; at each distinct value both ECDFs are taken
-    // after all of its copies (searchsorted side='right').
-    let (mut i, mut j) = (0usize, 0usize);
-    let (mut max_d, mut max_at) = (f64::NEG_INFINITY, f64::NAN);
-    let (mut min_d, mut min_at) = (f64::INFINITY, f64::NAN);
-    while i < a.len() || j < b.len() {
-        let v = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => unreachable!(),
-        };
-        while i < a.len() && a[i] <= v {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= v {
-            j += 1;
-        }
-        let d = i as f64 / n1 - j as f64 / n2;
-        if d > max_d {
-            (max_d, max_at) = (d, v);
-        }
-        if d < min_d {
-            (min_d, min_at) = (d, v);
-        }
-    }
-    let min_s = (-min_d).clamp(0.0, 1.0);
-    if min_s > max_d {
-        (min_s, min_at, -1)
-    } else {
-        (max_d, max_at, 1)
-    }
+    let mut e = Extremes::new(a.len(), b.len());
+    e.walk(a, b, 0, 0);
+    e.statistic()
 }
 
 /// Two-sided exact p-value: the share of monotone lattice paths from
@@ -151,8 +195,21 @@ pub fn ks_2samp_sorted(a: &[f64], b: &[f64], method: KsMethod) -> Result<KsResul
     if a.is_empty() || b.is_empty() {
         return Err("a KS test needs two non-empty samples".into());
     }
-    let (mut d, location, sign) = statistic_sorted(a, b);
-    let (n1, n2) = (a.len() as u64, b.len() as u64);
+    let (d, location, sign) = statistic_sorted(a, b);
+    Ok(with_pvalue(d, location, sign, a.len(), b.len(), method))
+}
+
+/// Completes a statistic of samples of `n1` and `n2` values with its
+/// p-value, choosing the method as scipy's `auto` does.
+pub fn with_pvalue(
+    mut d: f64,
+    location: f64,
+    sign: i8,
+    n1: usize,
+    n2: usize,
+    method: KsMethod,
+) -> KsResult {
+    let (n1, n2) = (n1 as u64, n2 as u64);
     let mut used = match method {
         KsMethod::Auto if n1.max(n2) as usize <= MAX_AUTO_N => KsMethod::Exact,
         KsMethod::Auto => KsMethod::Asymp,
@@ -175,11 +232,11 @@ pub fn ks_2samp_sorted(a: &[f64], b: &[f64], method: KsMethod) -> Result<KsResul
         let en = (m * n / (m + n)).round() as u64;
         pvalue = kolmogorov_sf(en.max(1), d);
     }
-    Ok(KsResult {
+    KsResult {
         statistic: d,
         pvalue: pvalue.clamp(0.0, 1.0),
         location,
         sign,
         method: used,
-    })
+    }
 }
