@@ -47,10 +47,22 @@ struct Intervals {
 
 impl Intervals {
     /// `inner` evenly spaced intervals between estimates of the 0.5 % and
-    /// 99.5 % quantiles of the NaN-free `values`.
-    fn new(values: &[f64], inner: usize) -> Intervals {
+    /// 99.5 % quantiles of `values`' numbers; `None` when all are NaN.
+    fn new(values: &[f64], inner: usize) -> Option<Intervals> {
         let step = (values.len() / QUANTILE_PROBES).max(1);
-        let mut probes: Vec<f64> = values.iter().step_by(step).copied().collect();
+        let mut probes: Vec<f64> = values
+            .iter()
+            .step_by(step)
+            .copied()
+            .filter(|v| !v.is_nan())
+            .collect();
+        if probes.is_empty() {
+            // The stride may have hit only NaN: probe every value.
+            probes = values.iter().copied().filter(|v| !v.is_nan()).collect();
+        }
+        if probes.is_empty() {
+            return None;
+        }
         probes.sort_unstable_by(f64::total_cmp);
         let at = |share: f64| probes[((probes.len() - 1) as f64 * share) as usize];
         let (low, high) = (at(TAIL_SHARE), at(1.0 - TAIL_SHARE));
@@ -60,11 +72,11 @@ impl Intervals {
         } else {
             0.0
         };
-        Intervals {
+        Some(Intervals {
             low,
             scale,
             count: inner + 2,
-        }
+        })
     }
 
     /// The interval of every value, `NAN_SLOT` for NaN.
@@ -246,13 +258,9 @@ pub fn compare(
     method: KsMethod,
     psi_bins: usize,
 ) -> Option<Comparison> {
-    let clean: Vec<f64> = sample.iter().copied().filter(|v| !v.is_nan()).collect();
-    if clean.is_empty() {
-        return None;
-    }
     let inner =
         (reference.len().max(sample.len()) / MIN_VALUES_PER_INTERVAL).clamp(1, MAX_INTERVALS);
-    let intervals = Intervals::new(&clean, inner);
+    let intervals = Intervals::new(sample, inner)?;
     let k = intervals.count;
     let a = Cut::new(reference, &intervals);
     let b = Cut::new(sample, &intervals);
