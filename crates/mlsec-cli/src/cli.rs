@@ -428,7 +428,7 @@ pub struct OutliersArgs {
     /// The trusted reference dataset the forest is fit on.
     #[arg(long, value_name = "REF")]
     pub reference: String,
-    /// The rows to score.
+    /// The rows to score (read in chunks, so they may be larger than memory; `-` reads CSV from standard input).
     #[arg(long, value_name = "BATCH")]
     pub batch: String,
     /// The label column, left out of the features.
@@ -459,7 +459,7 @@ pub struct DriftArgs {
     /// The trusted reference dataset.
     #[arg(long, value_name = "REF")]
     pub reference: String,
-    /// The data to monitor, in arrival order.
+    /// The data to monitor, in arrival order (read in chunks, so it may be larger than memory; `-` reads CSV from standard input).
     #[arg(long, value_name = "FILE")]
     pub stream: String,
     /// Rows per window.

@@ -66,6 +66,40 @@ fn drift_alarms_at_the_first_shifted_window() {
 }
 
 #[test]
+fn drift_reads_a_csv_stream_from_standard_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let row = |i: usize| {
+        (
+            weyl(i, 0.618_033_988_749_895, 0.0),
+            weyl(i, 0.414_213_562_373_095, 0.1),
+            weyl(i, 0.732_050_807_568_877, 0.2),
+        )
+    };
+    std::fs::write(dir.path().join("ref.csv"), csv((0..2000).map(row))).unwrap();
+    let stream = (0..1500).map(|i| {
+        let (a, b, c) = row(i + 3);
+        (if i >= 1000 { a + 0.5 } else { a }, b, c)
+    });
+    let mut cmd = mlsec();
+    cmd.current_dir(dir.path())
+        .args([
+            "data",
+            "drift",
+            "--reference",
+            "ref.csv",
+            "--stream",
+            "-",
+            "--window",
+            "500",
+            "--no-mmd",
+        ])
+        .write_stdin(csv(stream));
+    let r = json_run(cmd, 1);
+    assert_eq!(r["results"]["stream_rows"], 1500);
+    assert_eq!(r["results"]["alarm"], 2, "{}", r["results"]);
+}
+
+#[test]
 fn outliers_finds_the_planted_rows() {
     let dir = tempfile::tempdir().unwrap();
     let row = |i: usize| {
@@ -80,7 +114,9 @@ fn outliers_finds_the_planted_rows() {
     for (k, planted) in [5usize, 123, 321, 499].into_iter().enumerate() {
         rows[planted] = (4.0 + k as f64, -3.0, 6.0);
     }
-    std::fs::write(dir.path().join("batch.csv"), csv(rows.into_iter())).unwrap();
+    // A gap, filled with the reference's median rather than flagged.
+    let batch = csv(rows.into_iter()).replacen("\n", "\n0.5,,0.25\n", 1);
+    std::fs::write(dir.path().join("batch.csv"), batch).unwrap();
     let mut cmd = mlsec();
     cmd.current_dir(dir.path()).args([
         "data",
@@ -91,8 +127,24 @@ fn outliers_finds_the_planted_rows() {
         "batch.csv",
         "--top",
         "8",
+        "--scores-out",
+        "scores.npy",
     ]);
     let r = json_run(cmd, 1);
+    // Row 0 is the gap row; the planted rows moved down by one.
+    let scores = mlsec_data::npy::parse(&std::fs::read(dir.path().join("scores.npy")).unwrap())
+        .unwrap()
+        .array;
+    assert_eq!(scores.shape, [501]);
+    let offset = r["results"]["offset"].as_f64().unwrap();
+    let below = (0..501).filter(|&i| scores.get_f64(i) < offset).count();
+    assert_eq!(r["results"]["outliers"].as_u64().unwrap() as usize, below);
+    assert!(scores.get_f64(0) > offset, "a filled gap is not an outlier");
+    for t in r["results"]["top"].as_array().unwrap() {
+        let (row, score) = (t[0].as_u64().unwrap() as usize, t[1].as_f64().unwrap());
+        assert_eq!(scores.get_f64(row), score);
+    }
+    assert!(!dir.path().join(".scores.npy.mlsec-tmp").exists());
     // Points outside the reference's range are isolated like its most
     // extreme corner points (splits are drawn inside the range), so the
     // planted rows are among the most anomalous, not necessarily alone.
@@ -102,7 +154,7 @@ fn outliers_finds_the_planted_rows() {
         .iter()
         .map(|t| t[0].as_u64().unwrap())
         .collect();
-    for planted in [5, 123, 321, 499] {
+    for planted in [6, 124, 322, 500] {
         assert!(
             top.contains(&planted),
             "row {planted} not among the 8 most anomalous: {}",

@@ -62,19 +62,13 @@ pub struct WindowDrift {
     pub reasons: Vec<String>,
 }
 
-/// Row-major rows of the given features, standardised with the
+/// Row-major rows of the given columns, standardised with the
 /// reference's means and deviations (NaN as the mean), for MMD.
-fn standardised_rows(
-    frame: &Frame,
-    idx: &[usize],
-    rows: &[usize],
-    mean: &[f64],
-    sd: &[f64],
-) -> Vec<f64> {
-    let mut out = Vec::with_capacity(rows.len() * idx.len());
+fn standardised_rows(columns: &[&[f64]], rows: &[usize], mean: &[f64], sd: &[f64]) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rows.len() * columns.len());
     for &r in rows {
-        for (k, &c) in idx.iter().enumerate() {
-            let v = frame.columns[c][r];
+        for (k, c) in columns.iter().enumerate() {
+            let v = c[r];
             out.push(if v.is_nan() {
                 0.0
             } else {
@@ -85,8 +79,8 @@ fn standardised_rows(
     out
 }
 
-fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng, start: usize) -> Vec<usize> {
-    let mut all: Vec<usize> = (start..start + n).collect();
+fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
     let k = k.min(n);
     for i in 0..k {
         let j = i + ((rng.next_u64() as u128 * (n - i) as u128) >> 64) as usize;
@@ -97,12 +91,27 @@ fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng, start: usi
     all
 }
 
-/// Compares each window of `stream` with `reference` over the features
-/// both share (by name).
+/// Compares a whole in-memory `stream` with `reference`, window by window.
 pub fn monitor(
     reference: &Frame,
     stream: &Frame,
     opts: &DriftOptions,
+) -> Result<Vec<WindowDrift>, String> {
+    let whole = std::iter::once(Ok(stream.clone()));
+    monitor_chunks(reference, &stream.names, whole, opts, |_| {})
+}
+
+/// Compares each window of a stream that arrives in chunks (each with the
+/// features `stream_names`, in order) with `reference`, over the features
+/// both share (by name). Only the rows of the window being compared are
+/// held, so the stream may be larger than memory; `on_window` sees each
+/// result as soon as it is known.
+pub fn monitor_chunks(
+    reference: &Frame,
+    stream_names: &[String],
+    chunks: impl Iterator<Item = crate::Result<Frame>>,
+    opts: &DriftOptions,
+    mut on_window: impl FnMut(&WindowDrift),
 ) -> Result<Vec<WindowDrift>, String> {
     if opts.window == 0 {
         return Err("the window must hold at least one row".into());
@@ -111,7 +120,7 @@ pub fn monitor(
         .names
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| Some((i, stream.names.iter().position(|m| m == n)?)))
+        .filter_map(|(i, n)| Some((i, stream_names.iter().position(|m| m == n)?)))
         .collect();
     if shared.is_empty() {
         return Err("the reference and the stream share no numeric feature".into());
@@ -139,25 +148,17 @@ pub fn monitor(
         })
         .unzip();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let ref_idx: Vec<usize> = shared.iter().map(|&(i, _)| i).collect();
-    let stream_idx: Vec<usize> = shared.iter().map(|&(_, j)| j).collect();
     let ref_mmd = if opts.mmd {
-        let rows = sample_rows(reference.rows, opts.mmd_rows, &mut rng, 0);
-        Some(standardised_rows(reference, &ref_idx, &rows, &mean, &sd))
+        let rows = sample_rows(reference.rows, opts.mmd_rows, &mut rng);
+        Some(standardised_rows(&ref_cols, &rows, &mean, &sd))
     } else {
         None
     };
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut w = 0;
-    while start < stream.rows {
-        let end = (start + opts.window).min(stream.rows);
+    let compare_window = |window: &[&[f64]], first_row: usize, w: usize, rng: &mut _| {
+        let rows = window.first().map_or(0, |c| c.len());
         let compared = stats::on_threads(shared.len(), |range| {
             range
-                .map(|k| {
-                    let window = &stream.columns[stream_idx[k]][start..end];
-                    stats::compare(ref_cols[k], window, opts.method, opts.psi_bins)
-                })
+                .map(|k| stats::compare(ref_cols[k], window[k], opts.method, opts.psi_bins))
                 .collect()
         });
         let mut features = Vec::with_capacity(shared.len());
@@ -180,9 +181,9 @@ pub fn monitor(
             });
         }
         let mmd = match &ref_mmd {
-            Some(x) if end - start >= 2 => {
-                let rows = sample_rows(end - start, opts.mmd_rows, &mut rng, start);
-                let y = standardised_rows(stream, &stream_idx, &rows, &mean, &sd);
+            Some(x) if rows >= 2 => {
+                let picked = sample_rows(rows, opts.mmd_rows, rng);
+                let y = standardised_rows(window, &picked, &mean, &sd);
                 let r =
                     stats::mmd_test(x, &y, shared.len(), opts.permutations, opts.seed ^ w as u64)?;
                 if r.pvalue < opts.mmd_alpha {
@@ -192,17 +193,44 @@ pub fn monitor(
             }
             _ => None,
         };
-        out.push(WindowDrift {
+        Ok::<_, String>(WindowDrift {
             window: w,
-            first_row: start,
-            rows: end - start,
+            first_row,
+            rows,
             features,
             mmd,
             drifted: !reasons.is_empty(),
             reasons,
-        });
-        start = end;
-        w += 1;
+        })
+    };
+    // The stream's shared columns, rows not yet compared.
+    let mut pending: Vec<Vec<f64>> = vec![Vec::new(); shared.len()];
+    let mut first_row = 0;
+    let mut out = Vec::new();
+    let mut chunks = chunks.peekable();
+    while let Some(chunk) = chunks.next() {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if chunk.columns.len() != stream_names.len() || chunk.names.as_slice() != stream_names {
+            return Err("a chunk of the stream does not have the stream's features".into());
+        }
+        for (p, &(_, j)) in pending.iter_mut().zip(&shared) {
+            p.extend_from_slice(&chunk.columns[j]);
+        }
+        let last = chunks.peek().is_none();
+        let mut start = 0;
+        let held = pending[0].len();
+        while held - start >= opts.window || (last && start < held) {
+            let end = (start + opts.window).min(held);
+            let window: Vec<&[f64]> = pending.iter().map(|c| &c[start..end]).collect();
+            let result = compare_window(&window, first_row, out.len(), &mut rng)?;
+            on_window(&result);
+            out.push(result);
+            first_row += end - start;
+            start = end;
+        }
+        for p in &mut pending {
+            p.drain(..start);
+        }
     }
     Ok(out)
 }

@@ -232,31 +232,33 @@ impl Frame {
     /// (0 when none), computed only for features that have a gap in either
     /// (0 elsewhere, where it is never read).
     pub fn gap_fill(&self, other: &Frame, names: &[String]) -> Vec<f64> {
-        let has_gap = |f: &Frame, n: &str| {
-            f.feature(n)
-                .is_some_and(|c| c.iter().any(|x| !x.is_finite()))
-        };
+        let has_gap = |f: &Frame, n: &str| f.feature(n).is_some_and(has_gap);
         names
             .iter()
             .map(|n| {
                 if !has_gap(self, n) && !has_gap(other, n) {
                     return 0.0;
                 }
-                let mut v: Vec<f64> = self
-                    .feature(n)
-                    .unwrap_or(&[])
-                    .iter()
-                    .copied()
-                    .filter(|x| x.is_finite())
-                    .collect();
-                if v.is_empty() {
-                    return 0.0;
-                }
-                let mid = v.len() / 2;
-                *v.select_nth_unstable_by(mid, f64::total_cmp).1
+                self.feature(n).map_or(0.0, finite_median)
             })
             .collect()
     }
+}
+
+/// Whether a column has a missing (NaN) or infinite value.
+pub fn has_gap(column: &[f64]) -> bool {
+    column.iter().any(|x| !x.is_finite())
+}
+
+/// The median of a column's finite values (the upper one of an even
+/// count; 0 when there is none): what fills its gaps.
+pub fn finite_median(column: &[f64]) -> f64 {
+    let mut v: Vec<f64> = column.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable_by(mid, f64::total_cmp).1
 }
 
 #[cfg(test)]

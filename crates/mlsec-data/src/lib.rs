@@ -20,6 +20,7 @@ pub mod leakage;
 pub mod mnist;
 pub mod npy;
 pub mod stats;
+pub mod stream;
 pub mod table;
 
 pub use array::{DType, NdArray};

@@ -294,7 +294,16 @@ pub fn parse_npz(bytes: &[u8], max_member_bytes: u64) -> Result<Vec<NpzMember>> 
 /// Writes an array as NPY 1.0 (little-endian, C order): used by tests and by
 /// commands that save arrays (adversarial examples, poisoned batches).
 pub fn write(array: &NdArray) -> Vec<u8> {
-    let descr = match array.dtype {
+    let mut out = header(array.dtype, &array.shape, 0);
+    out.extend_from_slice(&array.data);
+    out
+}
+
+/// The magic, version and header of an NPY 1.0 file, padded so that the
+/// data starts on a 64-byte boundary (as NumPy does) and at `min_len` or
+/// later.
+fn header(dtype: DType, shape: &[usize], min_len: usize) -> Vec<u8> {
+    let descr = match dtype {
         DType::Bool => "|b1",
         DType::U8 => "|u1",
         DType::I8 => "|i1",
@@ -308,12 +317,11 @@ pub fn write(array: &NdArray) -> Vec<u8> {
         DType::F32 => "<f4",
         DType::F64 => "<f8",
     };
-    let shape = match array.shape.len() {
-        1 => format!("({},)", array.shape[0]),
+    let shape = match shape.len() {
+        1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            array
-                .shape
+            shape
                 .iter()
                 .map(|d| d.to_string())
                 .collect::<Vec<_>>()
@@ -321,17 +329,56 @@ pub fn write(array: &NdArray) -> Vec<u8> {
         ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    // Pad so that the data starts on a 64-byte boundary, as NumPy does.
     let unpadded = 10 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    let total = unpadded.max(min_len).div_ceil(64) * 64;
+    header.push_str(&" ".repeat(total - unpadded));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + array.data.len());
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&array.data);
     out
+}
+
+/// Writes a 1-D float64 NPY file whose length is known only at the end
+/// (scores of a stream): the header is written with room for any length
+/// and rewritten by [`F64Writer::finish`].
+pub struct F64Writer<W: std::io::Write + std::io::Seek> {
+    out: std::io::BufWriter<W>,
+    len: usize,
+}
+
+/// Room for the header of any 1-D length (the longest `usize` included).
+const GROWING_HEADER: usize = 128;
+
+impl<W: std::io::Write + std::io::Seek> F64Writer<W> {
+    pub fn new(out: W) -> std::io::Result<Self> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(out);
+        out.write_all(&header(DType::F64, &[0], GROWING_HEADER))?;
+        Ok(F64Writer { out, len: 0 })
+    }
+
+    pub fn write(&mut self, values: &[f64]) -> std::io::Result<()> {
+        use std::io::Write;
+        for v in values {
+            self.out.write_all(&v.to_le_bytes())?;
+        }
+        self.len += values.len();
+        Ok(())
+    }
+
+    /// Writes the final length into the header; returns the writer.
+    pub fn finish(self) -> std::io::Result<W> {
+        let mut out = self.out.into_inner().map_err(|e| e.into_error())?;
+        let header = header(DType::F64, &[self.len], GROWING_HEADER);
+        debug_assert_eq!(header.len(), GROWING_HEADER);
+        out.seek(std::io::SeekFrom::Start(0))?;
+        out.write_all(&header)?;
+        out.flush()?;
+        Ok(out)
+    }
 }
 
 /// The Python literal subset NumPy headers use.
@@ -518,6 +565,21 @@ mod tests {
         v.extend_from_slice(header.as_bytes());
         v.extend_from_slice(data);
         v
+    }
+
+    #[test]
+    fn growing_files_read_back_with_their_final_length() {
+        let mut w = F64Writer::new(std::io::Cursor::new(Vec::new())).unwrap();
+        w.write(&[1.5, -2.0]).unwrap();
+        w.write(&[]).unwrap();
+        w.write(&[f64::NAN]).unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        let f = parse(&bytes).unwrap();
+        assert_eq!(f.header.shape, [3]);
+        assert_eq!(f.header.data_offset, GROWING_HEADER);
+        assert_eq!(f.array.get_f64(1), -2.0);
+        assert!(f.array.get_f64(2).is_nan());
+        assert_eq!(f.trailing_bytes, 0);
     }
 
     #[test]

@@ -176,8 +176,33 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table> {
 }
 
 pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Table> {
+    let header = parse_csv_header(bytes, opts.delimiter, tsv_hint)?;
+    let body = &bytes[header.body_start..];
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = header.lines + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count() + 1;
+        DataError::malformed(format!("CSV line {line} is not valid UTF-8"))
+    })?;
+    let columns = parse_csv_body(text, &header, opts.general_parser, header.lines + 1)?;
+    let rows = columns.first().map_or(0, Column::len);
+    Ok(Table { columns, rows })
+}
+
+/// A CSV file's header row, its delimiter and where its body starts.
+#[derive(Debug, Clone)]
+pub struct CsvHeader {
+    pub delimiter: u8,
+    pub names: Vec<String>,
+    /// Byte offset of the first body byte.
+    pub body_start: usize,
+    /// Line feeds before the body (the header's lines).
+    pub lines: usize,
+}
+
+/// Reads the header row at the start of `bytes` (which must hold all of
+/// it); `delimiter: None` sniffs tab against comma from the first line.
+pub fn parse_csv_header(bytes: &[u8], delimiter: Option<u8>, tsv_hint: bool) -> Result<CsvHeader> {
     let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let delimiter = opts.delimiter.unwrap_or_else(|| {
+    let delimiter = delimiter.unwrap_or_else(|| {
         let tabs = first_line.iter().filter(|&&b| b == b'\t').count();
         let commas = first_line.iter().filter(|&&b| b == b',').count();
         if tsv_hint || tabs > commas {
@@ -186,21 +211,17 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Tabl
             b','
         }
     });
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = memchr::memchr_iter(b'\n', &bytes[..e.valid_up_to()]).count() + 1;
-        DataError::malformed(format!("CSV line {line} is not valid UTF-8"))
-    })?;
     let mut header_reader = csv_reader(bytes, delimiter);
     let mut header = csv::StringRecord::new();
     if !header_reader.read_record(&mut header).map_err(csv_error)? {
         return Err(DataError::malformed("CSV has no header row"));
     }
-    let headers: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-    if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+    let names: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    if names.is_empty() || (names.len() == 1 && names[0].is_empty()) {
         return Err(DataError::malformed("CSV has no header row"));
     }
     let mut seen = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
+    for (i, h) in names.iter().enumerate() {
         if let Some(j) = seen.insert(h.as_str(), i) {
             return Err(DataError::malformed(format!(
                 "CSV header repeats column name '{h}' (columns {} and {})",
@@ -214,20 +235,35 @@ pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Tabl
     if body_start > 0 && bytes[body_start - 1] == b'\r' && bytes.get(body_start) == Some(&b'\n') {
         body_start += 1;
     }
-    let body = &text[body_start..];
+    let lines = memchr::memchr_iter(b'\n', &bytes[..body_start]).count();
+    Ok(CsvHeader {
+        delimiter,
+        names,
+        body_start,
+        lines,
+    })
+}
+
+/// Parses whole records of a CSV body into typed columns; `first_line` is
+/// the file line number of the body's first line, for error messages.
+pub fn parse_csv_body(
+    body: &str,
+    header: &CsvHeader,
+    general_parser: bool,
+    first_line: usize,
+) -> Result<Vec<Column>> {
+    let (delimiter, headers) = (header.delimiter, &header.names);
     let width = headers.len();
-    let columns = if !opts.general_parser && delimiter.is_ascii() && is_plain(body) {
-        parse_plain(body, delimiter, &headers)?
+    if !general_parser && delimiter.is_ascii() && is_plain(body) {
+        parse_plain(body, delimiter, headers, first_line)
     } else {
-        let arena = parse_general(body, delimiter, width)?;
-        crate::stats::on_threads(width, |range| {
+        let arena = parse_general(body, delimiter, width, first_line)?;
+        Ok(crate::stats::on_threads(width, |range| {
             range
                 .map(|col| infer_column(headers[col].clone(), &arena[col].fields()))
                 .collect()
-        })
-    };
-    let rows = columns.first().map_or(0, Column::len);
-    Ok(Table { columns, rows })
+        }))
+    }
 }
 
 fn csv_reader(part: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
@@ -373,7 +409,12 @@ const TYPE_SAMPLE_LINES: usize = 100;
 /// Parses a quote-free body into typed columns, one part per core, in one
 /// walk for columns whose type holds; the text of the others is collected
 /// in a second walk and typed like the quote-aware path types it.
-fn parse_plain(body: &str, delimiter: u8, headers: &[String]) -> Result<Vec<Column>> {
+fn parse_plain(
+    body: &str,
+    delimiter: u8,
+    headers: &[String],
+    first_line: usize,
+) -> Result<Vec<Column>> {
     let width = headers.len();
     let sample_end = body
         .match_indices('\n')
@@ -394,14 +435,14 @@ fn parse_plain(body: &str, delimiter: u8, headers: &[String]) -> Result<Vec<Colu
     let line_bytes = (sample_end / sample_lines).max(1);
     let parts = split_at_lines(body);
     let ragged = |k: usize, (line, fields): (usize, usize)| {
-        // Lines are counted per part; add the header and the parts before.
+        // Lines are counted per part (from 1); add the parts before.
         let before: usize = parts[..k]
             .iter()
             .map(|p| memchr::memchr_iter(b'\n', p.as_bytes()).count())
             .sum();
         DataError::malformed(format!(
             "ragged CSV: line {} has {fields} fields, the header has {width}",
-            line + before + 1
+            line + before + first_line - 1
         ))
     };
     let parsed = crate::stats::on_threads(parts.len(), |range| {
@@ -542,12 +583,17 @@ fn typed_column(name: String, parts: Vec<Sink>) -> Column {
 }
 
 /// Parses a body with the quote-aware `csv` reader, one record at a time.
-fn parse_general(body: &str, delimiter: u8, width: usize) -> Result<Vec<RawColumn>> {
+fn parse_general(
+    body: &str,
+    delimiter: u8,
+    width: usize,
+    first_line: usize,
+) -> Result<Vec<RawColumn>> {
     let mut columns = vec![RawColumn::default(); width];
     let mut reader = csv_reader(body.as_bytes(), delimiter);
     let mut record = csv::StringRecord::new();
     // The csv crate's own line numbers skip blank lines and miscount CRLF;
-    // count line feeds before the record instead (the header is line 1).
+    // count line feeds before the record instead.
     let line_at = |p: Option<&csv::Position>| {
         let bytes = body.as_bytes();
         let mut at = p.map_or(0, |p| p.byte() as usize).min(bytes.len());
@@ -556,7 +602,7 @@ fn parse_general(body: &str, delimiter: u8, width: usize) -> Result<Vec<RawColum
         while at < bytes.len() && matches!(bytes[at], b'\r' | b'\n') {
             at += 1;
         }
-        memchr::memchr_iter(b'\n', &bytes[..at]).count() + 2
+        memchr::memchr_iter(b'\n', &bytes[..at]).count() + first_line
     };
     while reader
         .read_record(&mut record)

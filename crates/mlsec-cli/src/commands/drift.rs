@@ -7,6 +7,7 @@ use mlsec_core::{Finding, Location, Report, Style, TextBody};
 use mlsec_data::drift::{self, DriftOptions, WindowDrift, DISTRIBUTION_DRIFT};
 use mlsec_data::frame::Frame;
 use mlsec_data::stats::KsMethod;
+use mlsec_data::stream::{ChunkOptions, FrameChunks};
 use serde::Serialize;
 use std::io::Write;
 
@@ -85,9 +86,12 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
     };
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
-    bar.set_message(format!("reading {}", args.stream));
-    let stream = Frame::load(&args.stream, args.label.as_deref())?;
-    bar.set_message(format!("comparing windows of {} rows", args.window));
+    bar.set_message(format!("opening {}", args.stream));
+    // The stream is read chunk by chunk: only the reference and the window
+    // being compared are held, so the stream may be larger than memory.
+    let mut stream =
+        FrameChunks::open(&args.stream, args.label.as_deref(), ChunkOptions::default())?;
+    let stream_names = stream.names().to_vec();
     let opts = DriftOptions {
         window: args.window,
         ks_max: args.ks_max,
@@ -99,9 +103,24 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         seed: args.seed,
         ..DriftOptions::default()
     };
-    let windows = drift::monitor(&reference, &stream, &opts)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{} against {}", args.stream, args.reference))?;
+    let progress = std::cell::Cell::new((0u64, 1u64));
+    let chunks = std::iter::from_fn(|| {
+        let next = stream.next();
+        progress.set(stream.progress());
+        next
+    });
+    let windows = drift::monitor_chunks(&reference, &stream_names, chunks, &opts, |w| {
+        let (done, total) = progress.get();
+        bar.set_message(format!(
+            "window {} (rows from {}), {:.0}% of {} read",
+            w.window,
+            w.first_row,
+            100.0 * done as f64 / total.max(1) as f64,
+            args.stream
+        ));
+    })
+    .map_err(anyhow::Error::msg)
+    .with_context(|| format!("{} against {}", args.stream, args.reference))?;
     bar.finish_and_clear();
     let features = windows
         .first()
@@ -136,7 +155,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
             reference: args.reference.clone(),
             stream: args.stream.clone(),
             reference_rows: reference.rows,
-            stream_rows: stream.rows,
+            stream_rows: windows.iter().map(|w| w.rows).sum(),
             features,
             window: args.window,
             alarm,
@@ -191,13 +210,19 @@ impl TextBody for OutlierResults {
 }
 
 pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<u8> {
+    use mlsec_data::frame::{finite_median, has_gap};
     use mlsec_data::stats::{IsolationForest, IsolationForestParams};
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
     let reference = Frame::load(&args.reference, args.label.as_deref())?;
-    bar.set_message(format!("reading {}", args.batch));
-    let batch = Frame::load(&args.batch, args.label.as_deref())?;
-    bar.set_message("fitting the Isolation Forest and scoring".to_string());
-    let names = reference.shared_features(&batch);
+    bar.set_message(format!("opening {}", args.batch));
+    // The batch is scored chunk by chunk: it may be larger than memory.
+    let mut batch = FrameChunks::open(&args.batch, args.label.as_deref(), ChunkOptions::default())?;
+    let names: Vec<String> = reference
+        .names
+        .iter()
+        .filter(|n| batch.names().contains(n))
+        .cloned()
+        .collect();
     if names.is_empty() {
         bail!(
             "{} and {} share no numeric feature",
@@ -205,62 +230,92 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
             args.batch
         );
     }
-    let fill = reference.gap_fill(&batch, &names);
+    let batch_at: Vec<usize> = names
+        .iter()
+        .filter_map(|n| batch.names().iter().position(|m| m == n))
+        .collect();
+    let columns: Vec<&[f64]> = names
+        .iter()
+        .map(|n| reference.feature(n).unwrap_or(&[]))
+        .collect();
+    // A gap is filled with the reference's median, computed the first time
+    // a feature needs it (the reference's own gaps, then the batch's).
+    let mut fill: Vec<Option<f64>> = columns
+        .iter()
+        .map(|c| has_gap(c).then(|| finite_median(c)))
+        .collect();
+    let fill_values =
+        |fill: &[Option<f64>]| fill.iter().map(|f| f.unwrap_or(0.0)).collect::<Vec<_>>();
+    bar.set_message("fitting the Isolation Forest".to_string());
     let params = IsolationForestParams {
         n_estimators: args.trees,
         max_samples: args.max_samples,
         seed: args.seed,
         contamination: args.contamination,
     };
-    let columns: Vec<&[f64]> = names
-        .iter()
-        .map(|n| reference.feature(n).unwrap_or(&[]))
-        .collect();
-    let forest = IsolationForest::fit_columns(&columns, &fill, &params)
+    let forest = IsolationForest::fit_columns(&columns, &fill_values(&fill), &params)
         .map_err(anyhow::Error::msg)
         .with_context(|| args.reference.clone())?;
-    let scores = forest
-        .score_samples(&batch.row_major(&names, &fill))
-        .map_err(anyhow::Error::msg)?;
-    bar.finish_and_clear();
     let offset = args.threshold.unwrap_or(forest.offset);
-    if let Some(path) = &args.scores_out {
-        let bytes: Vec<u8> = scores.iter().flat_map(|s| s.to_le_bytes()).collect();
-        let array = mlsec_data::array::NdArray::new(
-            mlsec_data::array::DType::F64,
-            vec![scores.len()],
-            bytes,
-        )?;
-        output::write_output(Some(path), &mlsec_data::npy::write(&array))?;
+    let mut scores_out = match &args.scores_out {
+        Some(path) => Some(ScoresFile::create(path)?),
+        None => None,
+    };
+    // Only the rows that can be reported are kept: the most anomalous
+    // `top` (and the first 1,000 flagged, listed as evidence).
+    let mut most_anomalous = MostAnomalous::new(args.top.max(MAX_LISTED_ROWS));
+    let (mut rows, mut flagged) = (0usize, 0usize);
+    while let Some(chunk) = batch.next() {
+        let chunk = chunk?;
+        let cols: Vec<&[f64]> = batch_at
+            .iter()
+            .map(|&j| chunk.columns[j].as_slice())
+            .collect();
+        for (k, c) in cols.iter().enumerate() {
+            if fill[k].is_none() && has_gap(c) {
+                fill[k] = Some(finite_median(columns[k]));
+            }
+        }
+        let scores = forest
+            .score_columns(&cols, &fill_values(&fill))
+            .map_err(anyhow::Error::msg)?;
+        if let Some(out) = &mut scores_out {
+            out.write(&scores)?;
+        }
+        for (i, &s) in scores.iter().enumerate() {
+            flagged += usize::from(s < offset);
+            most_anomalous.push(rows + i, s);
+        }
+        rows += chunk.rows;
+        let (done, total) = batch.progress();
+        bar.set_message(format!(
+            "scored {rows} rows, {:.0}% of {} read",
+            100.0 * done as f64 / total.max(1) as f64,
+            args.batch
+        ));
     }
-    // Most anomalous first, ties by row; only the rows reported are sorted.
-    let by_score = |a: &usize, b: &usize| scores[*a].total_cmp(&scores[*b]).then(a.cmp(b));
-    let mut flagged: Vec<usize> = (0..scores.len()).filter(|&r| scores[r] < offset).collect();
-    flagged.sort_by(by_score);
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    if args.top < order.len() {
-        order.select_nth_unstable_by(args.top, by_score);
-        order.truncate(args.top);
+    bar.finish_and_clear();
+    if let Some(out) = scores_out {
+        out.finish()?;
     }
-    order.sort_by(by_score);
+    let ranked = most_anomalous.into_sorted();
+    let listed: Vec<usize> = ranked
+        .iter()
+        .filter(|(_, s)| *s < offset)
+        .take(MAX_LISTED_ROWS)
+        .map(|(r, _)| *r)
+        .collect();
     let mut findings = Vec::new();
-    if !flagged.is_empty() {
+    if let Some(&(first, score)) = ranked.first().filter(|_| flagged > 0) {
         findings.push(
             Finding::new(
                 &mlsec_data::drift::OUTLIER_ROWS,
                 Location::file(args.batch.clone()),
                 format!(
-                    "{} of {} rows score below {offset:.4} (most anomalous: row {} at {:.4})",
-                    flagged.len(),
-                    scores.len(),
-                    flagged[0],
-                    scores[flagged[0]]
+                    "{flagged} of {rows} rows score below {offset:.4} (most anomalous: row {first} at {score:.4})"
                 ),
             )
-            .with_evidence(
-                "rows",
-                flagged.iter().take(1000).copied().collect::<Vec<_>>(),
-            )
+            .with_evidence("rows", listed)
             .with_evidence("offset", offset),
         );
     }
@@ -271,16 +326,130 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
             reference: args.reference.clone(),
             batch: args.batch.clone(),
             features: names,
-            rows: scores.len(),
+            rows,
             offset,
-            outliers: flagged.len(),
-            top: order
-                .iter()
-                .take(args.top)
-                .map(|&r| (r, scores[r]))
-                .collect(),
+            outliers: flagged,
+            top: ranked.into_iter().take(args.top).collect(),
         },
     );
     report.findings = findings;
     output::finish(global, report, 1, Vec::new())
+}
+
+/// Flagged rows listed as a finding's evidence, most anomalous first.
+const MAX_LISTED_ROWS: usize = 1000;
+
+/// The `keep` lowest-scoring rows seen so far (ties by row), in memory
+/// proportional to `keep` whatever the number of rows pushed.
+struct MostAnomalous {
+    keep: usize,
+    rows: Vec<(usize, f64)>,
+}
+
+impl MostAnomalous {
+    fn new(keep: usize) -> Self {
+        MostAnomalous {
+            keep,
+            rows: Vec::with_capacity(2 * keep + 1),
+        }
+    }
+
+    fn order(a: &(usize, f64), b: &(usize, f64)) -> std::cmp::Ordering {
+        a.1.total_cmp(&b.1).then(a.0.cmp(&b.0))
+    }
+
+    fn push(&mut self, row: usize, score: f64) {
+        self.rows.push((row, score));
+        if self.rows.len() > 2 * self.keep {
+            self.shrink();
+        }
+    }
+
+    fn shrink(&mut self) {
+        if self.rows.len() > self.keep {
+            self.rows.select_nth_unstable_by(self.keep, Self::order);
+            self.rows.truncate(self.keep);
+        }
+    }
+
+    fn into_sorted(mut self) -> Vec<(usize, f64)> {
+        self.shrink();
+        self.rows.sort_by(Self::order);
+        self.rows
+    }
+}
+
+/// `--scores-out`: every row's score as a float64 NPY file, written while
+/// the batch streams past and moved into place when complete.
+struct ScoresFile {
+    /// `None` once finished.
+    writer: Option<mlsec_data::npy::F64Writer<std::fs::File>>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl ScoresFile {
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().context("--scores-out must name a file")?;
+        let tmp = dir.join(format!(".{}.mlsec-tmp", name.to_string_lossy()));
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(ScoresFile {
+            writer: Some(
+                mlsec_data::npy::F64Writer::new(file)
+                    .with_context(|| format!("{}: cannot write", path.display()))?,
+            ),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(&mut self, scores: &[f64]) -> Result<()> {
+        let Some(w) = &mut self.writer else {
+            bail!("{}: already finished", self.path.display());
+        };
+        w.write(scores)
+            .with_context(|| format!("{}: cannot write", self.path.display()))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let Some(w) = self.writer.take() else {
+            bail!("{}: already finished", self.path.display());
+        };
+        w.finish()
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path))
+            .with_context(|| format!("{}: cannot write", self.path.display()))
+    }
+}
+
+impl Drop for ScoresFile {
+    /// An error part-way leaves no half-written file behind.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MostAnomalous;
+
+    #[test]
+    fn most_anomalous_keeps_what_a_full_sort_would_list() {
+        let scores: Vec<f64> = (0..5000)
+            .map(|i| ((i * 7919) % 1000) as f64 / 10.0)
+            .collect();
+        let mut m = MostAnomalous::new(37);
+        for (r, &s) in scores.iter().enumerate() {
+            m.push(r, s);
+        }
+        let mut all: Vec<(usize, f64)> = scores.iter().copied().enumerate().collect();
+        all.sort_by(MostAnomalous::order);
+        all.truncate(37);
+        assert_eq!(m.into_sorted(), all);
+    }
 }

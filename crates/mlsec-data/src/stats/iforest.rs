@@ -354,6 +354,27 @@ impl IsolationForest {
         Ok(self.score_by(data.len() / d, &|r, f| data[r * d + f]))
     }
 
+    /// `score_samples` of rows held as columns (one slice per feature, all
+    /// the same length), a non-finite value read as `fill[feature]`.
+    pub fn score_columns(&self, columns: &[&[f64]], fill: &[f64]) -> Result<Vec<f64>, String> {
+        let d = self.n_features;
+        if columns.len() != d || fill.len() != d {
+            return Err(format!("rows must have {d} features"));
+        }
+        let n = columns.first().map_or(0, |c| c.len());
+        if columns.iter().any(|c| c.len() != n) {
+            return Err("feature columns differ in length".into());
+        }
+        Ok(self.score_by(n, &|r, f| {
+            let v = columns[f][r];
+            if v.is_finite() {
+                v
+            } else {
+                fill[f]
+            }
+        }))
+    }
+
     /// `score_samples − offset`: negative for outliers.
     pub fn decision_function(&self, data: &[f64]) -> Result<Vec<f64>, String> {
         Ok(self
