@@ -23,6 +23,10 @@ with zipfile.ZipFile(f"{d}/zip-bomb.pt", "w", zipfile.ZIP_DEFLATED, compressleve
         for _ in range(2048):
             w.write(b"\0" * (1 << 20))  # 2 GiB of zeros
 open(f"{d}/gzip-bomb.pkl.gz", "wb").write(gzip.compress(b"\0" * (1 << 30), 9))
+import bz2, lzma
+open(f"{d}/bzip2-bomb.pkl.bz2", "wb").write(bz2.compress(b"\0" * (1 << 30), 9))
+open(f"{d}/xz-bomb.pkl.xz", "wb").write(lzma.compress(b"\0" * (1 << 30), preset=9))
+open(f"{d}/lzma-bomb.joblib", "wb").write(lzma.compress(b"\0" * (1 << 30), format=lzma.FORMAT_ALONE))
 PY
 printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
 for f in stack memo marks appends laughs; do
@@ -30,7 +34,9 @@ for f in stack memo marks appends laughs; do
   read -r s kb < "$DIR/t"
   printf '| %s pickle | %s | %s | %s MB |\n' "$f" "$(du -h "$DIR/$f.pkl" | cut -f1)" "$s" "$((kb / 1024))"
 done
-for spec in "zip-bomb.pt:zip member inflating to 2 GiB" "gzip-bomb.pkl.gz:gzip stream inflating to 1 GiB"; do
+for spec in "zip-bomb.pt:zip member inflating to 2 GiB" "gzip-bomb.pkl.gz:gzip stream inflating to 1 GiB" \
+    "bzip2-bomb.pkl.bz2:bzip2 stream inflating to 1 GiB" "xz-bomb.pkl.xz:xz stream inflating to 1 GiB" \
+    "lzma-bomb.joblib:.lzma (joblib) stream inflating to 1 GiB"; do
   f="${spec%%:*}"
   /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
   read -r s kb < "$DIR/t"

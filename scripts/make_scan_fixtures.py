@@ -515,6 +515,19 @@ payload = pickle.dumps(system_call(), protocol=4)
 put("malicious/payload.pkl.gz", _gzip.compress(payload, mtime=0), "gzip-compressed pickle", "critical", ["posix.system"])
 put("malicious/joblib-zlib.pkl", zlib.compress(payload), "zlib-compressed pickle (joblib compress=True)",
     "critical", ["posix.system"])
+import bz2 as _bz2  # noqa: E402
+import lzma as _lzma  # noqa: E402
+
+# Every codec joblib's `compress=` writes: zlib and gzip above, then bz2,
+# lzma (the legacy .lzma "alone" format) and xz.
+put("malicious/payload.pkl.bz2", _bz2.compress(payload), "bzip2-compressed pickle (joblib compress='bz2')",
+    "critical", ["posix.system"])
+put("malicious/joblib-lzma.pkl", _lzma.compress(payload, format=_lzma.FORMAT_ALONE),
+    "legacy .lzma pickle (joblib compress='lzma')", "critical", ["posix.system"])
+put("malicious/payload.pkl.xz", _lzma.compress(payload), "xz-compressed pickle (joblib compress='xz')",
+    "critical", ["posix.system"])
+put("benign/state.pkl.xz", _lzma.compress(pickle.dumps({"epoch": 3, "lr": [0.1, 0.01]}, protocol=4)),
+    "xz-compressed plain-data pickle", max_severity="info")
 put("malicious/payload.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(32),
     "nullifAI: 7z-compressed checkpoint that mlsec cannot open is reported, not passed", "medium",
     rules=["MLS-SCAN-005"])

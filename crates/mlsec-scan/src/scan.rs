@@ -352,52 +352,57 @@ impl Ctx<'_> {
         }
     }
 
-    /// gzip and zlib streams (joblib's compressed files, `.pt.gz`) are
-    /// inflated within the member limit and scanned; formats mlsec does not
-    /// decompress are reported, never passed silently (nullifAI used 7z).
+    /// Compressed streams — every codec joblib writes (zlib, gzip, bz2,
+    /// lzma, xz, lz4) and zstd, as in `.pt.gz` or `.pkl.zst` — are
+    /// decompressed within the member limit and scanned; formats mlsec does
+    /// not decompress (7z, rar) are reported, never passed silently
+    /// (nullifAI used 7z).
     fn compressed(&mut self, loc: &Location, data: &[u8], depth: usize) -> Option<Kind> {
-        use std::io::Read;
-        let inflate = |r: &mut dyn Read, max: u64| -> Option<Vec<u8>> {
-            let mut out = Vec::new();
-            match r.take(max).read_to_end(&mut out) {
-                Ok(_) => Some(out),
-                Err(_) if !out.is_empty() => Some(out),
-                Err(_) => None,
-            }
-        };
         let max = self.opts.max_member_bytes;
-        let zlib = data.len() > 2
-            && data[0] == 0x78
-            && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
-        let inner = if data.starts_with(&[0x1f, 0x8b]) {
-            inflate(&mut flate2::read::MultiGzDecoder::new(data), max + 1).map(|b| ("gzip", b))
-        } else if zlib {
-            inflate(&mut flate2::read::ZlibDecoder::new(data), max + 1).map(|b| ("zlib", b))
-        } else {
-            None
-        };
-        if let Some((what, mut bytes)) = inner {
+        if let Some(codec) = crate::compression::sniff(data) {
+            let (bytes, complete) = match crate::compression::decompress(codec, data, max) {
+                Some(out) => out,
+                // A weak signature (zlib's two bytes, lzma's header) that
+                // does not decode was not that format after all.
+                None if !codec.strong_magic() => return None,
+                None => {
+                    self.findings.push(
+                        Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{} stream that does not decompress: what it holds was not analysed", codec.name()))
+                            .with_evidence("compression", codec.name()),
+                    );
+                    return Some(Kind::Compressed);
+                }
+            };
             if bytes.len() as u64 > max {
-                bytes.truncate(max as usize);
                 self.findings.push(
-                    Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{what} stream inflates past {max} bytes (a decompression bomb?); only the first {max} bytes were analysed"))
-                        .with_evidence("compression", what),
+                    Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{} stream inflates past {max} bytes (a decompression bomb?); only the first {max} bytes were analysed", codec.name()))
+                        .with_evidence("compression", codec.name()),
+                );
+            } else if !complete {
+                self.findings.push(
+                    Finding::new(
+                        &ZIP_ANOMALY,
+                        loc.clone(),
+                        format!(
+                            "{} stream is truncated or corrupt; the {} bytes it gave were analysed",
+                            codec.name(),
+                            bytes.len()
+                        ),
+                    )
+                    .with_evidence("compression", codec.name()),
                 );
             }
+            let bytes = &bytes[..bytes.len().min(max as usize)];
             if depth < self.opts.max_archive_depth {
                 self.scan(
-                    loc.clone().with_member(member_path(loc, what)),
-                    &bytes,
+                    loc.clone().with_member(member_path(loc, codec.name())),
+                    bytes,
                     depth + 1,
                 );
             }
             return Some(Kind::Compressed);
         }
         let other = [
-            (&b"BZh"[..], "bzip2"),
-            (&b"\xfd7zXZ\x00"[..], "xz"),
-            (&b"\x04\x22\x4d\x18"[..], "lz4"),
-            (&b"\x28\xb5\x2f\xfd"[..], "zstd"),
             (&b"7z\xbc\xaf\x27\x1c"[..], "7z"),
             (&b"Rar!\x1a\x07"[..], "rar"),
         ];
