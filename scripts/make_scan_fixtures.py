@@ -343,6 +343,18 @@ with zipfile.ZipFile(buf, "w") as z:
     z.writestr("meta.npy", npy("|O", "(1,)", pickle.dumps([system_call()], protocol=2)))
 put("malicious/object-member.npz", buf.getvalue(), "NPZ with an object-array member",
     "critical", ["posix.system"])
+# zipfile also writes bzip2 and LZMA members, and numpy.load reads an .npz
+# through zipfile: a payload must not hide behind an unusual method.
+for method, label in ((zipfile.ZIP_BZIP2, "bzip2"), (zipfile.ZIP_LZMA, "lzma")):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, blob in (("x.npy", npy("<f4", "(2,)", struct.pack("<2f", 1, 2))),
+                           ("meta.npy", npy("|O", "(1,)", pickle.dumps([system_call()], protocol=2)))):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = method
+            z.writestr(info, blob)
+    put(f"malicious/object-member-{label}.npz", buf.getvalue(),
+        f"NPZ whose object-array member is {label}-compressed (zip method {method})", "critical", ["posix.system"])
 put("benign/floats.npy", npy("<f4", "(3,)", struct.pack("<3f", 1, 2, 3)), "plain float array",
     max_severity="info")
 

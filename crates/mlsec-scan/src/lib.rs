@@ -5,7 +5,7 @@
 //! reader ([`zipread`]), and every global is judged by a [`policy::Policy`]
 //! that allows only constructors of plain data.
 
-mod compression;
+pub(crate) mod compression;
 pub mod convert;
 pub mod formats;
 pub mod pickle;

@@ -364,8 +364,51 @@ pub fn member_data<'a>(
                 Err(e) => Err(format!("corrupt deflate data: {e}")),
             }
         }
+        // bzip2, LZMA, zstd and xz members: Python's zipfile writes the
+        // first two, and `numpy.load` reads an .npz's members through it.
+        12 | 14 | 93 | 95 => {
+            use crate::compression::{decompress, Codec};
+            let (codec, input) = match m.method {
+                12 => (Codec::Bzip2, std::borrow::Cow::Borrowed(raw)),
+                93 => (Codec::Zstd, std::borrow::Cow::Borrowed(raw)),
+                95 => (Codec::Xz, std::borrow::Cow::Borrowed(raw)),
+                _ => (
+                    Codec::LzmaAlone,
+                    std::borrow::Cow::Owned(zip_lzma_as_alone(raw, m)?),
+                ),
+            };
+            match decompress(codec, &input, max_bytes) {
+                Some((out, _complete)) => Ok(out.into()),
+                None => Err(format!("corrupt {} data", codec.name())),
+            }
+        }
         other => Err(format!("compression method {other} is not supported")),
     }
+}
+
+/// A zip LZMA member (APPNOTE 5.8.8: a 2-byte version, a 2-byte properties
+/// size, the 5 properties bytes, then raw LZMA data) rewritten as the
+/// `.lzma` format liblzma reads: the properties, then the unpacked size
+/// (unknown when flag bit 1 says an end marker closes the data).
+fn zip_lzma_as_alone(raw: &[u8], m: &Member) -> Result<Vec<u8>, String> {
+    let props_len = raw
+        .get(2..4)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+        .ok_or("LZMA member too short for its header")?;
+    let props = raw
+        .get(4..4 + props_len)
+        .filter(|p| p.len() == 5)
+        .ok_or("LZMA member header does not hold 5 properties bytes")?;
+    let size = if m.flags & 2 != 0 {
+        u64::MAX
+    } else {
+        m.uncompressed_size
+    };
+    let mut alone = Vec::with_capacity(raw.len() + 8);
+    alone.extend_from_slice(props);
+    alone.extend_from_slice(&size.to_le_bytes());
+    alone.extend_from_slice(&raw[4 + props_len..]);
+    Ok(alone)
 }
 
 /// CRC-32 of bytes (for `--verify-data`).
