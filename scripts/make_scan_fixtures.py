@@ -374,6 +374,21 @@ for proto in range(0, 6):
         f"plain data, protocol {proto}", max_severity="info")
 put("benign/ordered-dict.pkl", pickle.dumps(collections.OrderedDict(a=1), protocol=2),
     "collections.OrderedDict", max_severity="info")
+import datetime  # noqa: E402
+import decimal  # noqa: E402
+import fractions  # noqa: E402
+import pathlib  # noqa: E402
+import uuid  # noqa: E402
+
+# Values training scripts put in checkpoints (a run's start time, its output
+# folder, a range of epochs): at protocol 2, `range` is written as Python 2's
+# `__builtin__.xrange`, which Python 3 maps back.
+stdlib_values = {"started": datetime.datetime(2024, 1, 1, 12, 0), "out": pathlib.PurePosixPath("/runs/1"),
+                 "epochs": range(3), "lr": decimal.Decimal("0.1"), "frac": fractions.Fraction(1, 3),
+                 "id": uuid.UUID(int=1), "window": slice(0, 10), "z": complex(1, 2)}
+for proto in (2, 4):
+    put(f"benign/stdlib-values-p{proto}.pkl", pickle.dumps(stdlib_values, protocol=proto),
+        f"datetime, path, range, Decimal, Fraction, UUID, slice values, protocol {proto}", max_severity="info")
 
 stub("numpy.core.multiarray", _reconstruct=lambda *a: None)
 stub("numpy", ndarray=type("ndarray", (), {}), dtype=type("dtype", (), {}))

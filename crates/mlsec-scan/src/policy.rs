@@ -166,6 +166,20 @@ const ALLOW: &[&str] = &[
     "decimal.Decimal",
     "fractions.Fraction",
     "uuid.UUID",
+    // Path objects: constructing one touches no file (their methods do,
+    // and `pathlib.Path.write_text`-style dotted names stay denied).
+    "pathlib.PurePath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib._local.PurePath",
+    "pathlib._local.PurePosixPath",
+    "pathlib._local.PureWindowsPath",
+    "pathlib._local.Path",
+    "pathlib._local.PosixPath",
+    "pathlib._local.WindowsPath",
 ];
 
 /// Deny-list: (pattern, severity, what it can do). Explains; never allows.
@@ -499,15 +513,110 @@ const DENY: &[(&str, Severity, &str)] = &[
     ),
 ];
 
-/// Python 2 module names that Python 3's unpickler maps to their new homes.
+/// Python 2 module names that Python 3's unpickler maps to their new homes
+/// (`_compat_pickle.IMPORT_MAPPING`, with `fix_imports`, protocols 0–2).
 const PY2_MODULES: &[(&str, &str)] = &[
     ("__builtin__", "builtins"),
     ("copy_reg", "copyreg"),
     ("cPickle", "pickle"),
     ("exceptions", "builtins"),
     ("urllib2", "urllib.request"),
+    ("urlparse", "urllib.parse"),
     ("httplib", "http.client"),
     ("commands", "subprocess"),
+    ("thread", "_thread"),
+    ("dummy_thread", "_dummy_thread"),
+    ("Queue", "queue"),
+    ("StringIO", "io"),
+    ("cStringIO", "io"),
+    ("SocketServer", "socketserver"),
+    ("BaseHTTPServer", "http.server"),
+    ("SimpleHTTPServer", "http.server"),
+    ("CGIHTTPServer", "http.server"),
+    ("SimpleXMLRPCServer", "xmlrpc.server"),
+    ("DocXMLRPCServer", "xmlrpc.server"),
+    ("xmlrpclib", "xmlrpc.client"),
+    ("cookielib", "http.cookiejar"),
+    ("Cookie", "http.cookies"),
+    ("ConfigParser", "configparser"),
+    ("anydbm", "dbm"),
+    ("whichdb", "dbm"),
+    ("dbhash", "dbm.bsd"),
+    ("dumbdbm", "dbm.dumb"),
+    ("gdbm", "dbm.gnu"),
+    ("robotparser", "urllib.robotparser"),
+    ("repr", "reprlib"),
+    ("_winreg", "winreg"),
+    ("_abcoll", "collections.abc"),
+    ("UserDict", "collections"),
+    ("UserList", "collections"),
+    ("UserString", "collections"),
+    ("Tkinter", "tkinter"),
+];
+
+/// Python 2 (module, name) pairs Python 3's unpickler maps one by one
+/// (`_compat_pickle.NAME_MAPPING`, the exceptions aside, which keep their
+/// names): `__builtin__.xrange` is `range`, `__builtin__.reduce` is
+/// `functools.reduce`.
+const PY2_NAMES: &[((&str, &str), (&str, &str))] = &[
+    (("__builtin__", "xrange"), ("builtins", "range")),
+    (("__builtin__", "reduce"), ("functools", "reduce")),
+    (("__builtin__", "intern"), ("sys", "intern")),
+    (("__builtin__", "unichr"), ("builtins", "chr")),
+    (("__builtin__", "unicode"), ("builtins", "str")),
+    (("__builtin__", "long"), ("builtins", "int")),
+    (("__builtin__", "basestring"), ("builtins", "str")),
+    (("exceptions", "StandardError"), ("builtins", "Exception")),
+    (("itertools", "izip"), ("builtins", "zip")),
+    (("itertools", "imap"), ("builtins", "map")),
+    (("itertools", "ifilter"), ("builtins", "filter")),
+    (("itertools", "ifilterfalse"), ("itertools", "filterfalse")),
+    (("itertools", "izip_longest"), ("itertools", "zip_longest")),
+    (
+        ("UserDict", "IterableUserDict"),
+        ("collections", "UserDict"),
+    ),
+    (("UserDict", "UserDict"), ("collections", "UserDict")),
+    (("UserList", "UserList"), ("collections", "UserList")),
+    (("UserString", "UserString"), ("collections", "UserString")),
+    (("whichdb", "whichdb"), ("dbm", "whichdb")),
+    (("_socket", "fromfd"), ("socket", "fromfd")),
+    (("socket", "_socketobject"), ("socket", "SocketType")),
+    (
+        ("_multiprocessing", "Connection"),
+        ("multiprocessing.connection", "Connection"),
+    ),
+    (
+        ("multiprocessing.process", "Process"),
+        ("multiprocessing.context", "Process"),
+    ),
+    (
+        ("multiprocessing.forking", "Popen"),
+        ("multiprocessing.popen_fork", "Popen"),
+    ),
+    (
+        ("urllib", "ContentTooShortError"),
+        ("urllib.error", "ContentTooShortError"),
+    ),
+    (("urllib", "getproxies"), ("urllib.request", "getproxies")),
+    (
+        ("urllib", "pathname2url"),
+        ("urllib.request", "pathname2url"),
+    ),
+    (("urllib", "quote_plus"), ("urllib.parse", "quote_plus")),
+    (("urllib", "quote"), ("urllib.parse", "quote")),
+    (("urllib", "unquote_plus"), ("urllib.parse", "unquote_plus")),
+    (("urllib", "unquote"), ("urllib.parse", "unquote")),
+    (
+        ("urllib", "url2pathname"),
+        ("urllib.request", "url2pathname"),
+    ),
+    (("urllib", "urlcleanup"), ("urllib.request", "urlcleanup")),
+    (("urllib", "urlencode"), ("urllib.parse", "urlencode")),
+    (("urllib", "urlopen"), ("urllib.request", "urlopen")),
+    (("urllib", "urlretrieve"), ("urllib.request", "urlretrieve")),
+    (("urllib2", "HTTPError"), ("urllib.error", "HTTPError")),
+    (("urllib2", "URLError"), ("urllib.error", "URLError")),
 ];
 
 /// Known ecosystems: not allowed (their classes run library code on load)
@@ -536,8 +645,6 @@ const KNOWN: &[(&str, &str)] = &[
     ("re.compile", "Python regular expressions"),
     ("enum.*", "Python enums"),
     ("argparse.Namespace", "argparse"),
-    ("pathlib.PurePosixPath", "pathlib"),
-    ("pathlib.PureWindowsPath", "pathlib"),
 ];
 
 /// A scan policy: the built-in lists plus what the user's TOML adds.
@@ -698,6 +805,9 @@ impl Policy {
 }
 
 fn normalise_module(module: &str, name: &str) -> String {
+    if let Some((_, (m, n))) = PY2_NAMES.iter().find(|(old, _)| *old == (module, name)) {
+        return format!("{m}.{n}");
+    }
     let m = PY2_MODULES
         .iter()
         .find(|(old, _)| *old == module)
@@ -739,6 +849,48 @@ pub fn resolutions(module: &str, name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn python2_names_resolve_as_python3_unpickles_them() {
+        let p = Policy::default();
+        // range(3) pickled at protocol 2 by Python 3.
+        assert_eq!(p.classify("__builtin__", "xrange"), Verdict::Allowed);
+        assert_eq!(p.classify("__builtin__", "long"), Verdict::Allowed);
+        for (module, name, resolved) in [
+            ("__builtin__", "reduce", "functools.reduce"),
+            ("itertools", "imap", "builtins.map"),
+            ("thread", "start_new_thread", "_thread.start_new_thread"),
+        ] {
+            match p.classify(module, name) {
+                Verdict::Denied { resolved: r, .. } => assert_eq!(r, resolved, "{module}.{name}"),
+                other => panic!("{module}.{name}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            p.classify("urllib", "urlopen"),
+            Verdict::Denied {
+                severity: Severity::High,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn path_objects_are_data_but_their_methods_are_not() {
+        let p = Policy::default();
+        for name in ["PurePosixPath", "PosixPath", "WindowsPath", "Path"] {
+            assert_eq!(p.classify("pathlib", name), Verdict::Allowed, "{name}");
+        }
+        assert_eq!(p.classify("pathlib._local", "PosixPath"), Verdict::Allowed);
+        assert!(matches!(
+            p.classify("pathlib", "Path.write_text"),
+            Verdict::Denied { .. }
+        ));
+        assert!(matches!(
+            p.classify("pathlib", "Path.unlink"),
+            Verdict::Denied { .. }
+        ));
+    }
 
     #[test]
     fn allow_list_covers_torch_and_numpy_both_majors() {
