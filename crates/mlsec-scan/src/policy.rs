@@ -558,7 +558,10 @@ const PY2_MODULES: &[(&str, &str)] = &[
 /// (`_compat_pickle.NAME_MAPPING`, the exceptions aside, which keep their
 /// names): `__builtin__.xrange` is `range`, `__builtin__.reduce` is
 /// `functools.reduce`.
-const PY2_NAMES: &[((&str, &str), (&str, &str))] = &[
+/// A global as (module, name).
+type Global = (&'static str, &'static str);
+
+const PY2_NAMES: &[(Global, Global)] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
     (("__builtin__", "intern"), ("sys", "intern")),
