@@ -554,13 +554,13 @@ const PY2_MODULES: &[(&str, &str)] = &[
     ("Tkinter", "tkinter"),
 ];
 
+/// A global as (module, name).
+type Global = (&'static str, &'static str);
+
 /// Python 2 (module, name) pairs Python 3's unpickler maps one by one
 /// (`_compat_pickle.NAME_MAPPING`, the exceptions aside, which keep their
 /// names): `__builtin__.xrange` is `range`, `__builtin__.reduce` is
 /// `functools.reduce`.
-/// A global as (module, name).
-type Global = (&'static str, &'static str);
-
 const PY2_NAMES: &[(Global, Global)] = &[
     (("__builtin__", "xrange"), ("builtins", "range")),
     (("__builtin__", "reduce"), ("functools", "reduce")),
