@@ -462,6 +462,12 @@ put("malicious/gguf-template-ssti.gguf",
           ("tokenizer.chat_template",
            "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}")]),
     "CVE-2024-34359: chat template escapes the Jinja sandbox", "critical", rules=["MLS-SCAN-009"])
+put("malicious/gguf-template-obfuscated.gguf",
+    gguf([("general.architecture", "llama"),
+          ("tokenizer.chat_template",
+           "{% set u = '%c'|format(95) %}{{ ()|attr(u*2 ~ 'class' ~ u*2)|attr(u*2 ~ 'base' ~ u*2) }}")]),
+    "sandbox escape that spells no dunder name: underscores from %c, attributes by |attr()", "critical",
+    rules=["MLS-SCAN-009"])
 put("malicious/gguf-huge-counts.gguf", b"GGUF" + struct.pack("<IQQ", 3, 2**60, 2**60),
     "tensor and key counts beyond the file", "medium", rules=["MLS-SCAN-008"])
 put("malicious/gguf-string-overrun.gguf",

@@ -157,6 +157,59 @@ const TEMPLATE_ESCAPES: &[&str] = &[
     "import os",
 ];
 
+/// Jinja's default globals whose attributes lead to Python's module
+/// globals; no chat template needs them.
+const TEMPLATE_GADGETS: &[&str] = &["lipsum", "cycler", "joiner"];
+
+/// What in a chat template reaches, or is built to reach, outside the
+/// sandbox. Named escapes first; then the ways payloads assemble those
+/// names so that no literal appears: any double underscore (`'__cla' ~
+/// 'ss__'`), escaped underscores (`'\x5f\x5fclass\x5f\x5f'`), attribute
+/// access by computed name (`|attr(...)`), characters from codes
+/// (`'%c'|format(95)`), names joined from `dict(...)` keys; and Jinja's
+/// gadget globals. Chat templates in the wild use none of these.
+pub fn template_escape_markers(text: &str) -> Vec<String> {
+    let mut hits: Vec<String> = TEMPLATE_ESCAPES
+        .iter()
+        .filter(|e| text.contains(*e))
+        .map(|e| e.to_string())
+        .collect();
+    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let lower = squeezed.to_ascii_lowercase();
+    if hits.iter().all(|h| !h.starts_with("__")) && text.contains("__") {
+        hits.push("a double-underscore name".into());
+    }
+    if ["\\x5f", "\\u005f", "\\u0000005f", "\\137"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
+        hits.push("an escaped underscore".into());
+    }
+    if lower.contains("|attr(") {
+        hits.push("|attr() (attribute access by computed name)".into());
+    }
+    if lower.contains("|format(") && lower.contains("%c") {
+        hits.push("characters built from codes with %c".into());
+    }
+    if lower.contains("dict(") && lower.contains("|join") {
+        hits.push("a name joined from dict() keys".into());
+    }
+    for gadget in TEMPLATE_GADGETS {
+        if has_word(text, gadget) {
+            hits.push(format!("the `{gadget}` global"));
+        }
+    }
+    hits
+}
+
+/// Whether `word` occurs in `text` as a whole identifier.
+fn has_word(text: &str, word: &str) -> bool {
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    text.match_indices(word).any(|(i, _)| {
+        !ident(text[..i].chars().next_back()) && !ident(text[i + word.len()..].chars().next())
+    })
+}
+
 struct Cursor<'a> {
     d: &'a [u8],
     p: usize,
@@ -222,12 +275,7 @@ pub fn check_gguf(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
         }
         if key.starts_with("tokenizer.chat_template") {
             for s in strings {
-                let text = String::from_utf8_lossy(s);
-                let hits: Vec<&str> = TEMPLATE_ESCAPES
-                    .iter()
-                    .copied()
-                    .filter(|e| text.contains(e))
-                    .collect();
+                let hits = template_escape_markers(&String::from_utf8_lossy(s));
                 if !hits.is_empty() {
                     out.push(
                         Finding::new(
@@ -720,6 +768,43 @@ fn onnx_tensor(loc: &Location, t: &[u8], out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sandbox escapes as published (CVE-2024-34359 and the SSTI
+    /// literature), including the forms that avoid every literal name.
+    #[test]
+    fn template_escapes_are_found_however_they_are_spelled() {
+        for payload in [
+            "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}",
+            "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+            "{{ ()|attr('__cla' ~ 'ss__') }}",
+            r"{{ ''|attr('\x5f\x5fclass\x5f\x5f')|attr('\x5f\x5fmro\x5f\x5f') }}",
+            r"{{ ''['\u005f\u005fclass\u005f\u005f'] }}",
+            "{% set u = '%c'|format(95) %}{{ ()|attr(u*2 ~ 'class' ~ u*2) }}",
+            "{% set n = dict(a=1)|join %}{{ lipsum|attr(n) }}",
+            "{{ joiner.__init__ }}",
+            "{{ lipsum['__glo' + 'bals__'] }}",
+        ] {
+            assert!(
+                !template_escape_markers(payload).is_empty(),
+                "missed: {payload}"
+            );
+        }
+    }
+
+    /// Templates as models ship them (ChatML, Llama 3, Mistral, Qwen 2.5
+    /// with tools, Gemma): none of them is flagged.
+    #[test]
+    fn ordinary_chat_templates_are_clean() {
+        for template in [
+            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+            "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}",
+            "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% endif %}{% endfor %}",
+            "{%- if tools %}{{- '<|im_start|>system\n' }}{%- for tool in tools %}{{- \"\n\" }}{{- tool | tojson }}{%- endfor %}{%- endif %}{%- for message in messages %}{%- if message.role == \"assistant\" and message.tool_calls %}{%- for tool_call in message.tool_calls %}{%- if tool_call.function is defined %}{%- set tool_call = tool_call.function %}{%- endif %}{{- tool_call.name }}{{- tool_call.arguments | tojson }}{%- endfor %}{%- endif %}{%- endfor %}{%- set ns = namespace(found=false) %}",
+            "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\n'}}{% endif %}",
+        ] {
+            assert_eq!(template_escape_markers(template), Vec::<String>::new(), "{template}");
+        }
+    }
 
     #[test]
     fn safetensors_header_length_past_the_end_is_a_finding_not_a_panic() {
