@@ -1,13 +1,17 @@
 //! A dataset as numeric feature columns plus an optional label: what the
 //! statistical screens (drift, the ingestion gate) work on. CSV and Parquet
 //! give their numeric columns (booleans as 0/1, missing values as NaN);
-//! NPY gives a 2-D array's columns (or a flattened sample per row); the
-//! bundled MNIST gives its 784 pixels per digit with the digit as label.
+//! NPY gives a 2-D array's columns (or a flattened sample per row), and NPZ
+//! its largest array so, with its label array as labels; the bundled MNIST
+//! gives its 784 pixels per digit with the digit as label.
 
 use crate::detect::{detect, Format};
 use crate::error::{DataError, ErrorKind, Result};
 use crate::table::{self, ColumnData, CsvOptions};
 use std::path::Path;
+
+/// The largest NPZ member read into a frame (as `data inspect`'s default).
+const NPZ_MEMBER_LIMIT: u64 = 8 << 30;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frame {
@@ -46,10 +50,36 @@ impl Frame {
                 let f = crate::npy::parse(&bytes).map_err(|e| e.at(path))?;
                 Ok(Self::from_array(&f.array, None))
             }
+            Format::Npz => {
+                // Arrays as `data inspect` assigns them: the largest is the
+                // features, `label` (or a conventionally named integer
+                // array) the labels.
+                let bytes = std::fs::read(p).map_err(|e| DataError::io(path, &e))?;
+                let members = crate::npy::parse_npz(&bytes, NPZ_MEMBER_LIMIT).map_err(|e| e.at(path))?;
+                let (features, labels) = crate::inspect::npz_roles(&members, label).map_err(|e| e.at(path))?;
+                let array = &members[features].file.array;
+                let labels = match labels {
+                    Some(i) => {
+                        let l = crate::inspect::integer_labels(&members[i].file.array);
+                        if l.len() != array.samples() {
+                            return Err(DataError::malformed(format!(
+                                "label array '{}' has {} entries for {} samples",
+                                members[i].name,
+                                l.len(),
+                                array.samples()
+                            ))
+                            .at(path));
+                        }
+                        Some(l)
+                    }
+                    None => None,
+                };
+                Ok(Self::from_array(array, labels))
+            }
             other => Err(DataError::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "{} datasets are not read as feature tables (use CSV, Parquet, NPY or `mnist`)",
+                    "{} datasets are not read as feature tables (use CSV, Parquet, NPY, NPZ or `mnist`)",
                     other.name()
                 ),
             )
@@ -270,6 +300,49 @@ mod tests {
     /// The direct Parquet reader gives the frame the typed table gives:
     /// nulls as NaN, integers and booleans as numbers, text set aside, the
     /// label as text — over several row groups.
+    #[test]
+    fn npz_frames_take_the_largest_array_and_the_label_array() {
+        use crate::array::{DType, NdArray};
+        use std::io::Write;
+        let x = NdArray::new(
+            DType::F32,
+            vec![3, 2],
+            [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        )
+        .unwrap();
+        let y = NdArray::new(
+            DType::I64,
+            vec![3],
+            [0i64, 1, 1].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.npz");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, a) in [("x.npy", &x), ("y.npy", &y)] {
+            z.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(&crate::npy::write(a)).unwrap();
+        }
+        z.finish().unwrap();
+        let f = Frame::load(path.to_str().unwrap(), None).unwrap();
+        assert_eq!(f.names, ["f0", "f1"]);
+        assert_eq!(f.columns[1], [2.0, 4.0, 6.0]);
+        assert_eq!(
+            f.labels.as_deref(),
+            Some(&["0".to_string(), "1".into(), "1".into()][..])
+        );
+        let err = Frame::load(path.to_str().unwrap(), Some("labels")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no array named 'labels' (arrays: x, y)"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn parquet_frames_match_the_typed_table() {
         let dir = tempfile::tempdir().unwrap();

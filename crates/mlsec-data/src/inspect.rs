@@ -573,6 +573,47 @@ fn is_label_name(name: &str) -> bool {
     n == "y" || n.starts_with("y_") || n.contains("label") || n.contains("target")
 }
 
+/// Which arrays of an NPZ are the features and the labels: the features
+/// are the largest array (other than a requested label); the labels are
+/// the requested array, or else a conventionally named 1-D integer array
+/// with one entry per sample.
+pub(crate) fn npz_roles(
+    members: &[npy::NpzMember],
+    label: Option<&str>,
+) -> Result<(usize, Option<usize>)> {
+    if members.is_empty() {
+        return Err(DataError::malformed("NPZ holds no array"));
+    }
+    let feat_idx = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| label != Some(m.name.as_str()))
+        .max_by_key(|(_, m)| (m.file.array.len(), std::cmp::Reverse(m.name.clone())))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    let features = &members[feat_idx].file.array;
+    let label_idx = match label {
+        Some(name) => Some(members.iter().position(|m| m.name == name).ok_or_else(|| {
+            DataError::malformed(format!(
+                "no array named '{name}' (arrays: {})",
+                members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?),
+        None => members.iter().position(|m| {
+            is_label_name(&m.name)
+                && m.file.array.shape.len() == 1
+                && m.file.array.dtype.is_integer()
+                && m.file.array.shape[0] == features.samples()
+        }),
+    }
+    .filter(|&i| i != feat_idx);
+    Ok((feat_idx, label_idx))
+}
+
 fn inspect_npz(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspection> {
     let bytes = read_file(path)?;
     let members = npy::parse_npz(&bytes, opts.max_bytes)?;
@@ -588,40 +629,8 @@ fn inspect_npz(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspec
             ));
         }
     }
-    // Features: the largest array; labels: the named one (or the conventional
-    // name) with one integer per sample.
-    let feat_idx = members
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| opts.label.as_deref() != Some(m.name.as_str()))
-        .max_by_key(|(_, m)| (m.file.array.len(), std::cmp::Reverse(m.name.clone())))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
+    let (feat_idx, label_idx) = npz_roles(&members, opts.label.as_deref())?;
     let features = &members[feat_idx].file.array;
-    let label_idx = match &opts.label {
-        Some(name) => Some(
-            members
-                .iter()
-                .position(|m| &m.name == name)
-                .ok_or_else(|| {
-                    DataError::malformed(format!(
-                        "no array named '{name}' (arrays: {})",
-                        members
-                            .iter()
-                            .map(|m| m.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?,
-        ),
-        None => members.iter().position(|m| {
-            is_label_name(&m.name)
-                && m.file.array.shape.len() == 1
-                && m.file.array.dtype.is_integer()
-                && m.file.array.shape[0] == features.samples()
-        }),
-    }
-    .filter(|&i| i != feat_idx);
     let labels = label_idx.map(|i| integer_labels(&members[i].file.array));
     if let (Some(i), Some(l)) = (label_idx, &labels) {
         if l.len() != features.samples() {
@@ -802,7 +811,7 @@ fn looks_like_labels(a: &NdArray) -> bool {
     }
 }
 
-fn integer_labels(a: &NdArray) -> Vec<String> {
+pub(crate) fn integer_labels(a: &NdArray) -> Vec<String> {
     (0..a.len())
         .map(|i| {
             a.get_i128(i)
