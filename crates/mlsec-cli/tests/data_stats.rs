@@ -10,6 +10,15 @@ fn weyl(i: usize, step: f64, shift: f64) -> f64 {
     v - v.floor()
 }
 
+/// Row `i` of the reference distribution: three evenly spread features.
+fn row(i: usize) -> (f64, f64, f64) {
+    (
+        weyl(i, 0.618_033_988_749_895, 0.0),
+        weyl(i, 0.414_213_562_373_095, 0.1),
+        weyl(i, 0.732_050_807_568_877, 0.2),
+    )
+}
+
 fn csv(rows: impl Iterator<Item = (f64, f64, f64)>) -> String {
     let mut s = String::from("a,b,c\n");
     for (a, b, c) in rows {
@@ -21,13 +30,6 @@ fn csv(rows: impl Iterator<Item = (f64, f64, f64)>) -> String {
 #[test]
 fn drift_alarms_at_the_first_shifted_window() {
     let dir = tempfile::tempdir().unwrap();
-    let row = |i: usize| {
-        (
-            weyl(i, 0.618_033_988_749_895, 0.0),
-            weyl(i, 0.414_213_562_373_095, 0.1),
-            weyl(i, 0.732_050_807_568_877, 0.2),
-        )
-    };
     std::fs::write(dir.path().join("ref.csv"), csv((0..3000).map(row))).unwrap();
     // Windows of 500: the fourth (rows 1500..2000) onwards has `b` shifted.
     let stream = (0..3000).map(|i| {
@@ -68,13 +70,6 @@ fn drift_alarms_at_the_first_shifted_window() {
 #[test]
 fn drift_reads_a_csv_stream_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
-    let row = |i: usize| {
-        (
-            weyl(i, 0.618_033_988_749_895, 0.0),
-            weyl(i, 0.414_213_562_373_095, 0.1),
-            weyl(i, 0.732_050_807_568_877, 0.2),
-        )
-    };
     std::fs::write(dir.path().join("ref.csv"), csv((0..2000).map(row))).unwrap();
     let stream = (0..1500).map(|i| {
         let (a, b, c) = row(i + 3);
@@ -102,13 +97,6 @@ fn drift_reads_a_csv_stream_from_standard_input() {
 #[test]
 fn outliers_finds_the_planted_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let row = |i: usize| {
-        (
-            weyl(i, 0.618_033_988_749_895, 0.0),
-            weyl(i, 0.414_213_562_373_095, 0.1),
-            weyl(i, 0.732_050_807_568_877, 0.2),
-        )
-    };
     std::fs::write(dir.path().join("ref.csv"), csv((0..2000).map(row))).unwrap();
     let mut rows: Vec<(f64, f64, f64)> = (0..500).map(|i| row(i + 11)).collect();
     for (k, planted) in [5usize, 123, 321, 499].into_iter().enumerate() {

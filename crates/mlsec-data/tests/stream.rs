@@ -58,6 +58,17 @@ fn assert_same_features(chunked: &Frame, whole: &Frame) {
     }
 }
 
+/// Read in chunks of each of `rows_per_chunk` rows, `path` joins into `whole`.
+fn assert_chunks_join_into(path: &str, whole: &Frame, rows_per_chunk: &[usize]) {
+    for &rows in rows_per_chunk {
+        let opts = ChunkOptions {
+            rows,
+            ..ChunkOptions::default()
+        };
+        assert_same_features(&joined(path, opts).unwrap(), whole);
+    }
+}
+
 fn cell() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => "-?[0-9]{1,4}",
@@ -207,17 +218,7 @@ fn chunked_parquet_matches_the_whole_file() {
     let path = path.display().to_string();
     let whole = Frame::load(&path, None).unwrap();
     assert_eq!(whole.names, ["x", "n", "flag"]);
-    for rows in [1, 3, 5, 7, 100] {
-        let c = joined(
-            &path,
-            ChunkOptions {
-                rows,
-                ..ChunkOptions::default()
-            },
-        )
-        .unwrap();
-        assert_same_features(&c, &whole);
-    }
+    assert_chunks_join_into(&path, &whole, &[1, 3, 5, 7, 100]);
 }
 
 /// An `.npy` file as NumPy writes it, from row-major values.
@@ -293,17 +294,7 @@ fn chunked_npy_matches_the_whole_file_in_every_layout() {
             values[2 * 6 + 4],
             "the loader's layout"
         );
-        for rows in [1, 2, 7, 64] {
-            let c = joined(
-                &path,
-                ChunkOptions {
-                    rows,
-                    ..ChunkOptions::default()
-                },
-            )
-            .unwrap();
-            assert_same_features(&c, &whole);
-        }
+        assert_chunks_join_into(&path, &whole, &[1, 2, 7, 64]);
     }
     // The writer's own files (1-D too).
     let a = NdArray::new(
@@ -313,15 +304,7 @@ fn chunked_npy_matches_the_whole_file_in_every_layout() {
     )
     .unwrap();
     let path = write(&dir, "one.npy", &npy::write(&a));
-    let c = joined(
-        &path,
-        ChunkOptions {
-            rows: 2,
-            ..ChunkOptions::default()
-        },
-    )
-    .unwrap();
-    assert_same_features(&c, &Frame::load(&path, None).unwrap());
+    assert_chunks_join_into(&path, &Frame::load(&path, None).unwrap(), &[2]);
 }
 
 #[test]

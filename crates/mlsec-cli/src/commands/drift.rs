@@ -112,11 +112,10 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
     let windows = drift::monitor_chunks(&reference, &stream_names, chunks, &opts, |w| {
         let (done, total) = progress.get();
         bar.set_message(format!(
-            "window {} (rows from {}), {:.0}% of {} read",
+            "window {} (rows from {}), {}",
             w.window,
             w.first_row,
-            100.0 * done as f64 / total.max(1) as f64,
-            args.stream
+            read_so_far(done, total, &args.stream)
         ));
     })
     .map_err(anyhow::Error::msg)
@@ -289,9 +288,8 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
         rows += chunk.rows;
         let (done, total) = batch.progress();
         bar.set_message(format!(
-            "scored {rows} rows, {:.0}% of {} read",
-            100.0 * done as f64 / total.max(1) as f64,
-            args.batch
+            "scored {rows} rows, {}",
+            read_so_far(done, total, &args.batch)
         ));
     }
     bar.finish_and_clear();
@@ -334,6 +332,16 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
     );
     report.findings = findings;
     output::finish(global, report, 1, Vec::new())
+}
+
+/// How much of an input has been read, for a progress message (a pipe's
+/// size is not known: then only its name).
+fn read_so_far(done: u64, total: u64, input: &str) -> String {
+    if total == 0 {
+        format!("reading {input}")
+    } else {
+        format!("{:.0}% of {input} read", 100.0 * done as f64 / total as f64)
+    }
 }
 
 /// Flagged rows listed as a finding's evidence, most anomalous first.
