@@ -553,6 +553,33 @@ if onnx is not None:
         e.key, e.value = k, v
     put("malicious/onnx-external-traversal.onnx", onnx_model([ext], [helper.make_node("Add", ["x", "w"], ["y"])]),
         "CVE-2024-27318: external data path escapes the model folder", "high", rules=["MLS-SCAN-011"])
+    # The same escape from a sparse initializer's values, and a custom
+    # operator hidden in a model-local function rather than the graph.
+    sparse = helper.make_sparse_tensor(ext, helper.make_tensor("i", TensorProto.INT64, [1], [0]), [2])
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])], sparse_initializer=[sparse])
+    put("malicious/onnx-sparse-external-traversal.onnx", helper.make_model(graph).SerializeToString(),
+        "CVE-2024-27318 through a sparse initializer's external values", "high", rules=["MLS-SCAN-011"])
+    fn = helper.make_function("local.fns", "Wrapped", ["a"], ["b"], [helper.make_node("Evil", ["a"], ["b"], domain="com.evil.ops")],
+                              [helper.make_opsetid("com.evil.ops", 1)])
+    graph = helper.make_graph([helper.make_node("Wrapped", ["x"], ["y"], domain="local.fns")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    put("malicious/onnx-function-custom-op.onnx",
+        helper.make_model(graph, functions=[fn], opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("local.fns", 1)]).SerializeToString(),
+        "custom operator domain inside a model-local function", "medium", rules=["MLS-SCAN-011"])
+    # What PyTorch's exporter writes: model-local functions under their own
+    # domain, built from standard operators. No native library is needed.
+    fn = helper.make_function("pkg.onnxscript.torch_lib", "aten_relu", ["a"], ["b"],
+                              [helper.make_node("Relu", ["a"], ["b"])], [helper.make_opsetid("", 17)])
+    graph = helper.make_graph([helper.make_node("aten_relu", ["x"], ["y"], domain="pkg.onnxscript.torch_lib")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    put("benign/onnx-local-functions.onnx",
+        helper.make_model(graph, functions=[fn], opset_imports=[helper.make_opsetid("", 17),
+                                                                helper.make_opsetid("pkg.onnxscript.torch_lib", 1)]).SerializeToString(),
+        "model-local functions of standard operators, as torch.onnx writes them", max_severity="info")
     put("malicious/onnx-custom-domain.onnx",
         onnx_model([w], [helper.make_node("Evil", ["x", "w"], ["y"], domain="com.evil.ops")],
                    opsets=(("", 17), ("com.evil.ops", 1))),

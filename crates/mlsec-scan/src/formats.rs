@@ -672,6 +672,23 @@ pub fn is_onnx(data: &[u8]) -> bool {
 
 /// Checks external-data locations, operator domains and declared sizes.
 pub fn check_onnx(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
+    // Model-local functions (FunctionProto: name 1, domain 10) are defined
+    // in the file itself, so calling one needs no native library; PyTorch's
+    // exporter writes them under domains such as `pkg.onnxscript.torch_lib`.
+    let mut local = Local::default();
+    for (num, f) in fields(data).map_while(|f| f) {
+        if let (25, Field::Bytes(function)) = (num, f) {
+            let (mut name, mut domain) = (String::new(), String::new());
+            for (n, f) in fields(function).map_while(|f| f) {
+                match (n, f) {
+                    (1, Field::Bytes(s)) => name = String::from_utf8_lossy(s).into_owned(),
+                    (10, Field::Bytes(s)) => domain = String::from_utf8_lossy(s).into_owned(),
+                    _ => {}
+                }
+            }
+            local.functions.insert((domain, name));
+        }
+    }
     let mut opsets = Vec::new();
     for (num, f) in fields(data).map_while(|f| f) {
         match (num, f) {
@@ -682,12 +699,28 @@ pub fn check_onnx(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
                     }
                 }
             }
-            (7, Field::Bytes(g)) => onnx_graph(loc, g, out, 0),
+            (7, Field::Bytes(g)) => onnx_graph(loc, g, &local, out, 0),
+            // training_info: its initialization and algorithm graphs
+            (20, Field::Bytes(t)) => {
+                for (n, f) in fields(t).map_while(|f| f) {
+                    if let (1 | 2, Field::Bytes(g)) = (n, f) {
+                        onnx_graph(loc, g, &local, out, 1);
+                    }
+                }
+            }
+            // functions: their nodes, like a graph's
+            (25, Field::Bytes(function)) => {
+                for (n, f) in fields(function).map_while(|f| f) {
+                    if let (7, Field::Bytes(node)) = (n, f) {
+                        onnx_node(loc, node, &local, out, 1);
+                    }
+                }
+            }
             _ => {}
         }
     }
     for domain in opsets {
-        if !STANDARD_DOMAINS.contains(&domain.as_str()) {
+        if !STANDARD_DOMAINS.contains(&domain.as_str()) && !local.has_domain(&domain) {
             out.push(
                 Finding::new(&ONNX_UNSAFE, loc.clone(), format!("opset import of custom operator domain `{domain}`: running the model needs a native custom-op library"))
                     .with_severity(Severity::Medium)
@@ -697,7 +730,25 @@ pub fn check_onnx(loc: &Location, data: &[u8], out: &mut Vec<Finding>) {
     }
 }
 
-fn onnx_graph(loc: &Location, g: &[u8], out: &mut Vec<Finding>, depth: usize) {
+/// The model's own functions, as (domain, name).
+#[derive(Default)]
+struct Local {
+    functions: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Local {
+    fn has_domain(&self, domain: &str) -> bool {
+        self.functions.iter().any(|(d, _)| d == domain)
+    }
+
+    fn defines(&self, domain: &str, op: &str) -> bool {
+        self.functions.iter().any(|(d, n)| d == domain && n == op)
+    }
+}
+
+/// Every tensor a graph holds — initializers, sparse initializers, node
+/// attributes — and its subgraphs, to any depth up to 16.
+fn onnx_graph(loc: &Location, g: &[u8], local: &Local, out: &mut Vec<Finding>, depth: usize) {
     if depth > 16 {
         return;
     }
@@ -705,45 +756,60 @@ fn onnx_graph(loc: &Location, g: &[u8], out: &mut Vec<Finding>, depth: usize) {
         match (num, f) {
             // initializer
             (5, Field::Bytes(t)) => onnx_tensor(loc, t, out),
-            // node
-            (1, Field::Bytes(node)) => {
-                let mut op = String::new();
-                let mut domain = String::new();
-                for (n, f) in fields(node).map_while(|f| f) {
-                    match (n, f) {
-                        (4, Field::Bytes(s)) => op = String::from_utf8_lossy(s).into_owned(),
-                        (7, Field::Bytes(s)) => domain = String::from_utf8_lossy(s).into_owned(),
-                        // attribute: tensors and subgraphs
-                        (5, Field::Bytes(a)) => {
-                            for (an, af) in fields(a).map_while(|f| f) {
-                                match (an, af) {
-                                    (5, Field::Bytes(t)) | (10, Field::Bytes(t)) => {
-                                        onnx_tensor(loc, t, out)
-                                    }
-                                    (6, Field::Bytes(sg)) | (11, Field::Bytes(sg)) => {
-                                        onnx_graph(loc, sg, out, depth + 1)
-                                    }
-                                    _ => {}
-                                }
-                            }
+            // sparse_initializer
+            (15, Field::Bytes(sparse)) => onnx_sparse_tensor(loc, sparse, out),
+            (1, Field::Bytes(node)) => onnx_node(loc, node, local, out, depth),
+            _ => {}
+        }
+    }
+}
+
+/// A SparseTensorProto's values and indices, both TensorProtos.
+fn onnx_sparse_tensor(loc: &Location, sparse: &[u8], out: &mut Vec<Finding>) {
+    for (n, f) in fields(sparse).map_while(|f| f) {
+        if let (1 | 2, Field::Bytes(t)) = (n, f) {
+            onnx_tensor(loc, t, out);
+        }
+    }
+}
+
+/// A node: its operator domain (unless it calls one of the model's own
+/// functions), and the tensors and subgraphs in its attributes (`t`,
+/// `tensors`, `sparse_tensor`, `sparse_tensors`, `g`, `graphs`).
+fn onnx_node(loc: &Location, node: &[u8], local: &Local, out: &mut Vec<Finding>, depth: usize) {
+    let mut op = String::new();
+    let mut domain = String::new();
+    for (n, f) in fields(node).map_while(|f| f) {
+        match (n, f) {
+            (4, Field::Bytes(s)) => op = String::from_utf8_lossy(s).into_owned(),
+            (7, Field::Bytes(s)) => domain = String::from_utf8_lossy(s).into_owned(),
+            (5, Field::Bytes(a)) => {
+                for (an, af) in fields(a).map_while(|f| f) {
+                    match (an, af) {
+                        (5, Field::Bytes(t)) | (10, Field::Bytes(t)) => onnx_tensor(loc, t, out),
+                        (22, Field::Bytes(t)) | (23, Field::Bytes(t)) => {
+                            onnx_sparse_tensor(loc, t, out)
+                        }
+                        (6, Field::Bytes(sg)) | (11, Field::Bytes(sg)) => {
+                            onnx_graph(loc, sg, local, out, depth + 1)
                         }
                         _ => {}
                     }
                 }
-                if !STANDARD_DOMAINS.contains(&domain.as_str()) {
-                    out.push(
-                        Finding::new(
-                            &ONNX_UNSAFE,
-                            loc.clone().with_field(op.clone()),
-                            format!("node `{op}` uses custom operator domain `{domain}`"),
-                        )
-                        .with_severity(Severity::Medium)
-                        .with_evidence("domain", domain),
-                    );
-                }
             }
             _ => {}
         }
+    }
+    if !STANDARD_DOMAINS.contains(&domain.as_str()) && !local.defines(&domain, &op) {
+        out.push(
+            Finding::new(
+                &ONNX_UNSAFE,
+                loc.clone().with_field(op.clone()),
+                format!("node `{op}` uses custom operator domain `{domain}`"),
+            )
+            .with_severity(Severity::Medium)
+            .with_evidence("domain", domain),
+        );
     }
 }
 
