@@ -343,7 +343,7 @@ pub enum DataCommand {
     Inspect(InspectArgs),
     /// Compare a stream with a reference, window by window: KS and PSI per feature, kernel MMD jointly.
     #[command(
-        after_help = "Reference and stream: CSV, Parquet, NPY, NPZ (the largest array; `--label` names the label array) or `mnist`; features are matched by name (f0, f1, … for arrays). KS p-values \
+        after_help = "Reference and stream: CSV, Parquet, NPY, NPZ (the largest array; `--label` names the label array), an image folder (FOLDER/<class>/<image>) or `mnist`; features are matched by name (f0, f1, … for arrays and pixels). KS p-values \
             are those of scipy.stats.ks_2samp (exact up to 10,000 rows per sample, asymptotic above). A window \
             drifts when a feature's KS statistic or PSI is over its threshold or the MMD p-value is under \
             --mmd-alpha; the first such window is the alarm. See docs/data.md."
@@ -374,7 +374,7 @@ pub enum DataCommand {
 
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// The trusted reference dataset (CSV, Parquet, NPY, NPZ or `mnist`).
+    /// The trusted reference dataset (CSV, Parquet, NPY, NPZ, an image folder or `mnist`).
     #[arg(long, value_name = "REF")]
     pub reference: String,
     /// The incoming batch (CSV or Parquet).

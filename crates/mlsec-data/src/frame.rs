@@ -2,7 +2,8 @@
 //! statistical screens (drift, the ingestion gate) work on. CSV and Parquet
 //! give their numeric columns (booleans as 0/1, missing values as NaN);
 //! NPY gives a 2-D array's columns (or a flattened sample per row), and NPZ
-//! its largest array so, with its label array as labels; the bundled MNIST
+//! its largest array so, with its label array as labels; an image folder
+//! gives each image's pixels with its class as label; the bundled MNIST
 //! gives its 784 pixels per digit with the digit as label.
 
 use crate::detect::{detect, Format};
@@ -76,10 +77,11 @@ impl Frame {
                 };
                 Ok(Self::from_array(array, labels))
             }
+            Format::ImageFolder => Self::from_image_folder(p).map_err(|e| e.at(path)),
             other => Err(DataError::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "{} datasets are not read as feature tables (use CSV, Parquet, NPY, NPZ or `mnist`)",
+                    "{} datasets are not read as feature tables (use CSV, Parquet, NPY, NPZ, an image folder or `mnist`)",
                     other.name()
                 ),
             )
@@ -169,6 +171,55 @@ impl Frame {
             }
         }
         Ok(f)
+    }
+
+    /// An image-classification folder (`FOLDER/<class>/<image>`): one row
+    /// per image, its pixels as features `f0`, `f1`, … in row-major order
+    /// (as NPY arrays and the bundled MNIST give them), its class folder as
+    /// label. Images are read as grey levels when the first one is grey,
+    /// else as RGB (alpha dropped); all must share the first one's size.
+    fn from_image_folder(root: &Path) -> Result<Frame> {
+        let folder = crate::image_folder::scan(root, &|_| {})?;
+        let Some(first) = folder.images.first() else {
+            return Err(DataError::malformed("no images"));
+        };
+        let grey = first.color.starts_with('L');
+        let (w, h) = (first.width, first.height);
+        let width = w as usize * h as usize * if grey { 1 } else { 3 };
+        let mut columns = vec![Vec::with_capacity(folder.images.len()); width];
+        let mut labels = Vec::with_capacity(folder.images.len());
+        for entry in &folder.images {
+            let file = root.join(&entry.path);
+            let shown = file.display().to_string();
+            let bytes = std::fs::read(&file).map_err(|e| DataError::io(&shown, &e))?;
+            let img = image::load_from_memory(&bytes)
+                .map_err(|e| DataError::malformed(format!("cannot decode: {e}")).at(&shown))?;
+            if (img.width(), img.height()) != (w, h) {
+                return Err(DataError::malformed(format!(
+                    "{}×{} image, the first one ({}) is {w}×{h}: every image becomes one row of the same width",
+                    img.width(),
+                    img.height(),
+                    first.path
+                ))
+                .at(&shown));
+            }
+            let pixels = if grey {
+                img.to_luma8().into_raw()
+            } else {
+                img.to_rgb8().into_raw()
+            };
+            for (col, &v) in columns.iter_mut().zip(&pixels) {
+                col.push(f64::from(v));
+            }
+            labels.push(entry.class.clone());
+        }
+        Ok(Frame {
+            names: (0..width).map(|i| format!("f{i}")).collect(),
+            columns,
+            rows: labels.len(),
+            labels: Some(labels),
+            skipped: Vec::new(),
+        })
     }
 
     /// The numeric columns of a table, with its label column set apart.
@@ -341,6 +392,31 @@ mod tests {
                 .contains("no array named 'labels' (arrays: x, y)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn image_folders_give_one_row_per_image_labelled_by_class() {
+        let dir = tempfile::tempdir().unwrap();
+        for (class, shade) in [("cat", 10u8), ("dog", 200)] {
+            std::fs::create_dir(dir.path().join(class)).unwrap();
+            for k in 0..2u8 {
+                let img = image::GrayImage::from_fn(3, 2, |x, y| {
+                    image::Luma([shade + k + (x + 3 * y) as u8])
+                });
+                img.save(dir.path().join(class).join(format!("{k}.png")))
+                    .unwrap();
+            }
+        }
+        let f = Frame::load(dir.path().to_str().unwrap(), None).unwrap();
+        assert_eq!((f.rows, f.names.len()), (4, 6));
+        assert_eq!(f.labels.as_deref().unwrap(), ["cat", "cat", "dog", "dog"]);
+        // Row 3 is dog/1.png: pixel (x=2, y=1) is feature 5.
+        assert_eq!(f.columns[5][3], f64::from(200 + 1 + 5));
+        image::GrayImage::new(4, 4)
+            .save(dir.path().join("dog").join("big.png"))
+            .unwrap();
+        let err = Frame::load(dir.path().to_str().unwrap(), None).unwrap_err();
+        assert!(err.to_string().contains("4×4 image"), "{err}");
     }
 
     #[test]
