@@ -623,6 +623,45 @@ with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
         info = tarfile.TarInfo(name)
         info.size, info.mtime = len(blob), 0
         t.addfile(info, io.BytesIO(blob))
+# Archives that write outside the folder they are unpacked into
+# (tarfile.extractall without a filter: CVE-2007-4559; Keras get_file:
+# CVE-2025-12060): a `..` name, an absolute link, and the same hidden in a
+# PAX path record and a GNU long name.
+def tar_bytes(entries, fmt=tarfile.USTAR_FORMAT):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=fmt) as t:
+        for name, blob, link in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                t.addfile(info)
+            else:
+                info.size = len(blob)
+                t.addfile(info, io.BytesIO(blob))
+    return out.getvalue()
+
+
+state_blob = pickle.dumps({"epoch": 1}, protocol=2)
+put("malicious/tar-path-traversal.tar", tar_bytes([("model/config.json", b"{}", None), ("../../.bashrc", b"id\n", None)]),
+    "model tarball with a member named ../../.bashrc", "high", rules=["MLS-SCAN-012"])
+put("malicious/tar-symlink-escape.tar", tar_bytes([("model/weights", None, "/etc/passwd")]),
+    "model tarball with a symbolic link to /etc/passwd", "high", rules=["MLS-SCAN-012"])
+put("malicious/tar-pax-traversal.tar",
+    tar_bytes([("model/" + "d" * 120 + "/../../../../.profile", b"id\n", None)], fmt=tarfile.PAX_FORMAT),
+    "traversal in a PAX path record (the header's own name field is truncated)", "high", rules=["MLS-SCAN-012"])
+put("malicious/tar-gnu-longname-traversal.tar",
+    tar_bytes([("model/" + "e" * 120 + "/../../../../.profile", b"id\n", None)], fmt=tarfile.GNU_FORMAT),
+    "traversal in a GNU long-name entry", "high", rules=["MLS-SCAN-012"])
+put("benign/tar-internal-link.tar",
+    tar_bytes([("model/v1/state.pkl", state_blob, None), ("model/latest", None, "v1/state.pkl")]),
+    "model tarball with a link that stays inside it", max_severity="info")
+zs = io.BytesIO()
+with zipfile.ZipFile(zs, "w") as z:
+    z.writestr(zipfile.ZipInfo("model/data.pkl", date_time=(1980, 1, 1, 0, 0, 0)), state_blob)
+    z.writestr(zipfile.ZipInfo("../../../tmp/evil.sh", date_time=(1980, 1, 1, 0, 0, 0)), b"id\n")
+put("malicious/zip-slip.zip", zs.getvalue(), "zip member named ../../../tmp/evil.sh", "medium",
+    rules=["MLS-SCAN-012"])
 put("malicious/tar-checkpoint.tar", buf.getvalue(), "old PyTorch TAR layout with a payload in `pickle`",
     "critical", ["posix.system"])
 

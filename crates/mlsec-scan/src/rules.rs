@@ -238,6 +238,28 @@ pub static ONNX_UNSAFE: Rule = Rule {
     },
 };
 
+pub static ARCHIVE_PATH_TRAVERSAL: Rule = Rule {
+    code: "MLS-SCAN-012",
+    name: "archive-path-traversal",
+    summary: "An archive member would be written outside the folder it is extracted into.",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: &["AML.T0010"],
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "Tar members (the old PyTorch layout, model tarballs) whose name is absolute, \
+            carries a drive letter or climbs out with `..`, and symbolic or hard links that point \
+            outside the archive's folder; GNU long names and PAX `path`/`linkpath` records included. \
+            Zip members with such names are reported at medium.",
+        why_it_matters: "Model downloads are unpacked by code that trusts the archive: \
+            `tarfile.extractall` without a filter writes `../../.bashrc` where it says \
+            (CVE-2007-4559; Keras `get_file`, CVE-2025-12060), and a link member lets a later member \
+            write through it. Python's `zipfile` strips such names, but other unzip tools do not.",
+        example: "A model tarball with a member `../../../home/user/.bashrc`: reported as high with \
+            the name and the header's offset.",
+    },
+};
+
 /// The scanner's rules, for the CLI's registry.
 pub static RULES: &[&Rule] = &[
     &UNSAFE_CALL,
@@ -251,4 +273,5 @@ pub static RULES: &[&Rule] = &[
     &TEMPLATE_INJECTION,
     &KERAS_UNSAFE_LAYER,
     &ONNX_UNSAFE,
+    &ARCHIVE_PATH_TRAVERSAL,
 ];

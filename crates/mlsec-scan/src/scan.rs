@@ -211,6 +211,15 @@ impl Ctx<'_> {
                 .iter()
                 .any(|n| *n == "metadata.json" || n.ends_with(".weights.h5"));
         for m in &archive.members {
+            for name in std::iter::once(&m.name).chain(&m.local_name) {
+                if escapes_folder(name) {
+                    self.findings.push(
+                        Finding::new(&ARCHIVE_PATH_TRAVERSAL, loc.clone().with_offset(m.local_offset as u64), format!("zip member `{name}` would be extracted outside the archive's folder by tools that do not sanitise names (Python's zipfile does)"))
+                            .with_severity(Severity::Medium)
+                            .with_evidence("member", name.clone()),
+                    );
+                }
+            }
             if m.name.ends_with('/') && m.uncompressed_size == 0 {
                 continue;
             }
@@ -419,14 +428,26 @@ impl Ctx<'_> {
     fn tar(&mut self, loc: &Location, data: &[u8], depth: usize) {
         let mut p = 0usize;
         let mut count = 0;
+        // Names carried over from a GNU long-name entry or a PAX header.
+        let (mut long_name, mut long_link): (Option<String>, Option<String>) = (None, None);
         while p + 512 <= data.len() && count < self.opts.max_members {
             let h = &data[p..p + 512];
             if h.iter().all(|&b| b == 0) {
                 break;
             }
-            let name = String::from_utf8_lossy(&h[..100])
-                .trim_end_matches('\0')
-                .to_string();
+            let field = |r: std::ops::Range<usize>| {
+                String::from_utf8_lossy(&h[r])
+                    .trim_end_matches('\0')
+                    .to_string()
+            };
+            let mut name = field(0..100);
+            // ustar keeps a prefix of long names apart.
+            if &h[257..262] == b"ustar" {
+                let prefix = field(345..500);
+                if !prefix.is_empty() {
+                    name = format!("{prefix}/{name}");
+                }
+            }
             let size_field = String::from_utf8_lossy(&h[124..136])
                 .trim_matches(|c: char| c == '\0' || c == ' ')
                 .to_string();
@@ -440,12 +461,48 @@ impl Ctx<'_> {
             };
             let start = p + 512;
             let end = start.saturating_add(size as usize).min(data.len());
-            if (h[156] == b'0' || h[156] == 0) && depth < self.opts.max_archive_depth {
-                self.scan(
-                    loc.clone().with_member(member_path(loc, &name)),
-                    &data[start..end],
-                    depth + 1,
-                );
+            let body = &data[start..end];
+            let kind = h[156];
+            match kind {
+                // GNU long name / long link name: the next header's.
+                b'L' => long_name = Some(c_string(body)),
+                b'K' => long_link = Some(c_string(body)),
+                // PAX extended header: `path` and `linkpath` records.
+                b'x' => {
+                    for (key, value) in pax_records(body) {
+                        match key.as_str() {
+                            "path" => long_name = Some(value),
+                            "linkpath" => long_link = Some(value),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {
+                    let name = long_name.take().unwrap_or(name);
+                    let link = long_link.take().unwrap_or_else(|| field(157..257));
+                    let at = loc.clone().with_offset(p as u64);
+                    if escapes_folder(&name) {
+                        self.findings.push(
+                            Finding::new(&ARCHIVE_PATH_TRAVERSAL, at.clone(), format!("tar member `{name}` would be extracted outside the archive's folder"))
+                                .with_evidence("member", name.clone()),
+                        );
+                    }
+                    // Symbolic (2) and hard (1) links: where they point.
+                    if matches!(kind, b'1' | b'2') && escapes_folder(&link_target(&name, &link)) {
+                        self.findings.push(
+                            Finding::new(&ARCHIVE_PATH_TRAVERSAL, at, format!("tar member `{name}` links to `{link}`, outside the archive's folder: later members can be written through it"))
+                                .with_evidence("member", name.clone())
+                                .with_evidence("link", link),
+                        );
+                    }
+                    if (kind == b'0' || kind == 0) && depth < self.opts.max_archive_depth {
+                        self.scan(
+                            loc.clone().with_member(member_path(loc, &name)),
+                            body,
+                            depth + 1,
+                        );
+                    }
+                }
             }
             p = start + (size as usize).div_ceil(512) * 512;
             count += 1;
@@ -601,6 +658,69 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether an archive path lands outside the folder it is extracted into:
+/// absolute (`/`, `\\`), with a drive letter (`C:`), or climbing with `..`
+/// further than it has descended.
+fn escapes_folder(path: &str) -> bool {
+    if path.starts_with('/') || path.starts_with('\\') || path.get(1..2) == Some(":") {
+        return true;
+    }
+    let mut level = 0i64;
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                level -= 1;
+                if level < 0 {
+                    return true;
+                }
+            }
+            _ => level += 1,
+        }
+    }
+    false
+}
+
+/// Where a link member's target resolves to, relative to the archive's
+/// folder: absolute targets as they are, relative ones from the link's own
+/// folder.
+fn link_target(name: &str, link: &str) -> String {
+    if link.starts_with('/') || link.starts_with('\\') || link.get(1..2) == Some(":") {
+        return link.to_string();
+    }
+    match name.rsplit_once('/') {
+        Some((dir, _)) => format!("{dir}/{link}"),
+        None => link.to_string(),
+    }
+}
+
+/// Text up to the first NUL.
+fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// The `key=value` records of a PAX extended header (`"<len> <key>=<value>\n"`).
+fn pax_records(body: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(space) = rest.iter().position(|&b| b == b' ') {
+        let Some(len) = std::str::from_utf8(&rest[..space])
+            .ok()
+            .and_then(|l| l.parse::<usize>().ok())
+            .filter(|&l| l > space && l <= rest.len())
+        else {
+            break;
+        };
+        let record = String::from_utf8_lossy(&rest[space + 1..len]);
+        if let Some((k, v)) = record.trim_end_matches('\n').split_once('=') {
+            out.push((k.to_string(), v.to_string()));
+        }
+        rest = &rest[len..];
+    }
+    out
+}
+
 fn member_path(loc: &Location, name: &str) -> String {
     match &loc.member {
         Some(outer) => format!("{outer}!{name}"),
@@ -685,4 +805,51 @@ fn is_identifier_path(s: &str) -> bool {
                 && p.chars().all(|c| c.is_alphanumeric() || c == '_')
                 && !p.starts_with(|c: char| c.is_ascii_digit())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_folder_are_told_apart_from_those_that_stay() {
+        for bad in [
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "\\\\server\\share",
+            "C:\\Windows\\x",
+            "a\\..\\..\\x",
+            "./../x",
+        ] {
+            assert!(escapes_folder(bad), "{bad}");
+        }
+        for good in ["a/b", "a/../b", "./a", "a/./b/..", "a..b/c", "..a/b"] {
+            assert!(!escapes_folder(good), "{good}");
+        }
+        assert_eq!(
+            link_target("model/latest", "v1/state.pkl"),
+            "model/v1/state.pkl"
+        );
+        assert!(escapes_folder(&link_target("model/latest", "../../etc")));
+        assert!(!escapes_folder(&link_target("model/latest", "../other")));
+    }
+
+    #[test]
+    fn pax_records_are_read_by_their_lengths() {
+        let body =
+            b"30 mtime=1700000000.123456789\n26 path=../../../.profile\n19 linkpath=/etc/x\n";
+        let records = pax_records(body);
+        assert_eq!(
+            records,
+            [
+                ("mtime".to_string(), "1700000000.123456789".to_string()),
+                ("path".into(), "../../../.profile".into()),
+                ("linkpath".into(), "/etc/x".into())
+            ]
+        );
+        // A length past the end, or not a number, stops the walk.
+        assert!(pax_records(b"99 path=x\n").is_empty());
+        assert!(pax_records(b"x path=y\n").is_empty());
+    }
 }
