@@ -5,7 +5,8 @@
 //! CSV is read in blocks cut at record ends (quote-aware once a quote has
 //! been seen, with the same record parser as the `csv` crate) and each
 //! block is typed like a whole file; Parquet is decoded batch by batch with
-//! only the feature columns projected; NPY rows are read straight from the
+//! only the feature columns projected (a file whose features fit in 64 MiB
+//! as numbers is decoded whole, on every core); NPY rows are read straight from the
 //! file (column by column for Fortran order). The bundled MNIST sample is
 //! one chunk.
 //!
@@ -30,6 +31,9 @@ pub struct ChunkOptions {
     pub rows: usize,
     /// Bytes per CSV block (a block is cut at its last complete record).
     pub csv_bytes: usize,
+    /// A Parquet file whose features take at most this many bytes as
+    /// numbers is read whole, on every core, instead of batch by batch.
+    pub whole_bytes: u64,
 }
 
 impl Default for ChunkOptions {
@@ -37,6 +41,7 @@ impl Default for ChunkOptions {
         ChunkOptions {
             rows: 64 * 1024,
             csv_bytes: 16 << 20,
+            whole_bytes: 64 << 20,
         }
     }
 }
@@ -80,6 +85,7 @@ impl FrameChunks {
         let opts = ChunkOptions {
             rows: opts.rows.max(1),
             csv_bytes: opts.csv_bytes.max(1),
+            ..opts
         };
         let (names, skipped, source) = match format {
             Some(Format::Csv) => {
@@ -88,11 +94,19 @@ impl FrameChunks {
             }
             Some(Format::Parquet) => {
                 let c = ParquetChunks::open(p, label, opts.rows).map_err(|e| e.at(path))?;
-                (
-                    c.names.clone(),
-                    c.skipped.clone(),
-                    Source::Parquet(Box::new(c)),
-                )
+                // A stream whose features fit in a few chunks' memory anyway
+                // is decoded whole, one share of the columns per core.
+                let bytes = c.total_rows.saturating_mul(8 * c.names.len().max(1) as u64);
+                if bytes <= opts.whole_bytes {
+                    let f = Frame::load(path, label)?;
+                    (f.names.clone(), f.skipped.clone(), Source::Whole(Some(f)))
+                } else {
+                    (
+                        c.names.clone(),
+                        c.skipped.clone(),
+                        Source::Parquet(Box::new(c)),
+                    )
+                }
             }
             Some(Format::Npy) => {
                 let c = NpyChunks::open(p, opts.rows).map_err(|e| e.at(path))?;

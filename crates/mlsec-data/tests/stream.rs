@@ -58,15 +58,18 @@ fn assert_same_features(chunked: &Frame, whole: &Frame) {
     }
 }
 
-/// Read in chunks of each of `rows_per_chunk` rows, `path` joins into `whole`.
+/// Read in chunks of each of `rows_per_chunk` rows, `path` joins into
+/// `whole`; so it does read whole when it is small enough for that.
 fn assert_chunks_join_into(path: &str, whole: &Frame, rows_per_chunk: &[usize]) {
     for &rows in rows_per_chunk {
         let opts = ChunkOptions {
             rows,
+            whole_bytes: 0,
             ..ChunkOptions::default()
         };
         assert_same_features(&joined(path, opts).unwrap(), whole);
     }
+    assert_same_features(&joined(path, ChunkOptions::default()).unwrap(), whole);
 }
 
 fn cell() -> impl Strategy<Value = String> {
@@ -116,7 +119,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "t.csv", csv.as_bytes());
         let whole = Frame::load(&path, None).map_err(|e| e.to_string());
-        let chunked = joined(&path, ChunkOptions { rows: 1, csv_bytes: block });
+        let chunked = joined(&path, ChunkOptions { rows: 1, csv_bytes: block, ..ChunkOptions::default() });
         match (whole, chunked) {
             (Ok(w), Ok(c)) => assert_same_features(&c, &w),
             (Err(w), Err(c)) => prop_assert_eq!(w, c),
@@ -139,6 +142,7 @@ fn a_feature_that_turns_to_text_later_is_an_error_naming_it() {
         ChunkOptions {
             rows: 1,
             csv_bytes: 256,
+            ..ChunkOptions::default()
         },
     )
     .unwrap_err();
@@ -164,6 +168,7 @@ fn a_record_without_end_is_refused_not_buffered_forever() {
         ChunkOptions {
             rows: 1,
             csv_bytes: 64,
+            ..ChunkOptions::default()
         },
     );
     let whole = Frame::load(&path, None).unwrap();
@@ -361,6 +366,7 @@ fn drift_windows_from_chunks_equal_windows_from_the_whole_stream() {
             ChunkOptions {
                 rows: 1,
                 csv_bytes: block,
+                ..ChunkOptions::default()
             },
         )
         .unwrap();
