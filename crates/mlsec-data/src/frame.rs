@@ -59,22 +59,8 @@ impl Frame {
                 let members = crate::npy::parse_npz(&bytes, NPZ_MEMBER_LIMIT).map_err(|e| e.at(path))?;
                 let (features, labels) = crate::inspect::npz_roles(&members, label).map_err(|e| e.at(path))?;
                 let array = &members[features].file.array;
-                let labels = match labels {
-                    Some(i) => {
-                        let l = crate::inspect::integer_labels(&members[i].file.array);
-                        if l.len() != array.samples() {
-                            return Err(DataError::malformed(format!(
-                                "label array '{}' has {} entries for {} samples",
-                                members[i].name,
-                                l.len(),
-                                array.samples()
-                            ))
-                            .at(path));
-                        }
-                        Some(l)
-                    }
-                    None => None,
-                };
+                let labels = crate::inspect::npz_labels(&members, labels, array.samples())
+                    .map_err(|e| e.at(path))?;
                 Ok(Self::from_array(array, labels))
             }
             Format::ImageFolder => Self::from_image_folder(p).map_err(|e| e.at(path)),

@@ -614,6 +614,27 @@ pub(crate) fn npz_roles(
     Ok((feat_idx, label_idx))
 }
 
+/// The labels of an NPZ's label array (as `npz_roles` picked it), one per
+/// sample or an error saying how many there are.
+pub(crate) fn npz_labels(
+    members: &[npy::NpzMember],
+    label_idx: Option<usize>,
+    samples: usize,
+) -> Result<Option<Vec<String>>> {
+    let Some(i) = label_idx else {
+        return Ok(None);
+    };
+    let labels = integer_labels(&members[i].file.array);
+    if labels.len() != samples {
+        return Err(DataError::malformed(format!(
+            "label array '{}' has {} entries for {samples} samples",
+            members[i].name,
+            labels.len(),
+        )));
+    }
+    Ok(Some(labels))
+}
+
 fn inspect_npz(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspection> {
     let bytes = read_file(path)?;
     let members = npy::parse_npz(&bytes, opts.max_bytes)?;
@@ -631,17 +652,7 @@ fn inspect_npz(input: &str, path: &Path, opts: &InspectOptions) -> Result<Inspec
     }
     let (feat_idx, label_idx) = npz_roles(&members, opts.label.as_deref())?;
     let features = &members[feat_idx].file.array;
-    let labels = label_idx.map(|i| integer_labels(&members[i].file.array));
-    if let (Some(i), Some(l)) = (label_idx, &labels) {
-        if l.len() != features.samples() {
-            return Err(DataError::malformed(format!(
-                "label array '{}' has {} entries for {} samples",
-                members[i].name,
-                l.len(),
-                features.samples()
-            )));
-        }
-    }
+    let labels = npz_labels(&members, label_idx, features.samples())?;
     let feat_loc = loc
         .clone()
         .with_member(format!("{}.npy", members[feat_idx].name));
@@ -811,7 +822,7 @@ fn looks_like_labels(a: &NdArray) -> bool {
     }
 }
 
-pub(crate) fn integer_labels(a: &NdArray) -> Vec<String> {
+fn integer_labels(a: &NdArray) -> Vec<String> {
     (0..a.len())
         .map(|i| {
             a.get_i128(i)
