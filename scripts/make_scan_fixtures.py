@@ -647,6 +647,13 @@ put("malicious/tar-path-traversal.tar", tar_bytes([("model/config.json", b"{}", 
     "model tarball with a member named ../../.bashrc", "high", rules=["MLS-SCAN-012"])
 put("malicious/tar-symlink-escape.tar", tar_bytes([("model/weights", None, "/etc/passwd")]),
     "model tarball with a symbolic link to /etc/passwd", "high", rules=["MLS-SCAN-012"])
+hard = io.BytesIO()
+with tarfile.open(fileobj=hard, mode="w", format=tarfile.USTAR_FORMAT) as t:
+    info = tarfile.TarInfo("model/deep/weights")
+    info.type, info.linkname, info.mtime = tarfile.LNKTYPE, "../../etc/passwd", 0
+    t.addfile(info)
+put("malicious/tar-hardlink-escape.tar", hard.getvalue(),
+    "hard link whose target (named from the archive's root) climbs out", "high", rules=["MLS-SCAN-012"])
 put("malicious/tar-pax-traversal.tar",
     tar_bytes([("model/" + "d" * 120 + "/../../../../.profile", b"id\n", None)], fmt=tarfile.PAX_FORMAT),
     "traversal in a PAX path record (the header's own name field is truncated)", "high", rules=["MLS-SCAN-012"])

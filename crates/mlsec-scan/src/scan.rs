@@ -487,8 +487,14 @@ impl Ctx<'_> {
                                 .with_evidence("member", name.clone()),
                         );
                     }
-                    // Symbolic (2) and hard (1) links: where they point.
-                    if matches!(kind, b'1' | b'2') && escapes_folder(&link_target(&name, &link)) {
+                    // Symbolic links (2) resolve from their own folder, hard
+                    // links (1) name another member from the archive's root.
+                    let target = match kind {
+                        b'2' => Some(link_target(&name, &link)),
+                        b'1' => Some(link.clone()),
+                        _ => None,
+                    };
+                    if target.is_some_and(|t| escapes_folder(&t)) {
                         self.findings.push(
                             Finding::new(&ARCHIVE_PATH_TRAVERSAL, at, format!("tar member `{name}` links to `{link}`, outside the archive's folder: later members can be written through it"))
                                 .with_evidence("member", name.clone())
