@@ -5,10 +5,12 @@
 //!   OWASP ML Top 10 entry ([`OwaspMl`]);
 //! - the [`Report`] a command produces and its renderings: terminal text,
 //!   JSON (`mlsec-report/1`) and SARIF 2.1.0 ([`sarif`]);
-//! - [`digest`]: SHA-256 helpers used to identify artifacts.
+//! - [`digest`]: SHA-256 helpers used to identify artifacts;
+//! - [`file_bytes`]: whole files as one slice, mapped when large.
 
 pub mod atlas;
 pub mod digest;
+pub mod file_bytes;
 mod finding;
 mod owasp;
 mod report;

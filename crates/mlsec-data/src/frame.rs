@@ -47,7 +47,7 @@ impl Frame {
             }
             Format::Parquet => Self::read_parquet(p, label).map_err(|e| e.at(path)),
             Format::Npy => {
-                let bytes = std::fs::read(p).map_err(|e| DataError::io(path, &e))?;
+                let bytes = mlsec_core::file_bytes::read(p).map_err(|e| DataError::io(path, &e))?;
                 let f = crate::npy::parse(&bytes).map_err(|e| e.at(path))?;
                 Ok(Self::from_array(&f.array, None))
             }
@@ -55,7 +55,7 @@ impl Frame {
                 // Arrays as `data inspect` assigns them: the largest is the
                 // features, `label` (or a conventionally named integer
                 // array) the labels.
-                let bytes = std::fs::read(p).map_err(|e| DataError::io(path, &e))?;
+                let bytes = mlsec_core::file_bytes::read(p).map_err(|e| DataError::io(path, &e))?;
                 let members = crate::npy::parse_npz(&bytes, NPZ_MEMBER_LIMIT).map_err(|e| e.at(path))?;
                 let (features, labels) = crate::inspect::npz_roles(&members, label).map_err(|e| e.at(path))?;
                 let array = &members[features].file.array;

@@ -350,8 +350,8 @@ pub fn inspect(input: &str, opts: &InspectOptions, progress: &dyn Fn(u64)) -> Re
     result.map_err(|e| e.at(input))
 }
 
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| DataError::io(&path.display().to_string(), &e))
+fn read_file(path: &Path) -> Result<mlsec_core::file_bytes::FileBytes> {
+    mlsec_core::file_bytes::read(path).map_err(|e| DataError::io(&path.display().to_string(), &e))
 }
 
 fn artifact(summary: &DatasetSummary) -> Artifact {

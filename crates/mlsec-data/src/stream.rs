@@ -302,7 +302,7 @@ impl CsvChunks {
                 .map(|n| table::Column {
                     name: n.clone(),
                     source_type: "string".into(),
-                    data: ColumnData::Str(Vec::new()),
+                    data: ColumnData::Str(Default::default()),
                 })
                 .collect()
         });
@@ -427,10 +427,7 @@ impl CsvChunks {
         };
         let first_line = self.next_line;
         let block = &self.pending[..cut];
-        let text = std::str::from_utf8(block).map_err(|e| {
-            let line = first_line + memchr::memchr_iter(b'\n', &block[..e.valid_up_to()]).count();
-            DataError::malformed(format!("CSV line {line} is not valid UTF-8"))
-        })?;
+        let text = table::csv_text(block, first_line)?;
         let columns = table::parse_csv_body(text, &self.header, false, first_line)?;
         self.next_line += memchr::memchr_iter(b'\n', block).count();
         self.consumed += cut as u64;
@@ -481,9 +478,9 @@ impl CsvChunks {
                     let text = v
                         .iter()
                         .enumerate()
-                        .find_map(|(r, t)| t.as_deref().filter(|t| !is_number(t)).map(|t| (r, t)));
+                        .find_map(|(r, t)| t.filter(|t| !is_number(t)).map(|t| (r, t)));
                     match text {
-                        None if v.iter().all(Option::is_none) => vec![f64::NAN; v.len()],
+                        None if v.iter().all(|t| t.is_none()) => vec![f64::NAN; v.len()],
                         // Numbers and booleans mixed: as the whole file would
                         // type them, text.
                         None => {

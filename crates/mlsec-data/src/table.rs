@@ -4,6 +4,7 @@ use crate::error::{DataError, ErrorKind, Result};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::File;
+use std::mem::MaybeUninit;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -11,7 +12,79 @@ pub enum ColumnData {
     Int(Vec<Option<i64>>),
     Float(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
-    Str(Vec<Option<String>>),
+    Str(TextColumn),
+}
+
+/// A text column's values back to back in one buffer: one allocation per
+/// column rather than one per cell (building half a million `String`s cost
+/// a CSV read more than parsing its eight float columns).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextColumn {
+    text: String,
+    /// Where each value ends in `text`, with [`MISSING`] set for a null.
+    ends: Vec<u64>,
+}
+
+/// Marks a missing value's end (no text reaches 2^63 bytes).
+const MISSING: u64 = 1 << 63;
+
+impl TextColumn {
+    pub fn with_capacity(rows: usize, bytes: usize) -> Self {
+        TextColumn {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn push(&mut self, value: Option<&str>) {
+        let end = match value {
+            Some(t) => {
+                self.text.push_str(t);
+                self.text.len() as u64
+            }
+            None => self.text.len() as u64 | MISSING,
+        };
+        self.ends.push(end);
+    }
+
+    /// The value of `row` (`None` for a null); panics past the end, like
+    /// indexing the other columns.
+    pub fn get(&self, row: usize) -> Option<&str> {
+        let end = self.ends[row];
+        if end & MISSING != 0 {
+            return None;
+        }
+        let start = row.checked_sub(1).map_or(0, |p| self.ends[p] & !MISSING);
+        Some(&self.text[start as usize..end as usize])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Option<&str>> + '_ {
+        (0..self.len()).map(|r| self.get(r))
+    }
+}
+
+impl<'a> Extend<Option<&'a str>> for TextColumn {
+    fn extend<I: IntoIterator<Item = Option<&'a str>>>(&mut self, values: I) {
+        for v in values {
+            self.push(v);
+        }
+    }
+}
+
+impl<'a> FromIterator<Option<&'a str>> for TextColumn {
+    fn from_iter<I: IntoIterator<Item = Option<&'a str>>>(values: I) -> Self {
+        let mut c = TextColumn::default();
+        c.extend(values);
+        c
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +116,7 @@ impl Column {
             ColumnData::Int(v) => v[row].map(|x| x.to_string()),
             ColumnData::Float(v) => v[row].map(format_float),
             ColumnData::Bool(v) => v[row].map(|x| x.to_string()),
-            ColumnData::Str(v) => v[row].clone(),
+            ColumnData::Str(v) => v.get(row).map(str::to_string),
         }
     }
 
@@ -56,7 +129,7 @@ impl Column {
             DataType::Float16 | DataType::Float32 | DataType::Float64 => ColumnData::Float(Vec::new()),
             DataType::Boolean => ColumnData::Bool(Vec::new()),
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
-                ColumnData::Str(Vec::new())
+                ColumnData::Str(TextColumn::default())
             }
             t if t.is_integer() || t.is_temporal() => ColumnData::Int(Vec::new()),
             other => {
@@ -165,7 +238,7 @@ pub struct CsvOptions {
 /// Reads a CSV file with a header row. Ragged rows are an error naming the line.
 pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(&shown, &e))?;
+    let bytes = mlsec_core::file_bytes::read(path).map_err(|e| DataError::io(&shown, &e))?;
     parse_csv(
         &bytes,
         opts,
@@ -178,10 +251,7 @@ pub fn read_csv(path: &Path, opts: &CsvOptions) -> Result<Table> {
 pub fn parse_csv(bytes: &[u8], opts: &CsvOptions, tsv_hint: bool) -> Result<Table> {
     let header = parse_csv_header(bytes, opts.delimiter, tsv_hint)?;
     let body = &bytes[header.body_start..];
-    let text = std::str::from_utf8(body).map_err(|e| {
-        let line = header.lines + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count() + 1;
-        DataError::malformed(format!("CSV line {line} is not valid UTF-8"))
-    })?;
+    let text = csv_text(body, header.lines + 1)?;
     let columns = parse_csv_body(text, &header, opts.general_parser, header.lines + 1)?;
     let rows = columns.first().map_or(0, Column::len);
     Ok(Table { columns, rows })
@@ -260,7 +330,7 @@ pub fn parse_csv_body(
         let arena = parse_general(body, delimiter, width, first_line)?;
         Ok(crate::stats::on_threads(width, |range| {
             range
-                .map(|col| infer_column(headers[col].clone(), &arena[col].fields()))
+                .map(|col| infer_column(headers[col].clone(), &[&arena[col].fields()]))
                 .collect()
         }))
     }
@@ -278,11 +348,18 @@ fn csv_reader(part: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
 /// quote (a quoted field may hold either) and no carriage return except
 /// before a line feed (a lone one also ends a record).
 fn is_plain(body: &str) -> bool {
-    let bytes = body.as_bytes();
-    if memchr::memchr(b'"', bytes).is_some() {
-        return false;
-    }
-    memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
+    let parts = split_at_lines(body);
+    crate::stats::on_threads(parts.len(), |range| {
+        range
+            .map(|k| {
+                let bytes = parts[k].as_bytes();
+                memchr::memchr(b'"', bytes).is_none()
+                    && memchr::memchr_iter(b'\r', bytes).all(|i| bytes.get(i + 1) == Some(&b'\n'))
+            })
+            .collect()
+    })
+    .into_iter()
+    .all(|plain| plain)
 }
 
 /// Calls `field(column, text)` for every trimmed field of a quote-free
@@ -295,37 +372,57 @@ fn for_each_field<'a>(
     width: usize,
     mut field: impl FnMut(usize, &'a str),
 ) -> std::result::Result<(), (usize, usize)> {
-    // Byte searches (memchr) rather than `str::split(char)`, which compares
-    // the char's encoding after every hit; the delimiter and the line feed
-    // are ASCII (callers check), so every cut falls on a char boundary.
+    // One vectorised search for delimiters and line feeds together (a
+    // search per line and another per field paid a setup per short line).
+    // Both bytes are ASCII (callers check), so every cut falls on a char
+    // boundary; in a quote-free part a carriage return only ever comes
+    // right before a line feed (`is_plain`).
     let bytes = part.as_bytes();
-    let mut line_no = 0;
-    let mut start = 0;
-    while start <= bytes.len() {
-        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        line_no += 1;
-        let line = &part[start..end];
-        start = end + 1;
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        let mut n = 0;
-        let mut from = 0;
-        for cut in
-            memchr::memchr_iter(delimiter, line.as_bytes()).chain(std::iter::once(line.len()))
-        {
+    let mut line_no = 1;
+    let mut from = 0;
+    let mut n = 0;
+    for cut in memchr::memchr2_iter(delimiter, b'\n', bytes).chain(std::iter::once(bytes.len())) {
+        if cut < bytes.len() && bytes[cut] != b'\n' {
             if n < width {
-                field(n, line[from..cut].trim());
+                field(n, trim_field(&part[from..cut]));
             }
             n += 1;
             from = cut + 1;
+            continue;
         }
-        if n != width {
-            return Err((line_no, n));
+        let end = if cut > from && bytes[cut - 1] == b'\r' {
+            cut - 1
+        } else {
+            cut
+        };
+        if n > 0 || end > from {
+            if n < width {
+                field(n, trim_field(&part[from..end]));
+            }
+            n += 1;
+            if n != width {
+                return Err((line_no, n));
+            }
         }
+        n = 0;
+        line_no += 1;
+        from = cut + 1;
     }
     Ok(())
+}
+
+/// `str::trim`, without its Unicode scan for the usual field that starts
+/// and ends with a printable ASCII character (no whitespace character
+/// starts or ends with one of those bytes).
+#[inline]
+fn trim_field(text: &str) -> &str {
+    let printable = |b: &u8| (0x21..0x7f).contains(b);
+    let bytes = text.as_bytes();
+    if bytes.first().is_some_and(printable) && bytes.last().is_some_and(printable) {
+        text
+    } else {
+        text.trim()
+    }
 }
 
 /// A column of one part parsed as the type it appears to have. Text is
@@ -406,6 +503,154 @@ fn ints_as_floats(values: &[Option<i64>], negative_zero: &[usize]) -> Vec<Option
 /// Lines whose fields guess each column's type before the parallel parse.
 const TYPE_SAMPLE_LINES: usize = 100;
 
+/// One part's share of a numeric column's final buffer: as many slots as
+/// the part has lines (an upper bound on its rows).
+enum Region<'r> {
+    Int(&'r mut [MaybeUninit<Option<i64>>]),
+    Float(&'r mut [MaybeUninit<Option<f64>>]),
+}
+
+/// A numeric column's final buffer, which every part writes its rows into
+/// directly while the column's guessed type holds: joining per-part
+/// vectors afterwards copied half of every column into fresh pages, and
+/// faulting those in cost a quarter of a CSV read.
+enum Buffer {
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Unused,
+}
+
+/// One column of one part while it is parsed: in its region of the final
+/// buffer, or (after a value of another type, which is rare) an owned sink.
+enum PartColumn<'t, 'r> {
+    Int {
+        region: &'r mut [MaybeUninit<Option<i64>>],
+        len: usize,
+        negative_zero: Vec<usize>,
+    },
+    Float {
+        region: &'r mut [MaybeUninit<Option<f64>>],
+        len: usize,
+    },
+    Owned(Sink<'t>),
+}
+
+impl<'t, 'r> PartColumn<'t, 'r> {
+    fn new(region: Option<Region<'r>>, guess: &Sink<'_>, rows: usize) -> PartColumn<'t, 'r> {
+        match region {
+            Some(Region::Int(region)) => PartColumn::Int {
+                region,
+                len: 0,
+                negative_zero: Vec::new(),
+            },
+            Some(Region::Float(region)) => PartColumn::Float { region, len: 0 },
+            None => PartColumn::Owned(Sink::like(guess, rows)),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, text: &'t str) {
+        match self {
+            PartColumn::Int {
+                region,
+                len,
+                negative_zero,
+            } => {
+                let value = if text.is_empty() {
+                    None
+                } else if let Ok(v) = text.parse::<i64>() {
+                    if v == 0 && text.starts_with('-') {
+                        negative_zero.push(*len);
+                    }
+                    Some(v)
+                } else {
+                    return self.spill(text);
+                };
+                match region.get_mut(*len) {
+                    Some(slot) => {
+                        slot.write(value);
+                        *len += 1;
+                    }
+                    None => self.spill(text),
+                }
+            }
+            PartColumn::Float { region, len } => {
+                let value = if text.is_empty() {
+                    None
+                } else if let Ok(x) = text.parse::<f64>() {
+                    Some(x)
+                } else {
+                    return self.spill(text);
+                };
+                match region.get_mut(*len) {
+                    Some(slot) => {
+                        slot.write(value);
+                        *len += 1;
+                    }
+                    None => self.spill(text),
+                }
+            }
+            PartColumn::Owned(sink) => sink.push(text),
+        }
+    }
+
+    /// Moves the rows written so far into an owned sink, then pushes `text`
+    /// there (which retypes the sink as the owned path does).
+    fn spill(&mut self, text: &'t str) {
+        let mut sink = self.take_owned_sink();
+        sink.push(text);
+        *self = PartColumn::Owned(sink);
+    }
+
+    fn take_owned_sink(&mut self) -> Sink<'t> {
+        match self {
+            PartColumn::Int {
+                region,
+                len,
+                negative_zero,
+            } => Sink::Int {
+                values: written(region, *len).to_vec(),
+                negative_zero: std::mem::take(negative_zero),
+            },
+            PartColumn::Float { region, len } => Sink::Float(written(region, *len).to_vec()),
+            PartColumn::Owned(sink) => std::mem::replace(sink, Sink::Failed),
+        }
+    }
+
+    fn rows_in_region(&self) -> Option<usize> {
+        match self {
+            PartColumn::Int { len, .. } | PartColumn::Float { len, .. } => Some(*len),
+            PartColumn::Owned(_) => None,
+        }
+    }
+}
+
+/// The first `len` slots of a region, which its part has written.
+fn written<T: Copy>(region: &[MaybeUninit<T>], len: usize) -> &[T] {
+    let init = &region[..len];
+    // SAFETY: a part writes its slots in order and counts them in `len`,
+    // so the first `len` are initialised; MaybeUninit<T> has T's layout.
+    unsafe { &*(init as *const [MaybeUninit<T>] as *const [T]) }
+}
+
+/// Moves each part's rows to follow the previous part's (parts with
+/// blank lines leave slots unused) and sets the vector's length to the
+/// rows written.
+fn join_regions<T: Copy>(buffer: &mut Vec<T>, lines: &[usize], rows: &[usize]) {
+    let spare = buffer.spare_capacity_mut();
+    let (mut from, mut to) = (0, 0);
+    for (&lines, &rows) in lines.iter().zip(rows) {
+        if from != to {
+            spare.copy_within(from..from + rows, to);
+        }
+        from += lines;
+        to += rows;
+    }
+    // SAFETY: every part initialised its first `rows` slots, and the moves
+    // above made them the first `to` slots, contiguously.
+    unsafe { buffer.set_len(to) };
+}
+
 /// Parses a quote-free body into typed columns, one part per core, in one
 /// walk for columns whose type holds; the text of the others is collected
 /// in a second walk and typed like the quote-aware path types it.
@@ -434,17 +679,69 @@ fn parse_plain(
     let sample_lines = body[..sample_end].matches('\n').count().max(1);
     let line_bytes = (sample_end / sample_lines).max(1);
     let parts = split_at_lines(body);
+    // Line feeds per part, plus one for a last line without one: never
+    // fewer than the part's rows.
+    let line_feeds: Vec<usize> = crate::stats::on_threads(parts.len(), |range| {
+        range
+            .map(|k| memchr::memchr_iter(b'\n', parts[k].as_bytes()).count())
+            .collect()
+    });
+    let lines: Vec<usize> = line_feeds
+        .iter()
+        .zip(&parts)
+        .map(|(n, p)| n + usize::from(!p.is_empty() && !p.ends_with('\n')))
+        .collect();
+    let total_lines = lines.iter().sum();
     let ragged = |k: usize, (line, fields): (usize, usize)| {
         // Lines are counted per part (from 1); add the parts before.
-        let before: usize = parts[..k]
-            .iter()
-            .map(|p| memchr::memchr_iter(b'\n', p.as_bytes()).count())
-            .sum();
+        let before: usize = line_feeds[..k].iter().sum();
         DataError::malformed(format!(
             "ragged CSV: line {} has {fields} fields, the header has {width}",
             line + before + first_line - 1
         ))
     };
+
+    let mut buffers: Vec<Buffer> = guess
+        .iter()
+        .map(|g| match g {
+            Sink::Int { .. } => Buffer::Int(Vec::with_capacity(total_lines)),
+            Sink::Float(_) => Buffer::Float(Vec::with_capacity(total_lines)),
+            Sink::Text(_) | Sink::Failed => Buffer::Unused,
+        })
+        .collect();
+    // regions[k][c]: part k's slots of column c.
+    let mut regions: Vec<Vec<Option<Region>>> = (0..parts.len())
+        .map(|_| (0..width).map(|_| None).collect())
+        .collect();
+    for (c, buffer) in buffers.iter_mut().enumerate() {
+        fn split<'r, T>(
+            mut rest: &'r mut [MaybeUninit<T>],
+            lines: &[usize],
+            wrap: impl Fn(&'r mut [MaybeUninit<T>]) -> Region<'r>,
+            regions: &mut [Vec<Option<Region<'r>>>],
+            c: usize,
+        ) {
+            for (k, &n) in lines.iter().enumerate() {
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(n);
+                regions[k][c] = Some(wrap(head));
+                rest = tail;
+            }
+        }
+        match buffer {
+            Buffer::Int(v) => split(v.spare_capacity_mut(), &lines, Region::Int, &mut regions, c),
+            Buffer::Float(v) => split(
+                v.spare_capacity_mut(),
+                &lines,
+                Region::Float,
+                &mut regions,
+                c,
+            ),
+            Buffer::Unused => {}
+        }
+    }
+    let regions: Vec<std::sync::Mutex<Vec<Option<Region>>>> =
+        regions.into_iter().map(std::sync::Mutex::new).collect();
+
     let parsed = crate::stats::on_threads(parts.len(), |range| {
         range
             .map(|k| {
@@ -454,17 +751,50 @@ fn parse_plain(
                 let len = parts[k].len();
                 let rows =
                     (len / line_bytes + len / line_bytes / 8 + 16).min(len / (4 * width) + 16);
-                let mut sinks: Vec<Sink> = guess.iter().map(|g| Sink::like(g, rows)).collect();
-                for_each_field(parts[k], delimiter, width, |c, t| sinks[c].push(t))
-                    .map(|()| sinks)
+                let mine = std::mem::take(&mut *regions[k].lock().expect("not poisoned"));
+                let mut columns: Vec<PartColumn> = mine
+                    .into_iter()
+                    .zip(&guess)
+                    .map(|(region, g)| PartColumn::new(region, g, rows))
+                    .collect();
+                for_each_field(parts[k], delimiter, width, |c, t| columns[c].push(t))
+                    .map(|()| columns)
                     .map_err(|e| ragged(k, e))
             })
             .collect::<Vec<_>>()
     });
-    let mut parts_sinks = Vec::with_capacity(parsed.len());
+    let mut parts_columns = Vec::with_capacity(parsed.len());
     for p in parsed {
-        parts_sinks.push(p?);
+        parts_columns.push(p?);
     }
+    // A column every part kept in its region is complete once the regions
+    // are joined; the others take their parts as owned sinks.
+    let region_rows: Vec<Option<Vec<usize>>> = (0..width)
+        .map(|c| {
+            parts_columns
+                .iter()
+                .map(|p| p[c].rows_in_region())
+                .collect::<Option<Vec<usize>>>()
+        })
+        .collect();
+    let mut parts_sinks: Vec<Vec<Sink>> = parts_columns
+        .into_iter()
+        .map(|columns| {
+            columns
+                .into_iter()
+                .zip(&region_rows)
+                .map(|(mut column, joined)| match joined {
+                    // A placeholder: this column is built from its buffer.
+                    Some(_) => Sink::Int {
+                        values: Vec::new(),
+                        negative_zero: Vec::new(),
+                    },
+                    None => column.take_owned_sink(),
+                })
+                .collect()
+        })
+        .collect();
+
     // Columns any part could not keep as numbers are typed from their text.
     let textual: Vec<bool> = (0..width)
         .map(|c| {
@@ -499,24 +829,59 @@ fn parse_plain(
             }
         }
     }
-    // Column-wise from here: each column takes its parts' sinks.
+    // Column-wise from here: each column takes its buffer or its parts' sinks.
     let mut by_column: Vec<Vec<Sink>> = (0..width).map(|_| Vec::new()).collect();
     for sinks in parts_sinks {
         for (c, sink) in sinks.into_iter().enumerate() {
             by_column[c].push(sink);
         }
     }
-    let by_column: Vec<std::sync::Mutex<Vec<Sink>>> =
-        by_column.into_iter().map(std::sync::Mutex::new).collect();
+    let work: Vec<std::sync::Mutex<(Buffer, Vec<Sink>)>> = buffers
+        .into_iter()
+        .zip(by_column)
+        .map(std::sync::Mutex::new)
+        .collect();
     let columns = crate::stats::on_threads(width, |range| {
         range
             .map(|c| {
-                let parts = std::mem::take(&mut *by_column[c].lock().expect("not poisoned"));
-                typed_column(headers[c].clone(), parts)
+                let (buffer, parts) = std::mem::replace(
+                    &mut *work[c].lock().expect("not poisoned"),
+                    (Buffer::Unused, Vec::new()),
+                );
+                let name = headers[c].clone();
+                match (&region_rows[c], buffer) {
+                    (Some(rows), Buffer::Int(mut v)) => {
+                        join_regions(&mut v, &lines, rows);
+                        numeric_column(name, "int", v, ColumnData::Int)
+                    }
+                    (Some(rows), Buffer::Float(mut v)) => {
+                        join_regions(&mut v, &lines, rows);
+                        numeric_column(name, "float", v, ColumnData::Float)
+                    }
+                    _ => typed_column(name, parts),
+                }
             })
             .collect()
     });
     Ok(columns)
+}
+
+/// A numeric column, or (when every value is missing) the text column the
+/// other paths type an all-empty column as.
+fn numeric_column<T>(
+    name: String,
+    source_type: &str,
+    values: Vec<Option<T>>,
+    data: impl FnOnce(Vec<Option<T>>) -> ColumnData,
+) -> Column {
+    if values.iter().all(Option::is_none) {
+        return infer_column(name, &[&vec![""; values.len()]]);
+    }
+    Column {
+        name,
+        source_type: source_type.into(),
+        data: data(values),
+    }
 }
 
 /// One column from its parts: integers if every part kept integers, floats
@@ -563,17 +928,24 @@ fn typed_column(name: String, parts: Vec<Sink>) -> Column {
         }
         ("float", ColumnData::Float(out))
     } else {
-        let texts: Vec<&str> = parts
-            .into_iter()
-            .flat_map(|s| match s {
-                Sink::Text(t) => t,
-                // All-empty numeric parts: their fields were "".
+        // All-empty numeric parts: their fields were "".
+        let empties: Vec<Vec<&str>> = parts
+            .iter()
+            .map(|s| match s {
                 Sink::Int { values, .. } => vec![""; values.len()],
                 Sink::Float(v) => vec![""; v.len()],
-                Sink::Failed => Vec::new(),
+                Sink::Text(_) | Sink::Failed => Vec::new(),
             })
             .collect();
-        return infer_column(name, &texts);
+        let chunks: Vec<&[&str]> = parts
+            .iter()
+            .zip(&empties)
+            .map(|(s, e)| match s {
+                Sink::Text(t) => t.as_slice(),
+                _ => e.as_slice(),
+            })
+            .collect();
+        return infer_column(name, &chunks);
     };
     Column {
         name,
@@ -624,6 +996,16 @@ fn parse_general(
 
 /// Splits a CSV body into one part per core at line ends.
 fn split_at_lines(body: &str) -> Vec<&str> {
+    // Each cut follows a line feed, so it is a char boundary.
+    line_parts(body.as_bytes())
+        .into_iter()
+        .map(|r| &body[r])
+        .collect()
+}
+
+/// Byte ranges of one part per core, each ending after a line feed (but
+/// the last); parts of at least 1 MiB.
+fn line_parts(body: &[u8]) -> Vec<std::ops::Range<usize>> {
     const MIN_PART: usize = 1 << 20;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let parts = threads.min(body.len() / MIN_PART).max(1);
@@ -631,14 +1013,42 @@ fn split_at_lines(body: &str) -> Vec<&str> {
     let mut start = 0;
     for k in 1..parts {
         let target = (body.len() * k / parts).max(start);
-        let Some(nl) = memchr::memchr(b'\n', &body.as_bytes()[target..]) else {
+        let Some(nl) = memchr::memchr(b'\n', &body[target..]) else {
             break;
         };
-        out.push(&body[start..target + nl + 1]);
+        out.push(start..target + nl + 1);
         start = target + nl + 1;
     }
-    out.push(&body[start..]);
+    out.push(start..body.len());
     out
+}
+
+/// A CSV block as text, checked on every core; an error names the line
+/// (counted from `first_line`) of the first byte that is not UTF-8.
+pub fn csv_text(block: &[u8], first_line: usize) -> Result<&str> {
+    let parts = line_parts(block);
+    // Parts end at line feeds, so a multi-byte character never straddles
+    // two of them: each is valid exactly when the whole is.
+    let bad = crate::stats::on_threads(parts.len(), |range| {
+        range
+            .map(|k| {
+                std::str::from_utf8(&block[parts[k].clone()])
+                    .err()
+                    .map(|e| parts[k].start + e.valid_up_to())
+            })
+            .collect()
+    });
+    match bad.into_iter().flatten().next() {
+        // SAFETY: every part was validated above, and a concatenation of
+        // valid UTF-8 strings is valid UTF-8.
+        None => Ok(unsafe { std::str::from_utf8_unchecked(block) }),
+        Some(at) => {
+            let line = first_line + memchr::memchr_iter(b'\n', &block[..at]).count();
+            Err(DataError::malformed(format!(
+                "CSV line {line} is not valid UTF-8"
+            )))
+        }
+    }
 }
 
 /// One column's trimmed fields back to back (an empty field is missing),
@@ -684,14 +1094,17 @@ fn csv_error(e: csv::Error) -> DataError {
     }
 }
 
-/// Picks the narrowest type every non-empty value parses as.
-fn infer_column(name: String, fields: &[&str]) -> Column {
-    let fields = || fields.iter().copied();
-    let (source_type, data) = if let Some(v) = parse_all(fields(), str::parse::<i64>) {
+/// Picks the narrowest type every non-empty value parses as; the fields
+/// come in chunks (one per part of the body) so that they are never
+/// copied into one list.
+fn infer_column(name: String, chunks: &[&[&str]]) -> Column {
+    let fields = || chunks.iter().flat_map(|c| c.iter().copied());
+    let rows = chunks.iter().map(|c| c.len()).sum();
+    let (source_type, data) = if let Some(v) = parse_all(rows, fields(), str::parse::<i64>) {
         ("int", ColumnData::Int(v))
-    } else if let Some(v) = parse_all(fields(), str::parse::<f64>) {
+    } else if let Some(v) = parse_all(rows, fields(), str::parse::<f64>) {
         ("float", ColumnData::Float(v))
-    } else if let Some(v) = parse_all(fields(), |s| {
+    } else if let Some(v) = parse_all(rows, fields(), |s| {
         if s.eq_ignore_ascii_case("true") {
             Ok(true)
         } else if s.eq_ignore_ascii_case("false") {
@@ -702,9 +1115,9 @@ fn infer_column(name: String, fields: &[&str]) -> Column {
     }) {
         ("bool", ColumnData::Bool(v))
     } else {
-        let values = fields()
-            .map(|f| (!f.is_empty()).then(|| f.to_string()))
-            .collect();
+        let bytes = fields().map(str::len).sum();
+        let mut values = TextColumn::with_capacity(rows, bytes);
+        values.extend(fields().map(|f| (!f.is_empty()).then_some(f)));
         ("string", ColumnData::Str(values))
     };
     Column {
@@ -717,20 +1130,20 @@ fn infer_column(name: String, fields: &[&str]) -> Column {
 /// Every present value parsed, or `None` if one fails or none is present
 /// ("" is missing).
 fn parse_all<'a, T, E>(
+    rows: usize,
     fields: impl Iterator<Item = &'a str>,
     parse: impl Fn(&str) -> std::result::Result<T, E>,
 ) -> Option<Vec<Option<T>>> {
     let mut any = false;
-    let out = fields
-        .map(|f| {
-            if f.is_empty() {
-                Some(None)
-            } else {
-                any = true;
-                parse(f).ok().map(Some)
-            }
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows);
+    for f in fields {
+        if f.is_empty() {
+            out.push(None);
+        } else {
+            any = true;
+            out.push(Some(parse(f).ok()?));
+        }
+    }
     any.then_some(out)
 }
 
@@ -884,31 +1297,31 @@ pub fn append_array(col: &mut Column, array: &arrow_array::ArrayRef, shown: &str
         }
         (ColumnData::Str(v), DataType::Utf8) => {
             let a = array.as_string::<i32>();
-            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
         }
         (ColumnData::Str(v), DataType::LargeUtf8) => {
             let a = array.as_string::<i64>();
-            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
         }
         (ColumnData::Str(v), DataType::Utf8View) => {
             let a = array.as_string_view();
-            v.extend((0..n).map(|i| valid(i).then(|| a.value(i).to_string())));
+            v.extend((0..n).map(|i| valid(i).then(|| a.value(i))));
         }
         (ColumnData::Str(v), DataType::Dictionary(_, _)) => {
             let a = array.as_any_dictionary();
             let keys = a.normalized_keys();
             let values = a.values();
-            let strings: Vec<Option<String>> = match values.data_type() {
+            let strings: Vec<Option<&str>> = match values.data_type() {
                 DataType::Utf8 => {
                     let s = values.as_string::<i32>();
                     (0..s.len())
-                        .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                        .map(|i| s.is_valid(i).then(|| s.value(i)))
                         .collect()
                 }
                 DataType::LargeUtf8 => {
                     let s = values.as_string::<i64>();
                     (0..s.len())
-                        .map(|i| s.is_valid(i).then(|| s.value(i).to_string()))
+                        .map(|i| s.is_valid(i).then(|| s.value(i)))
                         .collect()
                 }
                 other => {
@@ -921,7 +1334,7 @@ pub fn append_array(col: &mut Column, array: &arrow_array::ArrayRef, shown: &str
             };
             v.extend((0..n).map(|i| {
                 if valid(i) {
-                    strings.get(keys[i]).cloned().flatten()
+                    strings.get(keys[i]).copied().flatten()
                 } else {
                     None
                 }
@@ -1074,7 +1487,7 @@ pub fn summarise_column(col: &Column) -> ColumnSummary {
                 }
             }
             ColumnData::Str(v) => {
-                if v[row].is_none() {
+                if v.get(row).is_none() {
                     s.nulls += 1
                 }
             }
@@ -1190,6 +1603,55 @@ mod tests {
             ColumnData::Float(v) => assert_eq!(v[5].map(f64::to_bits), Some((-0.0f64).to_bits())),
             _ => unreachable!(),
         }
+    }
+
+    /// Blank lines leave unused slots in each part's share of a column's
+    /// buffer; joining the parts must close the gaps in order.
+    #[test]
+    fn blank_lines_in_every_part_leave_no_gaps() {
+        let mut text = String::from("a,b,c\r\n");
+        let n = 200_000;
+        for r in 0..n {
+            text.push_str(&format!(
+                "{r},{}.25,{}\r\n",
+                r % 977,
+                if r % 5 == 0 { "" } else { "x" }
+            ));
+            if r % 1_000 == 7 {
+                text.push_str("\r\n");
+            }
+            if r % 3_001 == 0 {
+                text.push('\n');
+            }
+        }
+        assert!(text.len() > 2 << 20);
+        let fast = parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap();
+        let general = parse_csv(
+            text.as_bytes(),
+            &CsvOptions {
+                general_parser: true,
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(fast.rows, n);
+        assert!(fast == general, "the two parsers disagree");
+        for r in [0, 1, 99_999, 100_000, 150_001, n - 1] {
+            assert_eq!(fast.columns[0].cell(r), Some(r.to_string()));
+            assert_eq!(fast.columns[1].cell(r), Some(format!("{}.25", r % 977)));
+        }
+    }
+
+    #[test]
+    fn text_columns_keep_nulls_and_empty_strings_apart() {
+        let c: TextColumn = [Some("ab"), None, Some(""), Some("ü"), None]
+            .into_iter()
+            .collect();
+        assert_eq!(c.len(), 5);
+        let back: Vec<Option<&str>> = c.iter().collect();
+        assert_eq!(back, [Some("ab"), None, Some(""), Some("ü"), None]);
+        assert!(TextColumn::default().is_empty());
     }
 
     #[test]

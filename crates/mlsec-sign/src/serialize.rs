@@ -203,7 +203,7 @@ pub fn hash(files: &[(String, PathBuf)], ser: &Serialization) -> Result<Vec<Reso
     // Shards: every file is mapped once and its shards spread over threads.
     let mut maps = Vec::with_capacity(files.len());
     for (_, path) in files {
-        maps.push(map(path)?);
+        maps.push(mlsec_core::file_bytes::read(path).map_err(|e| SignError::io(path, &e))?);
     }
     let mut work: Vec<(usize, u64, u64)> = Vec::new();
     let Method::Shards { shard_size } = ser.method else {
@@ -332,7 +332,8 @@ fn hash_files(
             return Ok(ser.hash_type.digest(&buf));
         }
         drop(buf);
-        Ok(ser.hash_type.digest(&map(path)?))
+        let bytes = mlsec_core::file_bytes::read(path).map_err(|e| SignError::io(path, &e))?;
+        Ok(ser.hash_type.digest(&bytes))
     })?;
     Ok(resources(files, &algorithm, digests.into_iter()))
 }
@@ -373,33 +374,6 @@ fn parallel(
                 .unwrap_or_else(|| Err(SignError::Input("hashing worker failed".into())))
         })
         .collect()
-}
-
-enum Mapped {
-    Map(memmap2::Mmap),
-    Empty,
-}
-
-impl std::ops::Deref for Mapped {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Mapped::Map(m) => m,
-            Mapped::Empty => &[],
-        }
-    }
-}
-
-fn map(path: &Path) -> Result<Mapped, SignError> {
-    let f = std::fs::File::open(path).map_err(|e| SignError::io(path, &e))?;
-    if f.metadata().map_err(|e| SignError::io(path, &e))?.len() == 0 {
-        return Ok(Mapped::Empty);
-    }
-    // SAFETY: read-only private map; a concurrent truncation raises SIGBUS,
-    // the documented risk of every memory-mapped reader.
-    unsafe { memmap2::Mmap::map(&f) }
-        .map(Mapped::Map)
-        .map_err(|e| SignError::io(path, &e))
 }
 
 /// SHA-256 over the concatenated raw digests, in resource order: the

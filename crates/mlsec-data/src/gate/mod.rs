@@ -160,10 +160,9 @@ fn add(q: &mut BTreeMap<usize, Vec<String>>, row: usize, reason: String) {
 /// Runs the gate on one batch.
 pub fn run(input: &GateInput) -> Result<Outcome, String> {
     let policy = input.policy;
-    let batch_bytes =
-        std::fs::read(input.batch).map_err(|e| format!("{}: {e}", input.batch.display()))?;
-    let batch_sha256 = mlsec_core::digest::sha256_hex(&batch_bytes);
-    drop(batch_bytes);
+    // Streamed: the batch is hashed without holding a second copy of it.
+    let (batch_sha256, _) = mlsec_core::digest::sha256_file(input.batch)
+        .map_err(|e| format!("{}: {e}", input.batch.display()))?;
     let table = table::read_table(input.batch).map_err(|e| e.to_string())?;
     let shown = input.batch.display().to_string();
     let mut out = Outcome {

@@ -131,7 +131,7 @@ fn canonical_cell(c: &Column, r: usize) -> String {
         }),
         ColumnData::Int(v) => v[r].map_or("∅".into(), |x| x.to_string()),
         ColumnData::Bool(v) => v[r].map_or("∅".into(), |x| x.to_string()),
-        ColumnData::Str(v) => v[r].as_deref().map_or("∅".into(), minhash::normalise),
+        ColumnData::Str(v) => v.get(r).map_or("∅".into(), minhash::normalise),
     }
 }
 
