@@ -92,6 +92,24 @@ fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usi
 }
 
 /// Compares a whole in-memory `stream` with `reference`, window by window.
+/// The mean and standard deviation of a column's numbers (1 where it has
+/// no spread, so that standardising never divides by zero).
+fn mean_and_deviation(c: &[f64]) -> (f64, f64) {
+    let (mut n, mut sum) = (0usize, 0.0);
+    for &x in c.iter().filter(|x| !x.is_nan()) {
+        n += 1;
+        sum += x;
+    }
+    let m = sum / n.max(1) as f64;
+    let var = c
+        .iter()
+        .filter(|x| !x.is_nan())
+        .map(|x| (x - m) * (x - m))
+        .sum::<f64>()
+        / n.max(1) as f64;
+    (m, if var > 0.0 { var.sqrt() } else { 1.0 })
+}
+
 pub fn monitor(
     reference: &Frame,
     stream: &Frame,
@@ -129,24 +147,18 @@ pub fn monitor_chunks(
         .iter()
         .map(|&(i, _)| reference.columns[i].as_slice())
         .collect();
-    let (mean, sd): (Vec<f64>, Vec<f64>) = ref_cols
-        .iter()
-        .map(|c| {
-            let (mut n, mut sum) = (0usize, 0.0);
-            for &x in c.iter().filter(|x| !x.is_nan()) {
-                n += 1;
-                sum += x;
-            }
-            let m = sum / n.max(1) as f64;
-            let var = c
-                .iter()
-                .filter(|x| !x.is_nan())
-                .map(|x| (x - m) * (x - m))
-                .sum::<f64>()
-                / n.max(1) as f64;
-            (m, if var > 0.0 { var.sqrt() } else { 1.0 })
+    // MMD standardises by the reference's mean and deviation: two passes
+    // over every reference value, skipped when MMD is off (they cost KS a
+    // fifth of its time), spread over the cores when it is on.
+    let (mean, sd): (Vec<f64>, Vec<f64>) = if opts.mmd {
+        stats::on_threads(ref_cols.len(), |range| {
+            range.map(|k| mean_and_deviation(ref_cols[k])).collect()
         })
-        .unzip();
+        .into_iter()
+        .unzip()
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     let ref_mmd = if opts.mmd {
         let rows = sample_rows(reference.rows, opts.mmd_rows, &mut rng);

@@ -2,7 +2,7 @@
 //!
 //! Sorting a million-value column costs ~20 ms; what the KS statistic needs
 //! is only how many values of each sample fall below each point of the
-//! merged order. A few thousand evenly spaced intervals over the sample's
+//! merged order. Up to 16,384 evenly spaced intervals over the sample's
 //! central range (plus one for each tail) are counted in one pass per
 //! sample. The ECDF difference is then known exactly at every interval's
 //! end and bounded inside it (it can rise by at most the interval's share
@@ -17,9 +17,11 @@
 use super::drift::{psi_cuts, psi_from_counts, psi_ranks};
 use super::ks::{with_pvalue, Extremes, KsMethod, KsResult};
 
-/// At most this many intervals, so that the counts stay in the
-/// first-level caches…
-const MAX_INTERVALS: usize = 4096;
+/// At most this many intervals, so that the counts (four partial
+/// histograms of u32) stay in the second-level cache: finer intervals
+/// leave fewer values to sort (4,096 gathered and sorted 4–12 % of a
+/// million-row reference; 16,384 ran KS on 20 features 12 % faster)…
+const MAX_INTERVALS: usize = 16384;
 /// …and at least this many values per interval on average, so that a pass
 /// is not spent on near-empty intervals.
 const MIN_VALUES_PER_INTERVAL: usize = 64;
