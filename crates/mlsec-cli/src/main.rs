@@ -8,6 +8,7 @@ use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    mlsec_core::memory::keep_freed_memory();
     let cli = cli::Cli::parse();
     let result = match &cli.command {
         cli::Command::Rules(args) => commands::rules::run(&cli.global, args),

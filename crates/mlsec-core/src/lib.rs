@@ -6,12 +6,14 @@
 //! - the [`Report`] a command produces and its renderings: terminal text,
 //!   JSON (`mlsec-report/1`) and SARIF 2.1.0 ([`sarif`]);
 //! - [`digest`]: SHA-256 helpers used to identify artifacts;
-//! - [`file_bytes`]: whole files as one slice, mapped when large.
+//! - [`file_bytes`]: whole files as one slice, mapped when large;
+//! - [`memory`]: allocator settings for a batch tool.
 
 pub mod atlas;
 pub mod digest;
 pub mod file_bytes;
 mod finding;
+pub mod memory;
 mod owasp;
 mod report;
 mod rule;

@@ -25,6 +25,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // As the CLI does.
+    mlsec_core::memory::keep_freed_memory();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 5;
     if let Some(i) = args.iter().position(|a| a == "--runs") {
