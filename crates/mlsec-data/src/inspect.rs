@@ -945,22 +945,7 @@ fn table_checks(
         }
     }
     if t.rows > 1 && t.columns.len() > usize::from(label.is_some()) {
-        let keys: Vec<Vec<u8>> = (0..t.rows)
-            .map(|r| {
-                let mut k = Vec::new();
-                for (c, col) in t.columns.iter().enumerate() {
-                    if Some(c) == label {
-                        continue;
-                    }
-                    match col.cell(r) {
-                        Some(s) => k.extend_from_slice(s.as_bytes()),
-                        None => k.push(0),
-                    }
-                    k.push(0x1f);
-                }
-                k
-            })
-            .collect();
+        let keys = typed_row_keys(t, label);
         let key_refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
         let labels: Option<Vec<String>> = label.map(|c| {
             (0..t.rows)
@@ -972,6 +957,65 @@ fn table_checks(
             imbalance_check(l, loc, opts, findings);
         }
     }
+}
+
+/// A SHA-256 of each row's typed values (the label column left out): rows
+/// are equal exactly when their cells' texts are, without formatting a
+/// single number (formatting 20 million floats as text, and holding the
+/// texts, made inspecting a 166 MB Parquet file take 5 s and 1 GB).
+fn typed_row_keys(t: &table::Table, label: Option<usize>) -> Vec<[u8; 32]> {
+    use sha2::{Digest, Sha256};
+    use table::ColumnData;
+    let columns: Vec<&table::Column> = t
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|&(c, _)| Some(c) != label)
+        .map(|(_, col)| col)
+        .collect();
+    crate::stats::on_threads(t.rows, |range| {
+        let mut cell = Vec::with_capacity(64);
+        range
+            .map(|r| {
+                let mut h = Sha256::new();
+                for col in &columns {
+                    cell.clear();
+                    match &col.data {
+                        ColumnData::Int(v) => match v[r] {
+                            Some(x) => {
+                                cell.push(1);
+                                cell.extend_from_slice(&x.to_le_bytes());
+                            }
+                            None => cell.push(0),
+                        },
+                        ColumnData::Float(v) => match v[r] {
+                            // Every NaN prints as "NaN": one key for all.
+                            Some(x) if x.is_nan() => cell.push(3),
+                            Some(x) => {
+                                cell.push(2);
+                                cell.extend_from_slice(&x.to_bits().to_le_bytes());
+                            }
+                            None => cell.push(0),
+                        },
+                        ColumnData::Bool(v) => match v[r] {
+                            Some(x) => cell.extend_from_slice(&[4, u8::from(x)]),
+                            None => cell.push(0),
+                        },
+                        ColumnData::Str(v) => match v.get(r) {
+                            Some(x) => {
+                                cell.push(5);
+                                cell.extend_from_slice(&(x.len() as u64).to_le_bytes());
+                                cell.extend_from_slice(x.as_bytes());
+                            }
+                            None => cell.push(0),
+                        },
+                    }
+                    h.update(&cell);
+                }
+                h.finalize().into()
+            })
+            .collect()
+    })
 }
 
 /// Finds samples equal to an earlier one; same label → duplicate,
@@ -1356,4 +1400,70 @@ fn render_dataset(d: &DatasetSummary, out: &mut dyn Write, style: &Style) -> io:
         field(out, "note", n)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use table::{Column, ColumnData, Table, TextColumn};
+
+    /// Row keys are equal exactly when the rows' cell texts are.
+    #[test]
+    fn typed_row_keys_match_cell_text_equality() {
+        let floats = vec![
+            Some(1.0),
+            Some(1.0),
+            Some(-0.0),
+            Some(0.0),
+            Some(f64::NAN),
+            Some(-f64::NAN),
+            None,
+            Some(2.5),
+        ];
+        let texts: TextColumn = [
+            Some("a"),
+            Some("a"),
+            Some("a"),
+            Some("a"),
+            Some(""),
+            Some(""),
+            None,
+            Some(""),
+        ]
+        .into_iter()
+        .collect();
+        let labels = vec![
+            Some(0),
+            Some(1),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+            Some(0),
+        ];
+        let column = |name: &str, data| Column {
+            name: name.into(),
+            source_type: "test".into(),
+            data,
+        };
+        let t = Table {
+            rows: 8,
+            columns: vec![
+                column("x", ColumnData::Float(floats)),
+                column("s", ColumnData::Str(texts)),
+                column("label", ColumnData::Int(labels)),
+            ],
+        };
+        let keys = typed_row_keys(&t, Some(2));
+        let text =
+            |r: usize| -> Vec<Option<String>> { (0..2).map(|c| t.columns[c].cell(r)).collect() };
+        for a in 0..t.rows {
+            for b in 0..t.rows {
+                assert_eq!(keys[a] == keys[b], text(a) == text(b), "rows {a} and {b}");
+            }
+        }
+        // The label is left out: rows 0 and 1 differ only there.
+        assert_eq!(keys[0], keys[1]);
+    }
 }
