@@ -19,23 +19,14 @@ use mlsec_data::frame::Frame;
 use mlsec_data::stats::{IsolationForest, IsolationForestParams};
 use std::time::Instant;
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+mod timing;
+use timing::{median, take_runs};
 
 fn main() {
     // As the CLI does.
     mlsec_core::memory::keep_freed_memory();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let mut runs = 5;
-    if let Some(i) = args.iter().position(|a| a == "--runs") {
-        runs = args
-            .get(i + 1)
-            .and_then(|n| n.parse().ok())
-            .expect("--runs takes a number");
-        args.drain(i..i + 2);
-    }
+    let runs = take_runs(&mut args);
     let [what, reference, batch] = args.as_slice() else {
         eprintln!("usage: screens ks|if REF BATCH [--runs N]");
         std::process::exit(2);

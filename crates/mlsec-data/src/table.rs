@@ -550,7 +550,7 @@ impl<'t, 'r> PartColumn<'t, 'r> {
 
     #[inline]
     fn push(&mut self, text: &'t str) {
-        match self {
+        let stored = match self {
             PartColumn::Int {
                 region,
                 len,
@@ -566,13 +566,7 @@ impl<'t, 'r> PartColumn<'t, 'r> {
                 } else {
                     return self.spill(text);
                 };
-                match region.get_mut(*len) {
-                    Some(slot) => {
-                        slot.write(value);
-                        *len += 1;
-                    }
-                    None => self.spill(text),
-                }
+                write_slot(region, len, value)
             }
             PartColumn::Float { region, len } => {
                 let value = if text.is_empty() {
@@ -582,15 +576,15 @@ impl<'t, 'r> PartColumn<'t, 'r> {
                 } else {
                     return self.spill(text);
                 };
-                match region.get_mut(*len) {
-                    Some(slot) => {
-                        slot.write(value);
-                        *len += 1;
-                    }
-                    None => self.spill(text),
-                }
+                write_slot(region, len, value)
             }
-            PartColumn::Owned(sink) => sink.push(text),
+            PartColumn::Owned(sink) => {
+                sink.push(text);
+                true
+            }
+        };
+        if !stored {
+            self.spill(text);
         }
     }
 
@@ -622,6 +616,20 @@ impl<'t, 'r> PartColumn<'t, 'r> {
             PartColumn::Int { len, .. } | PartColumn::Float { len, .. } => Some(*len),
             PartColumn::Owned(_) => None,
         }
+    }
+}
+
+/// Writes the next slot of a region; `false` when it is full (which its
+/// line count rules out, but a full region spills rather than panics).
+#[inline]
+fn write_slot<T>(region: &mut [MaybeUninit<T>], len: &mut usize, value: T) -> bool {
+    match region.get_mut(*len) {
+        Some(slot) => {
+            slot.write(value);
+            *len += 1;
+            true
+        }
+        None => false,
     }
 }
 
@@ -1565,6 +1573,18 @@ mod tests {
         assert!(e.message.contains("line 170002 has 2 fields"), "{e}");
     }
 
+    /// The body read by the split-and-type path and by the quote-aware one.
+    fn both_parsers(text: &str) -> (Table, Table) {
+        let general = CsvOptions {
+            general_parser: true,
+            ..Default::default()
+        };
+        (
+            parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap(),
+            parse_csv(text.as_bytes(), &general, false).unwrap(),
+        )
+    }
+
     /// Types that change after the sampled lines, in either part, come out
     /// as the quote-aware parser types them, negative zeros included.
     #[test]
@@ -1586,16 +1606,7 @@ mod tests {
             text.push_str(&format!("{r},{i},{t},{b},\n"));
         }
         assert!(text.len() > 2 << 20);
-        let fast = parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap();
-        let general = parse_csv(
-            text.as_bytes(),
-            &CsvOptions {
-                general_parser: true,
-                ..Default::default()
-            },
-            false,
-        )
-        .unwrap();
+        let (fast, general) = both_parsers(&text);
         let kinds: Vec<&str> = fast.columns.iter().map(|c| c.kind()).collect();
         assert_eq!(kinds, ["int", "float", "string", "bool", "string"]);
         assert!(fast == general, "the two parsers disagree");
@@ -1625,16 +1636,7 @@ mod tests {
             }
         }
         assert!(text.len() > 2 << 20);
-        let fast = parse_csv(text.as_bytes(), &CsvOptions::default(), false).unwrap();
-        let general = parse_csv(
-            text.as_bytes(),
-            &CsvOptions {
-                general_parser: true,
-                ..Default::default()
-            },
-            false,
-        )
-        .unwrap();
+        let (fast, general) = both_parsers(&text);
         assert_eq!(fast.rows, n);
         assert!(fast == general, "the two parsers disagree");
         for r in [0, 1, 99_999, 100_000, 150_001, n - 1] {
