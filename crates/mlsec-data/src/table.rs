@@ -750,26 +750,21 @@ fn parse_plain(
     let regions: Vec<std::sync::Mutex<Vec<Option<Region>>>> =
         regions.into_iter().map(std::sync::Mutex::new).collect();
 
-    let parsed = crate::stats::on_threads(parts.len(), |range| {
-        range
-            .map(|k| {
-                // Sized from the sample's line length, with a margin, but
-                // never reserving more than 4 bytes per input byte (a short
-                // sample before long lines must not reserve gigabytes).
-                let len = parts[k].len();
-                let rows =
-                    (len / line_bytes + len / line_bytes / 8 + 16).min(len / (4 * width) + 16);
-                let mine = std::mem::take(&mut *regions[k].lock().expect("not poisoned"));
-                let mut columns: Vec<PartColumn> = mine
-                    .into_iter()
-                    .zip(&guess)
-                    .map(|(region, g)| PartColumn::new(region, g, rows))
-                    .collect();
-                for_each_field(parts[k], delimiter, width, |c, t| columns[c].push(t))
-                    .map(|()| columns)
-                    .map_err(|e| ragged(k, e))
-            })
-            .collect::<Vec<_>>()
+    let parsed = crate::stats::on_threads_each(parts.len(), |k| {
+        // Sized from the sample's line length, with a margin, but
+        // never reserving more than 4 bytes per input byte (a short
+        // sample before long lines must not reserve gigabytes).
+        let len = parts[k].len();
+        let rows = (len / line_bytes + len / line_bytes / 8 + 16).min(len / (4 * width) + 16);
+        let mine = std::mem::take(&mut *regions[k].lock().expect("not poisoned"));
+        let mut columns: Vec<PartColumn> = mine
+            .into_iter()
+            .zip(&guess)
+            .map(|(region, g)| PartColumn::new(region, g, rows))
+            .collect();
+        for_each_field(parts[k], delimiter, width, |c, t| columns[c].push(t))
+            .map(|()| columns)
+            .map_err(|e| ragged(k, e))
     });
     let mut parts_columns = Vec::with_capacity(parsed.len());
     for p in parsed {
@@ -849,27 +844,23 @@ fn parse_plain(
         .zip(by_column)
         .map(std::sync::Mutex::new)
         .collect();
-    let columns = crate::stats::on_threads(width, |range| {
-        range
-            .map(|c| {
-                let (buffer, parts) = std::mem::replace(
-                    &mut *work[c].lock().expect("not poisoned"),
-                    (Buffer::Unused, Vec::new()),
-                );
-                let name = headers[c].clone();
-                match (&region_rows[c], buffer) {
-                    (Some(rows), Buffer::Int(mut v)) => {
-                        join_regions(&mut v, &lines, rows);
-                        numeric_column(name, "int", v, ColumnData::Int)
-                    }
-                    (Some(rows), Buffer::Float(mut v)) => {
-                        join_regions(&mut v, &lines, rows);
-                        numeric_column(name, "float", v, ColumnData::Float)
-                    }
-                    _ => typed_column(name, parts),
-                }
-            })
-            .collect()
+    let columns = crate::stats::on_threads_each(width, |c| {
+        let (buffer, parts) = std::mem::replace(
+            &mut *work[c].lock().expect("not poisoned"),
+            (Buffer::Unused, Vec::new()),
+        );
+        let name = headers[c].clone();
+        match (&region_rows[c], buffer) {
+            (Some(rows), Buffer::Int(mut v)) => {
+                join_regions(&mut v, &lines, rows);
+                numeric_column(name, "int", v, ColumnData::Int)
+            }
+            (Some(rows), Buffer::Float(mut v)) => {
+                join_regions(&mut v, &lines, rows);
+                numeric_column(name, "float", v, ColumnData::Float)
+            }
+            _ => typed_column(name, parts),
+        }
     });
     Ok(columns)
 }
@@ -1002,7 +993,7 @@ fn parse_general(
     Ok(columns)
 }
 
-/// Splits a CSV body into one part per core at line ends.
+/// Splits a CSV body into parts at line ends (see `line_parts`).
 fn split_at_lines(body: &str) -> Vec<&str> {
     // Each cut follows a line feed, so it is a char boundary.
     line_parts(body.as_bytes())
@@ -1011,12 +1002,14 @@ fn split_at_lines(body: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Byte ranges of one part per core, each ending after a line feed (but
-/// the last); parts of at least 1 MiB.
+/// Byte ranges of four parts per core (so that a core that finishes
+/// early takes another), each ending after a line feed (but the last);
+/// parts of at least 1 MiB.
 fn line_parts(body: &[u8]) -> Vec<std::ops::Range<usize>> {
     const MIN_PART: usize = 1 << 20;
+    const PARTS_PER_CORE: usize = 4;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let parts = threads.min(body.len() / MIN_PART).max(1);
+    let parts = (threads * PARTS_PER_CORE).min(body.len() / MIN_PART).max(1);
     let mut out = Vec::with_capacity(parts);
     let mut start = 0;
     for k in 1..parts {
