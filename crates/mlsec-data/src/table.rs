@@ -442,18 +442,6 @@ enum Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    /// An empty sink of the type `other` settled on, sized for `rows`.
-    fn like(other: &Sink<'_>, rows: usize) -> Sink<'a> {
-        match other {
-            Sink::Int { .. } => Sink::Int {
-                values: Vec::with_capacity(rows),
-                negative_zero: Vec::new(),
-            },
-            Sink::Float(_) => Sink::Float(Vec::with_capacity(rows)),
-            Sink::Text(_) | Sink::Failed => Sink::Text(Vec::with_capacity(rows)),
-        }
-    }
-
     fn push(&mut self, text: &'a str) {
         match self {
             Sink::Int {
@@ -536,7 +524,9 @@ enum PartColumn<'t, 'r> {
 }
 
 impl<'t, 'r> PartColumn<'t, 'r> {
-    fn new(region: Option<Region<'r>>, guess: &Sink<'_>, rows: usize) -> PartColumn<'t, 'r> {
+    /// In its region when the column was guessed numeric (every such
+    /// column has one), else collecting text for `rows` rows.
+    fn new(region: Option<Region<'r>>, rows: usize) -> PartColumn<'t, 'r> {
         match region {
             Some(Region::Int(region)) => PartColumn::Int {
                 region,
@@ -544,7 +534,7 @@ impl<'t, 'r> PartColumn<'t, 'r> {
                 negative_zero: Vec::new(),
             },
             Some(Region::Float(region)) => PartColumn::Float { region, len: 0 },
-            None => PartColumn::Owned(Sink::like(guess, rows)),
+            None => PartColumn::Owned(Sink::Text(Vec::with_capacity(rows))),
         }
     }
 
@@ -759,8 +749,7 @@ fn parse_plain(
         let mine = std::mem::take(&mut *regions[k].lock().expect("not poisoned"));
         let mut columns: Vec<PartColumn> = mine
             .into_iter()
-            .zip(&guess)
-            .map(|(region, g)| PartColumn::new(region, g, rows))
+            .map(|region| PartColumn::new(region, rows))
             .collect();
         for_each_field(parts[k], delimiter, width, |c, t| columns[c].push(t))
             .map(|()| columns)
