@@ -13,6 +13,7 @@ pub mod data;
 mod error;
 pub mod native;
 pub mod onnx;
+pub mod ops;
 pub mod train;
 pub mod zoo;
 

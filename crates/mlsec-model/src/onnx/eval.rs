@@ -10,9 +10,10 @@
 //! `x.view(x.size(0), -1)`) runs on the host on integer values.
 
 use crate::error::{ModelError, Result};
+use crate::ops::{conv2d_with, max_pool2d_with};
 use burn::prelude::*;
 use burn::tensor::activation::{leaky_relu, log_softmax, relu, sigmoid, softmax, tanh};
-use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode};
 use mlsec_onnx::{Attr, Graph, HostData, HostTensor, Node};
 use std::collections::HashMap;
@@ -675,7 +676,7 @@ impl Interpreter<'_> {
             dilation: dilations,
             groups: group,
         };
-        let y = conv2d(x, w, bias, options);
+        let y = conv2d_with(x, w, bias, options);
         let d = y.dims();
         Ok(vec![Value::F(y, d.to_vec())])
     }
@@ -700,7 +701,7 @@ impl Interpreter<'_> {
         let pads = pads(node, [sx[2], sx[3]], kernel, strides, dilations)?;
         let ceil_mode = node.int("ceil_mode", 0) != 0;
         let y = if node.op == "MaxPool" {
-            max_pool2d(
+            max_pool2d_with(
                 x,
                 MaxPoolOptions {
                     kernel_size: kernel,

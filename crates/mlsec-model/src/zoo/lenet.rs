@@ -1,3 +1,4 @@
+use crate::ops::{conv2d, max_pool2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -41,8 +42,8 @@ impl LeNet {
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = self.pool.forward(relu(self.conv1.forward(x)));
-        let x = self.pool.forward(relu(self.conv2.forward(x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
+        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
         relu(self.fc1.forward(x.flatten(1, 3)))
     }
 

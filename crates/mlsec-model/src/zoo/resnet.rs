@@ -1,3 +1,4 @@
+use crate::ops::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -43,10 +44,10 @@ impl BasicBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let h = self.bn2.forward(self.conv2.forward(h));
+        let h = relu(self.bn1.forward(conv2d(&self.conv1, x.clone())));
+        let h = self.bn2.forward(conv2d(&self.conv2, h));
         let skip = match &self.shortcut {
-            Some((conv, bn)) => bn.forward(conv.forward(x)),
+            Some((conv, bn)) => bn.forward(conv2d(conv, x)),
             None => x,
         };
         relu(h + skip)
@@ -79,7 +80,7 @@ impl ResNet {
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut h = relu(self.stem_bn.forward(self.stem.forward(x)));
+        let mut h = relu(self.stem_bn.forward(conv2d(&self.stem, x)));
         for block in &self.blocks {
             h = block.forward(h);
         }

@@ -1,0 +1,623 @@
+//! 2-D convolution on plain `f32` slices in NCHW layout: the forward pass and
+//! the gradients for input, weight and bias, each as im2col plus one matrix
+//! product per sample (the `gemm` crate, which burn's `flex` backend also
+//! uses).
+//!
+//! Why by hand: burn's `flex` backend computes a convolution's input gradient
+//! as a transposed convolution and its weight gradient as a convolution with
+//! batch and channels swapped (a 14×14 "kernel" over 32 "images" for LeNet's
+//! second layer), with transposed copies around both. On LeNet those copies
+//! and gathers took more time than the matrix products themselves. Here every
+//! pass is one patch matrix per sample and one product, with samples split
+//! across threads and no copy of the batch.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The shapes of one convolution (groups 1, dilation 1, zero padding on both
+/// sides of each axis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    pub channels_in: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels_out: usize,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl Geometry {
+    /// `None` when the kernel does not fit the padded input or a size is zero.
+    pub fn checked(self) -> Option<Self> {
+        let fits = |axis: usize, size: usize| {
+            self.kernel[axis] > 0
+                && self.stride[axis] > 0
+                && size + 2 * self.padding[axis] >= self.kernel[axis]
+        };
+        let nonzero = self.batch > 0 && self.channels_in > 0 && self.channels_out > 0;
+        (nonzero && fits(0, self.height) && fits(1, self.width)).then_some(self)
+    }
+
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding[0] - self.kernel[0]) / self.stride[0] + 1
+    }
+
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding[1] - self.kernel[1]) / self.stride[1] + 1
+    }
+
+    /// Rows of the patch matrix: one per input channel and kernel tap.
+    fn patch_rows(&self) -> usize {
+        self.channels_in * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Columns of the patch matrix: one per output position.
+    fn positions(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    pub fn input_len(&self) -> usize {
+        self.channels_in * self.height * self.width
+    }
+
+    pub fn output_len(&self) -> usize {
+        self.channels_out * self.positions()
+    }
+
+    pub fn weight_len(&self) -> usize {
+        self.channels_out * self.patch_rows()
+    }
+
+    /// A 1×1 convolution with stride 1 and no padding reads its input as the
+    /// patch matrix itself.
+    fn input_is_patch_matrix(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+
+    /// For output column `ox` and kernel column `kx`, the input column is
+    /// `ox * stride + kx - padding`; returns the `ox` range where it lies
+    /// inside the image (stride 1 only).
+    fn valid_columns(&self, kx: usize) -> (usize, usize) {
+        let ow = self.out_width();
+        let first = self.padding[1].saturating_sub(kx).min(ow);
+        let end = (self.width + self.padding[1]).saturating_sub(kx).min(ow);
+        (first, end.max(first))
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short rows of a patch matrix (often
+/// 14 or 28 values): eight at a time in registers, where `copy_from_slice`
+/// calls `memmove` for each row and the call costs more than the copy.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    let mut dst_blocks = dst.chunks_exact_mut(8);
+    let mut src_blocks = src.chunks_exact(8);
+    for (d, s) in (&mut dst_blocks).zip(&mut src_blocks) {
+        let block: [f32; 8] = s.try_into().expect("blocks of eight");
+        d.copy_from_slice(&block);
+    }
+    for (d, s) in dst_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(src_blocks.remainder())
+    {
+        *d = *s;
+    }
+}
+
+/// One sample's patch matrix, `[channels_in·kh·kw, oh·ow]` row-major, reused
+/// from sample to sample. The entries that fall on the zero padding are the
+/// same for every sample of a geometry: they are zeroed once, when the buffer
+/// is made, and [`PatchMatrix::fill`] writes only the others.
+struct PatchMatrix {
+    values: Vec<f32>,
+}
+
+impl PatchMatrix {
+    fn new(g: &Geometry) -> Self {
+        let len = if g.input_is_patch_matrix() {
+            0
+        } else {
+            g.patch_rows() * g.positions()
+        };
+        PatchMatrix {
+            values: vec![0.0; len],
+        }
+    }
+
+    /// The patch matrix of `image` (the image itself for a plain 1×1
+    /// convolution).
+    fn fill<'a>(&'a mut self, g: &Geometry, image: &'a [f32]) -> &'a [f32] {
+        if g.input_is_patch_matrix() {
+            return image;
+        }
+        im2col(g, image, &mut self.values);
+        &self.values
+    }
+}
+
+/// Writes the entries of `patches` that read the image; the padding entries
+/// are left as they are (zero, see [`PatchMatrix`]).
+fn im2col(g: &Geometry, image: &[f32], patches: &mut [f32]) {
+    let ow = g.out_width();
+    let mut rows = patches.chunks_exact_mut(g.positions());
+    for channel in image.chunks_exact(g.height * g.width) {
+        for ky in 0..g.kernel[0] {
+            for kx in 0..g.kernel[1] {
+                let row = rows.next().expect("patch matrix sized by the geometry");
+                let (first, end) = g.valid_columns(kx);
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = (oy * g.stride[0] + ky).wrapping_sub(g.padding[0]);
+                    if iy >= g.height {
+                        continue;
+                    }
+                    let line = &channel[iy * g.width..][..g.width];
+                    if g.stride[1] == 1 {
+                        if end > first {
+                            let start = first + kx - g.padding[1];
+                            copy_short(&mut out[first..end], &line[start..start + end - first]);
+                        }
+                    } else {
+                        for (ox, value) in out.iter_mut().enumerate() {
+                            let ix = (ox * g.stride[1] + kx).wrapping_sub(g.padding[1]);
+                            if ix < g.width {
+                                *value = line[ix];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each patch entry back onto the input
+/// position it was read from.
+fn col2im_add(g: &Geometry, patches: &[f32], image: &mut [f32]) {
+    let ow = g.out_width();
+    let mut rows = patches.chunks_exact(g.positions());
+    for channel in image.chunks_exact_mut(g.height * g.width) {
+        for ky in 0..g.kernel[0] {
+            for kx in 0..g.kernel[1] {
+                let row = rows.next().expect("patch matrix sized by the geometry");
+                let (first, end) = g.valid_columns(kx);
+                for (oy, out) in row.chunks_exact(ow).enumerate() {
+                    let iy = (oy * g.stride[0] + ky).wrapping_sub(g.padding[0]);
+                    if iy >= g.height {
+                        continue;
+                    }
+                    let line = &mut channel[iy * g.width..][..g.width];
+                    if g.stride[1] == 1 {
+                        if end == first {
+                            continue;
+                        }
+                        let start = first + kx - g.padding[1];
+                        let target = &mut line[start..start + end - first];
+                        for (t, v) in target.iter_mut().zip(&out[first..end]) {
+                            *t += v;
+                        }
+                    } else {
+                        for (ox, value) in out.iter().enumerate() {
+                            let ix = (ox * g.stride[1] + kx).wrapping_sub(g.padding[1]);
+                            if ix < g.width {
+                                line[ix] += value;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A strided view of a matrix inside a slice.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    fn transposed(self) -> Self {
+        Matrix {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+
+    /// Every element the strides address lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride
+                < self.data.len()
+    }
+}
+
+/// `out[m×n] (row-major) = (accumulate ? out : 0) + lhs · rhs`.
+fn matmul(out: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, parallelism: Parallelism) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions");
+    assert!(out.len() >= m * n && lhs.in_bounds() && rhs.in_bounds());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every address the strides reach inside
+    // the three slices, and `out` is borrowed mutably, so it aliases neither
+    // input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride as isize,
+            lhs.row_stride as isize,
+            rhs.data.as_ptr(),
+            rhs.col_stride as isize,
+            rhs.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Samples per worker, and the parallelism left for the matrix products when
+/// there are fewer samples than threads.
+fn split(batch: usize) -> (usize, Parallelism) {
+    let threads = rayon::current_num_threads().max(1);
+    let inner = if batch < threads && threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    };
+    (batch.div_ceil(threads), inner)
+}
+
+/// `output = conv(input, weight) + bias`, all NCHW / OIHW row-major.
+pub fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    assert_eq!(input.len(), g.batch * g.input_len(), "input size");
+    assert_eq!(weight.len(), g.weight_len(), "weight size");
+    let (rows, positions) = (g.patch_rows(), g.positions());
+    let mut output = vec![0.0f32; g.batch * g.output_len()];
+    let (per_worker, inner) = split(g.batch);
+    let kernel = Matrix::row_major(weight, g.channels_out, rows);
+    output
+        .par_chunks_mut(per_worker * g.output_len())
+        .zip(input.par_chunks(per_worker * g.input_len()))
+        .for_each(|(outputs, images)| {
+            let mut patches = PatchMatrix::new(g);
+            for (out, image) in outputs
+                .chunks_exact_mut(g.output_len())
+                .zip(images.chunks_exact(g.input_len()))
+            {
+                if let Some(bias) = bias {
+                    for (plane, b) in out.chunks_exact_mut(positions).zip(bias) {
+                        plane.fill(*b);
+                    }
+                }
+                let rhs = Matrix::row_major(patches.fill(g, image), rows, positions);
+                matmul(out, bias.is_some(), kernel, rhs, inner);
+            }
+        });
+    output
+}
+
+/// Which gradients a backward pass computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub input: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// The gradients of a convolution, each present when it was asked for.
+#[derive(Debug, Default)]
+pub struct Gradients {
+    pub input: Option<Vec<f32>>,
+    pub weight: Option<Vec<f32>>,
+    pub bias: Option<Vec<f32>>,
+}
+
+/// Gradients of `conv(input, weight) + bias` given the output gradient.
+pub fn backward(
+    g: &Geometry,
+    input: &[f32],
+    weight: &[f32],
+    output_grad: &[f32],
+    wanted: Wanted,
+) -> Gradients {
+    assert_eq!(input.len(), g.batch * g.input_len(), "input size");
+    assert_eq!(weight.len(), g.weight_len(), "weight size");
+    assert_eq!(
+        output_grad.len(),
+        g.batch * g.output_len(),
+        "output gradient size"
+    );
+    let (rows, positions) = (g.patch_rows(), g.positions());
+    let (per_worker, inner) = split(g.batch);
+    let kernel_t = Matrix::row_major(weight, g.channels_out, rows).transposed();
+
+    let mut input_grad = if wanted.input {
+        vec![0.0f32; g.batch * g.input_len()]
+    } else {
+        Vec::new()
+    };
+    let workers = g.batch.div_ceil(per_worker);
+    let mut input_grad_parts: Vec<Option<&mut [f32]>> = if wanted.input {
+        input_grad
+            .chunks_mut(per_worker * g.input_len())
+            .map(Some)
+            .collect()
+    } else {
+        (0..workers).map(|_| None).collect()
+    };
+
+    // Each worker sums its own weight and bias gradients; they are added up
+    // below, so no two threads write the same memory.
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = input_grad_parts
+        .par_iter_mut()
+        .enumerate()
+        .map(|(worker, input_grad_part)| {
+            let first = worker * per_worker;
+            let count = per_worker.min(g.batch - first);
+            let mut weight_grad = vec![0.0f32; if wanted.weight { g.weight_len() } else { 0 }];
+            let mut bias_grad = vec![0.0f32; if wanted.bias { g.channels_out } else { 0 }];
+            let mut patches = PatchMatrix::new(g);
+            let mut patch_grads = vec![
+                0.0f32;
+                if g.input_is_patch_matrix() {
+                    0
+                } else {
+                    rows * positions
+                }
+            ];
+            for sample in first..first + count {
+                let image = &input[sample * g.input_len()..][..g.input_len()];
+                let dy = &output_grad[sample * g.output_len()..][..g.output_len()];
+                let dy_matrix = Matrix::row_major(dy, g.channels_out, positions);
+                if wanted.bias {
+                    for (b, plane) in bias_grad.iter_mut().zip(dy.chunks_exact(positions)) {
+                        *b += plane.iter().sum::<f32>();
+                    }
+                }
+                if wanted.weight {
+                    let patches_t =
+                        Matrix::row_major(patches.fill(g, image), rows, positions).transposed();
+                    matmul(&mut weight_grad, true, dy_matrix, patches_t, inner);
+                }
+                if let Some(part) = input_grad_part.as_deref_mut() {
+                    let image_grad = &mut part[(sample - first) * g.input_len()..][..g.input_len()];
+                    if g.input_is_patch_matrix() {
+                        matmul(image_grad, false, kernel_t, dy_matrix, inner);
+                    } else {
+                        matmul(&mut patch_grads, false, kernel_t, dy_matrix, inner);
+                        col2im_add(g, &patch_grads, image_grad);
+                    }
+                }
+            }
+            (weight_grad, bias_grad)
+        })
+        .collect();
+    drop(input_grad_parts);
+
+    let (weight_parts, bias_parts): (Vec<_>, Vec<_>) = partial.into_iter().unzip();
+    Gradients {
+        input: wanted.input.then_some(input_grad),
+        weight: wanted.weight.then(|| add_up(weight_parts)),
+        bias: wanted.bias.then(|| add_up(bias_parts)),
+    }
+}
+
+/// The element-wise sum of equally long vectors (at least one).
+fn add_up(parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one worker");
+    for part in parts {
+        for (t, v) in total.iter_mut().zip(&part) {
+            *t += v;
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition, one multiply-add at a time.
+    fn naive_forward(g: &Geometry, x: &[f32], w: &[f32], b: Option<&[f32]>) -> Vec<f32> {
+        let (oh, ow) = (g.out_height(), g.out_width());
+        let mut out = vec![0.0; g.batch * g.output_len()];
+        for n in 0..g.batch {
+            for o in 0..g.channels_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[o]) as f64;
+                        for c in 0..g.channels_in {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy =
+                                        (oy * g.stride[0] + ky) as isize - g.padding[0] as isize;
+                                    let ix =
+                                        (ox * g.stride[1] + kx) as isize - g.padding[1] as isize;
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= g.height as isize
+                                        || ix >= g.width as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.channels_in + c) * g.height + iy as usize)
+                                        * g.width
+                                        + ix as usize;
+                                    let wi = ((o * g.channels_in + c) * g.kernel[0] + ky)
+                                        * g.kernel[1]
+                                        + kx;
+                                    acc += x[xi] as f64 * w[wi] as f64;
+                                }
+                            }
+                        }
+                        out[((n * g.channels_out + o) * oh + oy) * ow + ox] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn dot(a: &[f32], b: &[f32]) -> f64 {
+        a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn geometry() -> impl Strategy<Value = Geometry> {
+        (
+            1usize..4,
+            1usize..4,
+            1usize..9,
+            1usize..9,
+            1usize..5,
+            1usize..4,
+            1usize..4,
+            1usize..3,
+            1usize..3,
+            0usize..3,
+            0usize..3,
+        )
+            .prop_filter_map(
+                "kernel fits",
+                |(batch, cin, h, w, cout, kh, kw, sh, sw, ph, pw)| {
+                    Geometry {
+                        batch,
+                        channels_in: cin,
+                        height: h,
+                        width: w,
+                        channels_out: cout,
+                        kernel: [kh, kw],
+                        stride: [sh, sw],
+                        padding: [ph, pw],
+                    }
+                    .checked()
+                },
+            )
+    }
+
+    fn close(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
+    }
+
+    proptest! {
+        #[test]
+        fn forward_matches_the_definition(g in geometry(), seed in any::<u64>(), with_bias in any::<bool>()) {
+            let x = values(g.batch * g.input_len(), seed);
+            let w = values(g.weight_len(), seed ^ 1);
+            let b = values(g.channels_out, seed ^ 2);
+            let bias = with_bias.then_some(&b[..]);
+            prop_assert!(close(&forward(&g, &x, &w, bias), &naive_forward(&g, &x, &w, bias)));
+        }
+
+        /// The gradients are the adjoints of the forward map: for any output
+        /// gradient `dy`, ⟨dy, conv(x, w)⟩ = ⟨dx, x⟩ = ⟨dw, w⟩ (the map is
+        /// linear in each argument), and the bias gradient sums `dy`.
+        #[test]
+        fn gradients_are_the_adjoints(g in geometry(), seed in any::<u64>()) {
+            let x = values(g.batch * g.input_len(), seed);
+            let w = values(g.weight_len(), seed ^ 1);
+            let dy = values(g.batch * g.output_len(), seed ^ 3);
+            let all = Wanted { input: true, weight: true, bias: true };
+            let grads = backward(&g, &x, &w, &dy, all);
+            let reference = dot(&dy, &naive_forward(&g, &x, &w, None));
+            let tolerance = 1e-4 * (1.0 + reference.abs());
+            prop_assert!((dot(grads.input.as_ref().unwrap(), &x) - reference).abs() <= tolerance);
+            prop_assert!((dot(grads.weight.as_ref().unwrap(), &w) - reference).abs() <= tolerance);
+            let positions = g.out_height() * g.out_width();
+            for (o, got) in grads.bias.unwrap().iter().enumerate() {
+                let expected: f32 = dy.chunks_exact(positions).skip(o).step_by(g.channels_out).flatten().sum();
+                prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
+            }
+        }
+
+        #[test]
+        fn only_the_wanted_gradients_are_computed(g in geometry(), input in any::<bool>(), weight in any::<bool>()) {
+            let x = values(g.batch * g.input_len(), 7);
+            let w = values(g.weight_len(), 8);
+            let dy = values(g.batch * g.output_len(), 9);
+            let grads = backward(&g, &x, &w, &dy, Wanted { input, weight, bias: false });
+            prop_assert_eq!(grads.input.is_some(), input);
+            prop_assert_eq!(grads.weight.is_some(), weight);
+            prop_assert!(grads.bias.is_none());
+        }
+    }
+
+    #[test]
+    fn a_kernel_larger_than_the_padded_input_is_refused() {
+        let g = Geometry {
+            batch: 1,
+            channels_in: 1,
+            height: 2,
+            width: 2,
+            channels_out: 1,
+            kernel: [5, 5],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        assert_eq!(g.checked(), None);
+        assert!(Geometry {
+            padding: [2, 2],
+            ..g
+        }
+        .checked()
+        .is_some());
+    }
+}
