@@ -28,8 +28,14 @@ pub struct Geometry {
     pub padding: [usize; 2],
 }
 
+/// Largest patch matrix the kernels build (16 MiB of `f32`, one per worker
+/// and pass). Bigger convolutions (large images with many channels) go to
+/// burn's, which builds its patch matrices in tiles.
+pub const MAX_PATCH_VALUES: usize = 1 << 22;
+
 impl Geometry {
-    /// `None` when the kernel does not fit the padded input or a size is zero.
+    /// `None` when the kernel does not fit the padded input, a size is zero,
+    /// or the patch matrix would be over [`MAX_PATCH_VALUES`].
     pub fn checked(self) -> Option<Self> {
         let fits = |axis: usize, size: usize| {
             self.kernel[axis] > 0
@@ -37,7 +43,14 @@ impl Geometry {
                 && size + 2 * self.padding[axis] >= self.kernel[axis]
         };
         let nonzero = self.batch > 0 && self.channels_in > 0 && self.channels_out > 0;
-        (nonzero && fits(0, self.height) && fits(1, self.width)).then_some(self)
+        if !(nonzero && fits(0, self.height) && fits(1, self.width)) {
+            return None;
+        }
+        let patch_values = self
+            .patch_rows()
+            .checked_mul(self.positions())
+            .filter(|&n| n <= MAX_PATCH_VALUES);
+        patch_values.map(|_| self)
     }
 
     pub fn out_height(&self) -> usize {
@@ -598,6 +611,30 @@ mod tests {
             prop_assert_eq!(grads.weight.is_some(), weight);
             prop_assert!(grads.bias.is_none());
         }
+    }
+
+    #[test]
+    fn a_patch_matrix_over_the_cap_is_refused() {
+        // 224×224 planes with 64 channels and a 3×3 kernel: a 576 × 50,176
+        // patch matrix, 115 MB per worker.
+        let big = Geometry {
+            batch: 1,
+            channels_in: 64,
+            height: 224,
+            width: 224,
+            channels_out: 64,
+            kernel: [3, 3],
+            stride: [1, 1],
+            padding: [1, 1],
+        };
+        assert_eq!(big.checked(), None);
+        let small = Geometry {
+            channels_in: 8,
+            height: 64,
+            width: 64,
+            ..big
+        };
+        assert_eq!(small.checked(), Some(small));
     }
 
     #[test]
