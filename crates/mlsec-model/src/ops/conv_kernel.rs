@@ -91,12 +91,52 @@ impl Geometry {
 
     /// For output column `ox` and kernel column `kx`, the input column is
     /// `ox * stride + kx - padding`; returns the `ox` range where it lies
-    /// inside the image (stride 1 only).
+    /// inside the image.
     fn valid_columns(&self, kx: usize) -> (usize, usize) {
-        let ow = self.out_width();
-        let first = self.padding[1].saturating_sub(kx).min(ow);
-        let end = (self.width + self.padding[1]).saturating_sub(kx).min(ow);
+        let (ow, stride, pad) = (self.out_width(), self.stride[1], self.padding[1]);
+        let first = pad.saturating_sub(kx).div_ceil(stride).min(ow);
+        let end = (self.width + pad)
+            .saturating_sub(kx)
+            .div_ceil(stride)
+            .min(ow);
         (first, end.max(first))
+    }
+}
+
+/// A stretch of one patch-matrix row that reads the image:
+/// `patches[patch + i]` is `image[image + i * step]` for `i < len`.
+struct Run {
+    patch: usize,
+    image: usize,
+    len: usize,
+    step: usize,
+}
+
+/// Every [`Run`] of one sample's patch matrix, row by row; the entries
+/// outside them fall on the zero padding. im2col and its adjoint both walk
+/// these, so the two cannot disagree about which entry is which pixel.
+fn for_each_run(g: &Geometry, mut visit: impl FnMut(Run)) {
+    let (ow, positions, plane) = (g.out_width(), g.positions(), g.height * g.width);
+    let mut row = 0;
+    for channel in 0..g.channels_in {
+        for ky in 0..g.kernel[0] {
+            for kx in 0..g.kernel[1] {
+                let (first, end) = g.valid_columns(kx);
+                for oy in 0..g.out_height() {
+                    let iy = (oy * g.stride[0] + ky).wrapping_sub(g.padding[0]);
+                    if iy < g.height && end > first {
+                        visit(Run {
+                            patch: row * positions + oy * ow + first,
+                            image: channel * plane + iy * g.width + first * g.stride[1] + kx
+                                - g.padding[1],
+                            len: end - first,
+                            step: g.stride[1],
+                        });
+                    }
+                }
+                row += 1;
+            }
+        }
     }
 }
 
@@ -155,75 +195,38 @@ impl PatchMatrix {
 /// Writes the entries of `patches` that read the image; the padding entries
 /// are left as they are (zero, see [`PatchMatrix`]).
 fn im2col(g: &Geometry, image: &[f32], patches: &mut [f32]) {
-    let ow = g.out_width();
-    let mut rows = patches.chunks_exact_mut(g.positions());
-    for channel in image.chunks_exact(g.height * g.width) {
-        for ky in 0..g.kernel[0] {
-            for kx in 0..g.kernel[1] {
-                let row = rows.next().expect("patch matrix sized by the geometry");
-                let (first, end) = g.valid_columns(kx);
-                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
-                    let iy = (oy * g.stride[0] + ky).wrapping_sub(g.padding[0]);
-                    if iy >= g.height {
-                        continue;
-                    }
-                    let line = &channel[iy * g.width..][..g.width];
-                    if g.stride[1] == 1 {
-                        if end > first {
-                            let start = first + kx - g.padding[1];
-                            copy_short(&mut out[first..end], &line[start..start + end - first]);
-                        }
-                    } else {
-                        for (ox, value) in out.iter_mut().enumerate() {
-                            let ix = (ox * g.stride[1] + kx).wrapping_sub(g.padding[1]);
-                            if ix < g.width {
-                                *value = line[ix];
-                            }
-                        }
-                    }
-                }
+    for_each_run(g, |run| {
+        let out = &mut patches[run.patch..run.patch + run.len];
+        if run.step == 1 {
+            copy_short(out, &image[run.image..run.image + run.len]);
+        } else {
+            for (value, pixel) in out
+                .iter_mut()
+                .zip(image[run.image..].iter().step_by(run.step))
+            {
+                *value = *pixel;
             }
         }
-    }
+    });
 }
 
 /// The adjoint of [`im2col`]: adds each patch entry back onto the input
 /// position it was read from.
 fn col2im_add(g: &Geometry, patches: &[f32], image: &mut [f32]) {
-    let ow = g.out_width();
-    let mut rows = patches.chunks_exact(g.positions());
-    for channel in image.chunks_exact_mut(g.height * g.width) {
-        for ky in 0..g.kernel[0] {
-            for kx in 0..g.kernel[1] {
-                let row = rows.next().expect("patch matrix sized by the geometry");
-                let (first, end) = g.valid_columns(kx);
-                for (oy, out) in row.chunks_exact(ow).enumerate() {
-                    let iy = (oy * g.stride[0] + ky).wrapping_sub(g.padding[0]);
-                    if iy >= g.height {
-                        continue;
-                    }
-                    let line = &mut channel[iy * g.width..][..g.width];
-                    if g.stride[1] == 1 {
-                        if end == first {
-                            continue;
-                        }
-                        let start = first + kx - g.padding[1];
-                        let target = &mut line[start..start + end - first];
-                        for (t, v) in target.iter_mut().zip(&out[first..end]) {
-                            *t += v;
-                        }
-                    } else {
-                        for (ox, value) in out.iter().enumerate() {
-                            let ix = (ox * g.stride[1] + kx).wrapping_sub(g.padding[1]);
-                            if ix < g.width {
-                                line[ix] += value;
-                            }
-                        }
-                    }
-                }
+    for_each_run(g, |run| {
+        let values = &patches[run.patch..run.patch + run.len];
+        if run.step == 1 {
+            let pixels = &mut image[run.image..run.image + run.len];
+            for (pixel, value) in pixels.iter_mut().zip(values) {
+                *pixel += value;
+            }
+        } else {
+            let pixels = image[run.image..].iter_mut().step_by(run.step);
+            for (pixel, value) in pixels.zip(values) {
+                *pixel += value;
             }
         }
-    }
+    });
 }
 
 /// A strided view of a matrix inside a slice.
