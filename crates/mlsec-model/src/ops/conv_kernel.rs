@@ -164,28 +164,21 @@ fn copy_short(dst: &mut [f32], src: &[f32]) {
 /// One sample's patch matrix, `[channels_in·kh·kw, oh·ow]` row-major, reused
 /// from sample to sample. The entries that fall on the zero padding are the
 /// same for every sample of a geometry: they are zeroed once, when the buffer
-/// is made, and [`PatchMatrix::fill`] writes only the others.
+/// is first needed, and [`PatchMatrix::fill`] writes only the others.
+#[derive(Default)]
 struct PatchMatrix {
     values: Vec<f32>,
 }
 
 impl PatchMatrix {
-    fn new(g: &Geometry) -> Self {
-        let len = if g.input_is_patch_matrix() {
-            0
-        } else {
-            g.patch_rows() * g.positions()
-        };
-        PatchMatrix {
-            values: vec![0.0; len],
-        }
-    }
-
     /// The patch matrix of `image` (the image itself for a plain 1×1
     /// convolution).
     fn fill<'a>(&'a mut self, g: &Geometry, image: &'a [f32]) -> &'a [f32] {
         if g.input_is_patch_matrix() {
             return image;
+        }
+        if self.values.is_empty() {
+            self.values = vec![0.0; g.patch_rows() * g.positions()];
         }
         im2col(g, image, &mut self.values);
         &self.values
@@ -335,7 +328,7 @@ pub fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>
         .par_chunks_mut(per_worker * g.output_len())
         .zip(input.par_chunks(per_worker * g.input_len()))
         .for_each(|(outputs, images)| {
-            let mut patches = PatchMatrix::new(g);
+            let mut patches = PatchMatrix::default();
             for (out, image) in outputs
                 .chunks_exact_mut(g.output_len())
                 .zip(images.chunks_exact(g.input_len()))
@@ -412,15 +405,15 @@ pub fn backward(
             let count = per_worker.min(g.batch - first);
             let mut weight_grad = vec![0.0f32; if wanted.weight { g.weight_len() } else { 0 }];
             let mut bias_grad = vec![0.0f32; if wanted.bias { g.channels_out } else { 0 }];
-            let mut patches = PatchMatrix::new(g);
-            let mut patch_grads = vec![
-                0.0f32;
-                if g.input_is_patch_matrix() {
-                    0
-                } else {
-                    rows * positions
-                }
-            ];
+            // Buffers only for the gradients asked for: attacks want the
+            // input's alone, training skips the first layer's.
+            let mut patches = PatchMatrix::default();
+            let patch_grads_len = if wanted.input && !g.input_is_patch_matrix() {
+                rows * positions
+            } else {
+                0
+            };
+            let mut patch_grads = vec![0.0f32; patch_grads_len];
             for sample in first..first + count {
                 let image = &input[sample * g.input_len()..][..g.input_len()];
                 let dy = &output_grad[sample * g.output_len()..][..g.output_len()];
