@@ -15,6 +15,7 @@ pub mod file_bytes;
 mod finding;
 pub mod memory;
 mod owasp;
+mod pretty_json;
 mod report;
 mod rule;
 pub mod rules;

@@ -291,6 +291,5 @@ pub fn render_json<B: Serialize>(report: &Report<B>, out: &mut dyn Write) -> io:
         findings: &report.findings,
         summary: report.summary(),
     };
-    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
-    writeln!(out)
+    crate::pretty_json::write_pretty_json(&doc, out)
 }

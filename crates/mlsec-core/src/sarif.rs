@@ -243,8 +243,7 @@ pub fn render_sarif<B>(
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let log = build_sarif(report, registry)?;
-    serde_json::to_writer_pretty(&mut *out, &log).map_err(io::Error::other)?;
-    writeln!(out)
+    crate::pretty_json::write_pretty_json(&log, out)
 }
 
 fn descriptor(rule: &'static crate::Rule) -> ReportingDescriptor {

@@ -62,10 +62,11 @@ fn le32(d: &[u8], at: usize) -> Option<u32> {
 
 fn find_eocd(data: &[u8]) -> Option<usize> {
     // The comment is at most 65,535 bytes, so the record is near the end.
+    // The last signature that starts at least 22 bytes before the end (or
+    // at 0 in a shorter input).
     let from = data.len().saturating_sub(22 + 65_535);
-    (from..=data.len().saturating_sub(22))
-        .rev()
-        .find(|&i| data[i..].starts_with(EOCD_SIG))
+    let to = (data.len().saturating_sub(22) + EOCD_SIG.len()).min(data.len());
+    memchr::memmem::rfind(&data[from..to], EOCD_SIG).map(|i| from + i)
 }
 
 /// Lists members. `max_members` bounds the work a hostile directory can cause.
@@ -416,4 +417,38 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(bytes);
     c.sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The definition: the last position at most 22 bytes from the end (or
+    /// 0), no further back than the longest comment, where the signature starts.
+    fn eocd_by_definition(data: &[u8]) -> Option<usize> {
+        let from = data.len().saturating_sub(22 + 65_535);
+        (from..=data.len().saturating_sub(22))
+            .rev()
+            .find(|&i| data[i..].starts_with(EOCD_SIG))
+    }
+
+    proptest! {
+        #[test]
+        fn the_end_record_is_found_where_the_definition_puts_it(
+            len in prop_oneof![0usize..64, 65_500usize..65_700],
+            plants in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+            fill in any::<u8>(),
+        ) {
+            let mut data = vec![fill; len];
+            for at in plants {
+                if len > 0 {
+                    let at = at.index(len);
+                    let end = (at + 4).min(len);
+                    data[at..end].copy_from_slice(&EOCD_SIG[..end - at]);
+                }
+            }
+            prop_assert_eq!(find_eocd(&data), eocd_by_definition(&data));
+        }
+    }
 }
