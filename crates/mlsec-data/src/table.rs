@@ -370,21 +370,71 @@ fn for_each_field<'a>(
     part: &'a str,
     delimiter: u8,
     width: usize,
-    mut field: impl FnMut(usize, &'a str),
+    field: impl FnMut(usize, &'a str),
 ) -> std::result::Result<(), (usize, usize)> {
-    // One vectorised search for delimiters and line feeds together (a
-    // search per line and another per field paid a setup per short line).
-    // Both bytes are ASCII (callers check), so every cut falls on a char
-    // boundary; in a quote-free part a carriage return only ever comes
-    // right before a line feed (`is_plain`).
+    struct TextOnly<F>(F);
+    impl<'a, F: FnMut(usize, &'a str)> FieldSink<'a> for TextOnly<F> {
+        fn text(&mut self, column: usize, text: &'a str) {
+            (self.0)(column, text)
+        }
+    }
+    for_each_field_or_value(part, delimiter, width, &mut TextOnly(field))
+}
+
+/// Where [`for_each_field_or_value`] puts the fields it walks.
+trait FieldSink<'a> {
+    /// Offered each field first, with the part from the field's first byte
+    /// on: takes the field when it is a value of the column's type that ends
+    /// where [`ends_field`] says, and returns its length; else stores nothing.
+    #[inline]
+    fn value(&mut self, _column: usize, _rest: &'a [u8]) -> Option<usize> {
+        None
+    }
+    /// A field `value` declined, trimmed.
+    fn text(&mut self, column: usize, text: &'a str);
+}
+
+/// [`for_each_field`], offering each field to `sink.value` before its text
+/// goes to `sink.text`. Numbers are parsed where they start, so their end is
+/// found by the parse instead of by a search; the search is only for the
+/// fields `value` declines.
+fn for_each_field_or_value<'a>(
+    part: &'a str,
+    delimiter: u8,
+    width: usize,
+    sink: &mut impl FieldSink<'a>,
+) -> std::result::Result<(), (usize, usize)> {
+    // Delimiters and line feeds are ASCII (callers check), so every cut
+    // falls on a char boundary; in a quote-free part a carriage return only
+    // ever comes right before a line feed (`is_plain`).
     let bytes = part.as_bytes();
+    let len = bytes.len();
     let mut line_no = 1;
     let mut from = 0;
     let mut n = 0;
-    for cut in memchr::memchr2_iter(delimiter, b'\n', bytes).chain(std::iter::once(bytes.len())) {
-        if cut < bytes.len() && bytes[cut] != b'\n' {
+    while from <= len {
+        if n < width {
+            if let Some(used) = sink.value(n, &bytes[from..]) {
+                let at = from + used;
+                n += 1;
+                if bytes.get(at) == Some(&delimiter) {
+                    from = at + 1;
+                    continue;
+                }
+                // A line feed, a carriage return and line feed, or the end.
+                if n != width {
+                    return Err((line_no, n));
+                }
+                n = 0;
+                line_no += 1;
+                from = at + if bytes.get(at) == Some(&b'\r') { 2 } else { 1 };
+                continue;
+            }
+        }
+        let cut = memchr::memchr2(delimiter, b'\n', &bytes[from..]).map_or(len, |i| from + i);
+        if cut < len && bytes[cut] != b'\n' {
             if n < width {
-                field(n, trim_field(&part[from..cut]));
+                sink.text(n, trim_field(&part[from..cut]));
             }
             n += 1;
             from = cut + 1;
@@ -397,7 +447,7 @@ fn for_each_field<'a>(
         };
         if n > 0 || end > from {
             if n < width {
-                field(n, trim_field(&part[from..end]));
+                sink.text(n, trim_field(&part[from..end]));
             }
             n += 1;
             if n != width {
@@ -409,6 +459,58 @@ fn for_each_field<'a>(
         from = cut + 1;
     }
     Ok(())
+}
+
+/// Whether the `used` bytes at the start of `rest` are a whole field: the
+/// part ends there, or a delimiter, a line feed, or a carriage return and
+/// line feed follow.
+#[inline]
+fn ends_field(rest: &[u8], used: usize, delimiter: u8) -> bool {
+    match rest.get(used) {
+        None => true,
+        Some(&b) if b == delimiter || b == b'\n' => true,
+        Some(&b'\r') => rest.get(used + 1) == Some(&b'\n'),
+        Some(_) => false,
+    }
+}
+
+/// An integer field at the start of `rest`, as `str::parse::<i64>` reads
+/// it, with its length; `None` for anything else or anything harder (a
+/// plus sign, more than 18 digits), which the caller parses from text.
+#[inline]
+fn leading_int(rest: &[u8], delimiter: u8) -> Option<(i64, usize, bool)> {
+    let negative = rest.first() == Some(&b'-');
+    let start = usize::from(negative);
+    let digits = rest[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || digits > 18 || !ends_field(rest, start + digits, delimiter) {
+        return None;
+    }
+    let magnitude = rest[start..start + digits]
+        .iter()
+        .fold(0i64, |v, &d| v * 10 + i64::from(d - b'0'));
+    Some((
+        if negative { -magnitude } else { magnitude },
+        start + digits,
+        negative,
+    ))
+}
+
+/// A decimal float field at the start of `rest` with its length: what
+/// `str::parse::<f64>` gives for the same text, correctly rounded (the
+/// `fast-float2` crate, the algorithm std's own parser uses, but reporting
+/// where the number ends). Fields that do not start like a decimal number
+/// (`inf`, `NaN`, blanks) return `None` and are parsed from text.
+#[inline]
+fn leading_float(rest: &[u8], delimiter: u8) -> Option<(f64, usize)> {
+    let digits_from = usize::from(matches!(rest.first(), Some(b'-' | b'+')));
+    if !matches!(rest.get(digits_from), Some(b'0'..=b'9' | b'.')) {
+        return None;
+    }
+    let (x, used) = fast_float2::parse_partial::<f64, _>(rest).ok()?;
+    ends_field(rest, used, delimiter).then_some((x, used))
 }
 
 /// `str::trim`, without its Unicode scan for the usual field that starts
@@ -578,6 +680,33 @@ impl<'t, 'r> PartColumn<'t, 'r> {
         }
     }
 
+    /// Stores the number at the start of `rest` when this column is in its
+    /// region and the field is a plain number of its type; returns the
+    /// field's length, or `None` to have the field pushed as text.
+    #[inline]
+    fn push_leading(&mut self, rest: &[u8], delimiter: u8) -> Option<usize> {
+        match self {
+            PartColumn::Int {
+                region,
+                len,
+                negative_zero,
+            } if *len < region.len() => {
+                let (v, used, negative) = leading_int(rest, delimiter)?;
+                if v == 0 && negative {
+                    negative_zero.push(*len);
+                }
+                write_slot(region, len, Some(v));
+                Some(used)
+            }
+            PartColumn::Float { region, len } if *len < region.len() => {
+                let (x, used) = leading_float(rest, delimiter)?;
+                write_slot(region, len, Some(x));
+                Some(used)
+            }
+            _ => None,
+        }
+    }
+
     /// Moves the rows written so far into an owned sink, then pushes `text`
     /// there (which retypes the sink as the owned path does).
     fn spill(&mut self, text: &'t str) {
@@ -606,6 +735,23 @@ impl<'t, 'r> PartColumn<'t, 'r> {
             PartColumn::Int { len, .. } | PartColumn::Float { len, .. } => Some(*len),
             PartColumn::Owned(_) => None,
         }
+    }
+}
+
+/// One part's columns, as the walk over the part fills them.
+struct PartSink<'t, 'r> {
+    columns: Vec<PartColumn<'t, 'r>>,
+    delimiter: u8,
+}
+
+impl<'t> FieldSink<'t> for PartSink<'t, '_> {
+    #[inline]
+    fn value(&mut self, column: usize, rest: &'t [u8]) -> Option<usize> {
+        self.columns[column].push_leading(rest, self.delimiter)
+    }
+    #[inline]
+    fn text(&mut self, column: usize, text: &'t str) {
+        self.columns[column].push(text)
     }
 }
 
@@ -747,12 +893,13 @@ fn parse_plain(
         let len = parts[k].len();
         let rows = (len / line_bytes + len / line_bytes / 8 + 16).min(len / (4 * width) + 16);
         let mine = std::mem::take(&mut *regions[k].lock().expect("not poisoned"));
-        let mut columns: Vec<PartColumn> = mine
+        let columns: Vec<PartColumn> = mine
             .into_iter()
             .map(|region| PartColumn::new(region, rows))
             .collect();
-        for_each_field(parts[k], delimiter, width, |c, t| columns[c].push(t))
-            .map(|()| columns)
+        let mut sink = PartSink { columns, delimiter };
+        for_each_field_or_value(parts[k], delimiter, width, &mut sink)
+            .map(|()| sink.columns)
             .map_err(|e| ragged(k, e))
     });
     let mut parts_columns = Vec::with_capacity(parsed.len());

@@ -161,6 +161,51 @@ proptest! {
         }
     }
 
+    /// Numbers are parsed where they start while a column keeps the type
+    /// its first 100 lines suggest: after such lines, every kind of number
+    /// and near-number gives the table the quote-aware parser gives.
+    #[test]
+    fn csv_number_fields_match_the_general_parser(
+        lines in prop::collection::vec(
+            prop::collection::vec(prop_oneof![
+                Just(String::new()),
+                "[+-]?[0-9]{1,21}",
+                "[+-]?[0-9]{0,4}\\.?[0-9]{0,19}([eE][+-]?[0-9]{0,3})?",
+                "-?(inf|infinity|INF)",
+                "-0|-|\\.|-\\.|0x1F|1_0|[0-9] | [0-9]|1e5x",
+            ], 3),
+            0..30),
+        crlf in any::<bool>(),
+        ints_first in any::<bool>(),
+    ) {
+        let end = if crlf { "\r\n" } else { "\n" };
+        let mut text = format!("a,b,c{end}");
+        for i in 0..101 {
+            // Columns a and c start as integers, b as floats (or the other way).
+            if ints_first {
+                text.push_str(&format!("{i},{i}.5,-{i}{end}"));
+            } else {
+                text.push_str(&format!("{i}.25,{i},1e{}{end}", i % 7));
+            }
+        }
+        for l in &lines {
+            text.push_str(&l.join(","));
+            text.push_str(end);
+        }
+        let fast = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false);
+        let general = table::parse_csv(
+            text.as_bytes(),
+            &table::CsvOptions { general_parser: true, ..Default::default() },
+            false,
+        );
+        match (fast, general) {
+            // Debug output tells -0.0 from 0.0, which `==` does not.
+            (Ok(f), Ok(g)) => prop_assert_eq!(format!("{f:?}"), format!("{g:?}")),
+            (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
+            (f, g) => prop_assert!(false, "fast {:?} vs general {:?}", f, g),
+        }
+    }
+
     #[test]
     fn csv_never_panics(text in "[a-z0-9,.\"\\n\\t -]{0,200}") {
         if let Ok(t) = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false) {
