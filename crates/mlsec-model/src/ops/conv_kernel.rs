@@ -321,7 +321,7 @@ pub fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>
     assert_eq!(input.len(), g.batch * g.input_len(), "input size");
     assert_eq!(weight.len(), g.weight_len(), "weight size");
     let (rows, positions) = (g.patch_rows(), g.positions());
-    let mut output = vec![0.0f32; g.batch * g.output_len()];
+    let mut output = super::zeros::<f32>(g.batch * g.output_len());
     let (per_worker, inner) = split(g.batch);
     let kernel = Matrix::row_major(weight, g.channels_out, rows);
     output
@@ -381,7 +381,7 @@ pub fn backward(
     let kernel_t = Matrix::row_major(weight, g.channels_out, rows).transposed();
 
     let mut input_grad = if wanted.input {
-        vec![0.0f32; g.batch * g.input_len()]
+        super::zeros::<f32>(g.batch * g.input_len())
     } else {
         Vec::new()
     };

@@ -25,6 +25,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
 use std::borrow::Cow;
 
 /// The autodiff backend behind mlsec's autodiff device.
@@ -65,4 +66,31 @@ fn values(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `len` zeros, written chunk by chunk on the rayon pool. `vec![0.0; len]`
+/// zeroes on the calling thread while the pool waits: for LeNet's
+/// activations and their gradients that was 3 % of a training epoch, all of
+/// it on one core.
+fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
+    const CHUNK: usize = 1 << 16;
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    v.spare_capacity_mut()
+        .par_chunks_mut(CHUNK)
+        .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(T::default())));
+    // SAFETY: the loop above initialised all `len` elements of the capacity.
+    unsafe { v.set_len(len) };
+    v
+}
+
+#[cfg(test)]
+mod zeros_tests {
+    #[test]
+    fn zeros_are_zeros_at_every_length() {
+        for len in [0, 1, (1 << 16) - 1, 1 << 16, (1 << 16) + 1, 300_000] {
+            let v = super::zeros::<f32>(len);
+            assert_eq!(v.len(), len);
+            assert!(v.iter().all(|&x| x == 0.0));
+        }
+    }
 }

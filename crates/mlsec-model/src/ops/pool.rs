@@ -136,8 +136,8 @@ impl PoolGeometry {
 fn forward(g: &PoolGeometry, input: &[f32], keep_winners: bool) -> (Vec<f32>, Vec<u32>) {
     let (plane, out_plane) = (g.height * g.width, g.out_height() * g.out_width());
     let planes = g.batch * g.channels;
-    let mut output = vec![0.0f32; planes * out_plane];
-    let mut winners = vec![0u32; if keep_winners { planes * out_plane } else { 0 }];
+    let mut output = super::zeros::<f32>(planes * out_plane);
+    let mut winners = super::zeros::<u32>(if keep_winners { planes * out_plane } else { 0 });
     let per_task = g.planes_per_task();
     let pool_planes = |(images, outputs, mut winners): (&[f32], &mut [f32], Option<&mut [u32]>)| {
         for (p, (image, out)) in images
@@ -251,7 +251,7 @@ fn pool_2x2(g: &PoolGeometry, image: &[f32], out: &mut [f32], winners: Option<&m
 /// Each output gradient added to its window's winning input position.
 fn backward(g: &PoolGeometry, winners: &[u32], output_grad: &[f32]) -> Vec<f32> {
     let (plane, out_plane) = (g.height * g.width, g.out_height() * g.out_width());
-    let mut input_grad = vec![0.0f32; g.batch * g.channels * plane];
+    let mut input_grad = super::zeros::<f32>(g.batch * g.channels * plane);
     let per_task = g.planes_per_task();
     input_grad
         .par_chunks_mut(per_task * plane)

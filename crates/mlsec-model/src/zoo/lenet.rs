@@ -42,8 +42,10 @@ impl LeNet {
     }
 
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv1, x)));
-        let x = max_pool2d(&self.pool, relu(conv2d(&self.conv2, x)));
+        // ReLU after pooling, on a quarter of the values: max pooling and
+        // ReLU commute (both are monotone), values and gradients included.
+        let x = relu(max_pool2d(&self.pool, conv2d(&self.conv1, x)));
+        let x = relu(max_pool2d(&self.pool, conv2d(&self.conv2, x)));
         relu(self.fc1.forward(x.flatten(1, 3)))
     }
 
