@@ -63,6 +63,36 @@ fn npy_like() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// Appends `lines` (fields joined by commas) to `text`, then parses it with
+/// the split-on-delimiters path and the quote-aware parser: the same table
+/// (compared through Debug output, which tells -0.0 from 0.0 where `==`
+/// does not), or the same error.
+fn fast_and_general_parsers_agree(
+    mut text: String,
+    lines: &[Vec<String>],
+    end: &str,
+) -> Result<(), TestCaseError> {
+    for l in lines {
+        text.push_str(&l.join(","));
+        text.push_str(end);
+    }
+    let fast = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false);
+    let general = table::parse_csv(
+        text.as_bytes(),
+        &table::CsvOptions {
+            general_parser: true,
+            ..Default::default()
+        },
+        false,
+    );
+    match (fast, general) {
+        (Ok(f), Ok(g)) => prop_assert_eq!(format!("{f:?}"), format!("{g:?}")),
+        (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
+        (f, g) => prop_assert!(false, "fast {:?} vs general {:?}", f, g),
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -143,22 +173,8 @@ proptest! {
         crlf in any::<bool>(),
     ) {
         let end = if crlf { "\r\n" } else { "\n" };
-        let mut text = format!("a,b,c{end}");
-        for l in &lines {
-            text.push_str(&l.join(","));
-            text.push_str(end);
-        }
-        let fast = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false);
-        let general = table::parse_csv(
-            text.as_bytes(),
-            &table::CsvOptions { general_parser: true, ..Default::default() },
-            false,
-        );
-        match (fast, general) {
-            (Ok(f), Ok(g)) => prop_assert_eq!(f, g),
-            (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
-            (f, g) => prop_assert!(false, "fast {:?} vs general {:?}", f, g),
-        }
+        let text = format!("a,b,c{end}");
+        fast_and_general_parsers_agree(text, &lines, end)?;
     }
 
     /// Numbers are parsed where they start while a column keeps the type
@@ -188,22 +204,7 @@ proptest! {
                 text.push_str(&format!("{i}.25,{i},1e{}{end}", i % 7));
             }
         }
-        for l in &lines {
-            text.push_str(&l.join(","));
-            text.push_str(end);
-        }
-        let fast = table::parse_csv(text.as_bytes(), &table::CsvOptions::default(), false);
-        let general = table::parse_csv(
-            text.as_bytes(),
-            &table::CsvOptions { general_parser: true, ..Default::default() },
-            false,
-        );
-        match (fast, general) {
-            // Debug output tells -0.0 from 0.0, which `==` does not.
-            (Ok(f), Ok(g)) => prop_assert_eq!(format!("{f:?}"), format!("{g:?}")),
-            (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
-            (f, g) => prop_assert!(false, "fast {:?} vs general {:?}", f, g),
-        }
+        fast_and_general_parsers_agree(text, &lines, end)?;
     }
 
     #[test]
