@@ -257,3 +257,32 @@ fn keygen_sign_verify_end_to_end_with_sarif_on_failure() {
         serde_json::json!(["config.json"])
     );
 }
+
+/// A reader that stops early (`mlsec scan … | head`) ends the report
+/// quietly: no error, the exit status the findings give. The report is
+/// streamed, so this closes the pipe while mlsec is still writing.
+#[test]
+fn a_closed_output_pipe_is_not_an_error() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..1_000 {
+        // PROTO 2, BININT1 1, STOP: a benign pickle of the number 1.
+        std::fs::write(dir.path().join(format!("f{i:04}.pkl")), b"\x80\x02K\x01.").unwrap();
+    }
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mlsec"))
+        .args(["scan", "--format", "json", "-q"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut start = [0u8; 16];
+    stdout.read_exact(&mut start).unwrap();
+    assert!(start.starts_with(b"{"));
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
