@@ -75,10 +75,10 @@ fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTenso
 fn zeros<T: Copy + Default + Send + Sync>(len: usize) -> Vec<T> {
     const CHUNK: usize = 1 << 16;
     let mut v: Vec<T> = Vec::with_capacity(len);
-    v.spare_capacity_mut()
+    v.spare_capacity_mut()[..len]
         .par_chunks_mut(CHUNK)
         .for_each(|chunk| chunk.fill(std::mem::MaybeUninit::new(T::default())));
-    // SAFETY: the loop above initialised all `len` elements of the capacity.
+    // SAFETY: the loop above initialised the first `len` elements.
     unsafe { v.set_len(len) };
     v
 }
