@@ -31,8 +31,11 @@ Workloads (issue 5):
   6. Drift over CSV streams of 1M and 4M rows read in chunks: time and peak
      memory (RSS) of `mlsec data drift` against pandas `read_csv(chunksize=)`
      with `scipy.stats.ks_2samp` per window, each in its own process.
+  7. The leakage audit of a 2M-row training CSV streamed past the test
+     split: time and peak memory against pandas reading both splits whole
+     and joining on row hashes (exact duplicates only).
 Medians of 3 runs (5 for reading); n_jobs left at scikit-learn's default.
-`--only ks,if,minhash,images,read,stream` runs a subset.
+`--only ks,if,minhash,images,read,stream,leakstream` runs a subset.
 """
 import json
 import os
@@ -66,6 +69,29 @@ def median_time(fn, runs=RUNS):
         out = fn()
         ts.append(time.perf_counter() - t)
     return statistics.median(ts), out
+
+
+# The peak RSS of a process forked from this (large) one would start
+# at this one's (Linux carries the high-water mark across fork and
+# exec), so a small helper process forks and measures each command.
+measure = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+def run_measured(cmd):
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", measure, *cmd], capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    kib = int(r.stderr.rsplit("MAXRSS_KIB", 1)[1])
+    return elapsed, kib / 1024, r.stdout
 
 
 def screens(*args):
@@ -307,6 +333,48 @@ with tempfile.TemporaryDirectory() as tmp:
     # reference plus one window whatever the stream's size. The peer is what a
     # Python user writes: pandas read_csv(chunksize=window) with
     # scipy.stats.ks_2samp per feature and window, in its own process.
+    if wanted("leakstream"):
+        rng = np.random.default_rng(20261122 + 7)
+        # 7. The leakage audit of a training split read in chunks: 2,000,000
+        # rows (200,000 texts of 10-19 words, each ten times, with a number
+        # and a label) against 2,000 test rows, 1,000 of them near-copies.
+        words = [f"w{i}" for i in range(2000)]
+        docs = [" ".join(rng.choice(words, size=rng.integers(10, 20))) for _ in range(200_000)]
+        train_path, test_path = os.path.join(tmp, "leak-train.csv"), os.path.join(tmp, "leak-test.csv")
+        with open(train_path, "w") as f:
+            f.write("id,text,x,label\n")
+            for rep in range(10):
+                part = pd.DataFrame({"id": np.arange(rep * len(docs), (rep + 1) * len(docs)), "text": docs,
+                                     "x": rng.normal(size=len(docs)), "label": rng.integers(0, 2, size=len(docs))})
+                part.to_csv(f, header=False, index=False)
+        test_docs = []
+        for j in range(2000):
+            d = docs[int(rng.integers(0, len(docs)))].split() if j < 1000 else list(rng.choice(words, size=15))
+            d[int(rng.integers(0, len(d)))] = str(rng.choice(words))
+            test_docs.append(" ".join(d))
+        pd.DataFrame({"id": np.arange(2000), "text": test_docs, "x": rng.normal(size=2000),
+                      "label": rng.integers(0, 2, size=2000)}).to_csv(test_path, index=False)
+        peer = (
+            "import sys, pandas as pd\n"
+            "train, test = pd.read_csv(sys.argv[1]), pd.read_csv(sys.argv[2])\n"
+            "cols = ['text', 'x']\n"
+            "h = set(pd.util.hash_pandas_object(train[cols], index=False))\n"
+            "print(sum(x in h for x in pd.util.hash_pandas_object(test[cols], index=False)))\n"
+        )
+        size = os.path.getsize(train_path) / 1e6
+        t_py, rss_py, _ = run_measured([sys.executable, "-c", peer, train_path, test_path])
+        t_m, rss_m, out = run_measured([MLSEC, "-q", "--format", "json", "--fail-on", "never", "audit", "leakage",
+                                        "--train", train_path, "--test", test_path, "--ignore", "id",
+                                        "--text", "text", "--label", "label"])
+        res = json.loads(out)["results"]
+        print(f"\n## Leakage audit of a {size:.0f} MB, 2,000,000-row training CSV read in chunks (one run each)\n")
+        print("| tool | what it does | seconds | peak RSS (MiB) |")
+        print("|---|---|---|---|")
+        print(f"| pandas read_csv (both splits whole) + hash_pandas_object | exact duplicates only | {t_py:.2f} | {rss_py:.0f} |")
+        print(f"| mlsec audit leakage --text --label | exact and near duplicates ({len(res['near_duplicates'])} pairs), "
+              f"target leakage on {res['screened_rows']:,} sampled rows | {t_m:.2f} | {rss_m:.0f} |")
+        os.remove(train_path)
+
     if wanted("stream"):
         rng = np.random.default_rng(20261122 + 6)
         d, window = 10, 100_000
@@ -323,28 +391,6 @@ with tempfile.TemporaryDirectory() as tmp:
             "    worst = max(worst, max(stats.ks_2samp(ref[:, i], x[:, i]).statistic for i in range(x.shape[1])))\n"
             "print(worst)\n"
         )
-
-        # The peak RSS of a process forked from this (large) one would start
-        # at this one's (Linux carries the high-water mark across fork and
-        # exec), so a small helper process forks and measures each command.
-        measure = (
-            "import os, sys\n"
-            "pid = os.fork()\n"
-            "if pid == 0:\n"
-            "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-            "_, status, usage = os.wait4(pid, 0)\n"
-            "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
-            "sys.exit(os.waitstatus_to_exitcode(status))\n"
-        )
-
-        def run_measured(cmd):
-            t = time.perf_counter()
-            r = subprocess.run([sys.executable, "-c", measure, *cmd], capture_output=True, text=True)
-            elapsed = time.perf_counter() - t
-            if r.returncode != 0:
-                raise SystemExit(r.stderr)
-            kib = int(r.stderr.rsplit("MAXRSS_KIB", 1)[1])
-            return elapsed, kib / 1024, r.stdout
 
         print("\n## Drift over a CSV stream read in chunks (windows of 100,000 rows, 10 features, one run each)\n")
         print("| stream | tool | seconds | peak RSS (MiB) | speed-up |")

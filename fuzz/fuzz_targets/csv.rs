@@ -1,5 +1,7 @@
 #![no_main]
-//! CSV reader with type inference, whole and in chunks.
+//! CSV reader with type inference, whole and in chunks, and the leakage
+//! audit of whatever table it reads (the table against itself, in two
+//! chunks, with its first column as text and its last as the label).
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -8,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
         for c in &t.columns {
             assert_eq!(c.len(), t.rows);
         }
+        audit_against_itself(&t);
     }
     // The chunked reader, with blocks small enough to cut most inputs
     // several times (the first byte picks the block size).
@@ -26,3 +29,24 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+fn audit_against_itself(t: &mlsec_data::table::Table) {
+    use mlsec_data::leakage::{AuditOptions, SplitAuditor};
+    let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+    let o = AuditOptions {
+        text: names.first().cloned(),
+        label: names.last().cloned().filter(|_| names.len() > 1),
+        screen_rows: 3,
+        ..AuditOptions::default()
+    };
+    let Ok(mut auditor) = SplitAuditor::new("train", &names, "test", &names, &o) else {
+        return;
+    };
+    auditor.add_test(t).unwrap();
+    auditor.add_train(t).unwrap();
+    auditor.add_train(t).unwrap();
+    let a = auditor.finish();
+    // Every test row is in the training split.
+    assert_eq!(a.exact_duplicates.len(), t.rows);
+    assert_eq!(a.train_rows, 2 * t.rows);
+}

@@ -682,7 +682,10 @@ pub enum AuditCommand {
     #[command(
         after_help = "Rows are compared over the columns both splits share, minus --label, --time and --ignore \
             columns, after normalisation (trim, collapse whitespace, lower case, canonical numbers). --text adds \
-            MinHash/LSH over character shingles, every candidate verified by exact Jaccard. See docs/data.md."
+            MinHash/LSH over character shingles, every candidate verified by exact Jaccard. Both splits are read \
+            in chunks: memory holds the test split's row hashes, texts and times, one chunk of the training split \
+            and the target-leakage sample (--screen-rows), so the training split may be larger than memory. \
+            See docs/data.md."
     )]
     Leakage(LeakageArgs),
 }
@@ -728,6 +731,12 @@ pub struct LeakageArgs {
     /// The split time; without it, the earliest test row.
     #[arg(long, value_name = "TIME", requires = "time")]
     pub split_time: Option<String>,
+    /// With --label: training rows the target-leakage screen holds; a larger split is screened on a uniform sample.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub screen_rows: u64,
+    /// Seed of the target-leakage sample.
+    #[arg(long, value_name = "S", default_value_t = 20261123)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Subcommand)]

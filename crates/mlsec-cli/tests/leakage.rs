@@ -205,3 +205,71 @@ fn image_copies_across_folders_are_found_and_distinct_images_are_not() {
         .collect();
     assert_eq!(pairs, vec![(3, 0), (7, 1)], "{}", r["results"]);
 }
+
+#[test]
+fn a_sampled_target_leakage_screen_says_so_and_still_finds_the_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x5eed_2026_1123_0002);
+    let mut train = String::from("amount,leak,label\n");
+    for _ in 0..5000 {
+        let label = rng.below(2);
+        train.push_str(&format!(
+            "{},{},{label}\n",
+            rng.below(1000),
+            label * 100 + rng.below(50)
+        ));
+    }
+    std::fs::write(dir.path().join("train.csv"), &train).unwrap();
+    std::fs::write(dir.path().join("test.csv"), "amount,leak,label\n1,2,0\n").unwrap();
+    let args = [
+        "audit",
+        "leakage",
+        "--train",
+        "train.csv",
+        "--test",
+        "test.csv",
+        "--label",
+        "label",
+        "--screen-rows",
+        "300",
+    ];
+    let mut cmd = mlsec();
+    cmd.current_dir(dir.path()).args(args);
+    let r = json_run(cmd, 1);
+    assert_eq!(r["results"]["screened_rows"], 300);
+    assert_eq!(r["results"]["leaking_features"][0][0], "leak");
+    let out = mlsec().current_dir(dir.path()).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("screened on a uniform sample of 300 training rows"),
+        "{text}"
+    );
+    assert!(
+        text.contains("uniform sample of 300 of 5000 rows"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_option_naming_a_missing_column_fails_before_the_split_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train.csv"), "a,b\n1,2\n").unwrap();
+    std::fs::write(dir.path().join("test.csv"), "a,b\n1,2\n").unwrap();
+    let out = mlsec()
+        .current_dir(dir.path())
+        .args([
+            "audit",
+            "leakage",
+            "--train",
+            "train.csv",
+            "--test",
+            "test.csv",
+            "--text",
+            "body",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.csv has no column `body`"), "{err}");
+}

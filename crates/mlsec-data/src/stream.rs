@@ -435,9 +435,11 @@ impl CsvChunks {
         Ok(Some(columns))
     }
 
-    fn next_frame(&mut self, first_row: usize) -> Result<Option<Frame>> {
+    /// The next block that has rows, every column typed like a whole
+    /// file, with the file line it starts at.
+    fn next_block(&mut self) -> Result<Option<(Vec<table::Column>, usize)>> {
         // A block of nothing but blank lines has no rows: read on.
-        let (columns, rows, first_line) = loop {
+        loop {
             let first_line = self.next_line;
             let columns = match self.first.take() {
                 Some(c) => c,
@@ -446,11 +448,17 @@ impl CsvChunks {
                     None => return Ok(None),
                 },
             };
-            let rows = columns.first().map_or(0, table::Column::len);
-            if rows > 0 {
-                break (columns, rows, first_line);
+            if columns.first().is_some_and(|c| !c.is_empty()) {
+                return Ok(Some((columns, first_line)));
             }
+        }
+    }
+
+    fn next_frame(&mut self, first_row: usize) -> Result<Option<Frame>> {
+        let Some((columns, first_line)) = self.next_block()? else {
+            return Ok(None);
         };
+        let rows = columns.first().map_or(0, table::Column::len);
         let mut features = Vec::new();
         for (col, _) in columns
             .into_iter()
@@ -568,6 +576,141 @@ impl ParquetChunks {
             columns.push(v);
         }
         Ok(Some(feature_frame(columns, batch.num_rows())))
+    }
+}
+
+/// A table (CSV or Parquet) read in chunks of rows with every column, for
+/// audits that need text and labels as well as numbers. Each chunk is typed
+/// on its own, as a whole file with those rows would be: a column may hold
+/// integers in one chunk and floats or text in the next.
+pub struct TableChunks {
+    names: Vec<String>,
+    source: TableSource,
+    shown: String,
+    rows_read: usize,
+}
+
+enum TableSource {
+    Whole(Option<table::Table>),
+    Csv(Box<CsvChunks>),
+    Parquet {
+        reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        empty: Vec<table::Column>,
+        total_rows: u64,
+    },
+}
+
+impl TableChunks {
+    /// Opens a CSV or Parquet file (recognised by content) for chunked
+    /// reading. A Parquet file whose row groups take at most
+    /// `opts.whole_bytes` uncompressed is decoded whole, on every core.
+    pub fn open(path: &Path, opts: ChunkOptions) -> Result<TableChunks> {
+        let shown = path.display().to_string();
+        let (names, source) = match detect(path).map_err(|e| DataError::io(&shown, &e))? {
+            Some(Format::Csv) => {
+                let c =
+                    CsvChunks::open(path, None, opts.csv_bytes.max(1)).map_err(|e| e.at(&shown))?;
+                (c.header.names.clone(), TableSource::Csv(Box::new(c)))
+            }
+            Some(Format::Parquet) => {
+                let builder = table::parquet_builder(path)?;
+                let meta = builder.metadata().clone();
+                let uncompressed: i64 = meta.row_groups().iter().map(|g| g.total_byte_size()).sum();
+                let schema = builder.schema().clone();
+                let names = schema.fields().iter().map(|f| f.name().clone()).collect();
+                if u64::try_from(uncompressed).unwrap_or(u64::MAX) <= opts.whole_bytes {
+                    (names, TableSource::Whole(Some(table::read_parquet(path)?)))
+                } else {
+                    let mut empty = Vec::with_capacity(schema.fields().len());
+                    for field in schema.fields() {
+                        empty.push(table::Column::empty_for(field).map_err(|e| e.at(&shown))?);
+                    }
+                    let reader = builder
+                        .with_batch_size(opts.rows.max(1))
+                        .build()
+                        .map_err(|e| DataError::malformed(format!("Parquet: {e}")).at(&shown))?;
+                    let total_rows = u64::try_from(meta.file_metadata().num_rows()).unwrap_or(0);
+                    (
+                        names,
+                        TableSource::Parquet {
+                            reader,
+                            empty,
+                            total_rows,
+                        },
+                    )
+                }
+            }
+            _ => return Err(DataError::unsupported("expected a CSV or Parquet table").at(&shown)),
+        };
+        Ok(TableChunks {
+            names,
+            source,
+            shown,
+            rows_read: 0,
+        })
+    }
+
+    /// The column names every chunk has, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Rows handed out so far.
+    pub fn rows_read(&self) -> usize {
+        self.rows_read
+    }
+
+    /// How far the reading is, as (done, total) in the source's own unit
+    /// (bytes for CSV, rows for Parquet), for a progress bar.
+    pub fn progress(&self) -> (u64, u64) {
+        match &self.source {
+            TableSource::Whole(t) => (u64::from(t.is_none()), 1),
+            TableSource::Csv(c) => (c.consumed, c.file_len),
+            TableSource::Parquet { total_rows, .. } => (self.rows_read as u64, *total_rows),
+        }
+    }
+
+    fn next_chunk(&mut self) -> Result<Option<table::Table>> {
+        let chunk = match &mut self.source {
+            TableSource::Whole(t) => t.take().filter(|t| t.rows > 0),
+            TableSource::Csv(c) => c.next_block()?.map(|(columns, _)| table::Table {
+                rows: columns.first().map_or(0, table::Column::len),
+                columns,
+            }),
+            TableSource::Parquet { reader, empty, .. } => match reader.next() {
+                None => None,
+                Some(batch) => {
+                    let batch = batch.map_err(|e| DataError::malformed(format!("Parquet: {e}")))?;
+                    let mut columns = empty.clone();
+                    for (col, array) in columns.iter_mut().zip(batch.columns()) {
+                        table::append_array(col, array, &self.shown)?;
+                    }
+                    Some(table::Table {
+                        columns,
+                        rows: batch.num_rows(),
+                    })
+                }
+            },
+        };
+        if let Some(t) = &chunk {
+            self.rows_read += t.rows;
+        }
+        Ok(chunk)
+    }
+}
+
+impl Iterator for TableChunks {
+    type Item = Result<table::Table>;
+
+    fn next(&mut self) -> Option<Result<table::Table>> {
+        match self.next_chunk() {
+            Ok(chunk) => chunk.map(Ok),
+            Err(e) => {
+                // As for frames: one error ends the stream.
+                self.source = TableSource::Whole(None);
+                Some(Err(e.at(&self.shown)))
+            }
+        }
     }
 }
 

@@ -278,7 +278,7 @@ pub fn poison(_global: &GlobalArgs, args: &PoisonArgs) -> Result<u8> {
     })?;
     let path = &args.data;
     let shown = path.display().to_string();
-    let table = read_split(path)?;
+    let table = mlsec_data::table::read_table(path)?;
     let label = mlsec_data::table::find_label(&table, args.label.as_deref())
         .map_err(|e| anyhow!("{shown}: {e}"))?;
     let p = poison::poison(&table, label, kind, args.rate, args.magnitude, args.seed)
@@ -311,15 +311,18 @@ impl TextBody for AuditView {
         writeln!(out, "exact duplicates      {}", a.exact_duplicates.len())?;
         writeln!(out, "near duplicates       {}", a.near_duplicates.len())?;
         writeln!(out, "newer training rows   {}", a.newer_training_rows.len())?;
+        match a.screened_rows {
+            Some(n) if n < a.train_rows => writeln!(
+                out,
+                "target leakage        screened on a uniform sample of {n} training rows"
+            )?,
+            _ => {}
+        }
         for (f, m, s) in &a.leaking_features {
             writeln!(out, "leaking feature       {f} ({m} {s:.3})")?;
         }
         Ok(())
     }
-}
-
-fn read_split(path: &std::path::Path) -> Result<mlsec_data::table::Table> {
-    Ok(mlsec_data::table::read_table(path)?)
 }
 
 pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8> {
@@ -351,7 +354,7 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
             args.bands
         );
     }
-    let (train, test) = (read_split(&args.train)?, read_split(&args.test)?);
+    use mlsec_data::stream::{ChunkOptions, TableChunks};
     let o = AuditOptions {
         label: args.label.clone(),
         ignore: args.ignore.clone(),
@@ -365,16 +368,47 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
         },
         time: args.time.clone(),
         split_time: args.split_time.clone(),
+        screen_rows: usize::try_from(args.screen_rows).unwrap_or(usize::MAX),
+        seed: args.seed,
         ..AuditOptions::default()
     };
-    let audit = leakage::audit(
-        &train,
-        &test,
-        &args.train.display().to_string(),
-        &args.test.display().to_string(),
-        &o,
-    )
-    .map_err(|e| anyhow!(e))?;
+    let (train_name, test_name) = (
+        args.train.display().to_string(),
+        args.test.display().to_string(),
+    );
+    let mut train = TableChunks::open(&args.train, ChunkOptions::default())?;
+    let mut test = TableChunks::open(&args.test, ChunkOptions::default())?;
+    let mut auditor =
+        leakage::SplitAuditor::new(&train_name, train.names(), &test_name, test.names(), &o)
+            .map_err(|e| anyhow!(e))?;
+    // The test split first: its compact state is what the training split,
+    // streamed after it, is compared with.
+    for (chunks, name, is_test) in [
+        (&mut test, &test_name, true),
+        (&mut train, &train_name, false),
+    ] {
+        bar.set_message(format!("reading {name}"));
+        while let Some(chunk) = chunks.next() {
+            let chunk = chunk?;
+            if is_test {
+                auditor.add_test(&chunk)
+            } else {
+                auditor.add_train(&chunk)
+            }
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("{name}, rows from {}", chunks.rows_read() - chunk.rows))?;
+            let (done, total) = chunks.progress();
+            bar.set_message(format!(
+                "{} rows of {name} audited{}",
+                chunks.rows_read(),
+                match total {
+                    0 => String::new(),
+                    _ => format!(" ({:.0}%)", 100.0 * done as f64 / total as f64),
+                }
+            ));
+        }
+    }
+    let audit = auditor.finish();
     bar.finish_and_clear();
     let findings = audit.findings.clone();
     let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));

@@ -135,62 +135,154 @@ fn band_key(sig: &[u32], band: usize, rows: usize) -> u64 {
     h
 }
 
-/// Pairs (train index, test index, Jaccard) at or above the threshold:
-/// LSH candidates verified exactly.
+/// The texts of one split, ready to be searched for near-copies of other
+/// texts: each text's shingle set (kept to verify candidates exactly) and
+/// one flat, sorted table of (band key, text) — millions of entries in two
+/// allocations instead of a map of small vectors. The audit indexes the
+/// test split, usually the smaller, and streams the training split past it.
+pub struct TextIndex {
+    params: MinHashParams,
+    coef: (Vec<u32>, Vec<u32>),
+    shingles: Vec<Vec<u64>>,
+    table: Vec<(u64, u32)>,
+    sorted: bool,
+    /// Where the keys with each value of their top `prefix_bits` bits
+    /// start in `table`: band keys are uniform hashes, so a lookup scans
+    /// about one entry instead of binary-searching the table (the training
+    /// split makes millions of lookups, nearly all misses).
+    starts: Vec<usize>,
+    prefix_bits: u32,
+}
+
+impl TextIndex {
+    pub fn new(p: &MinHashParams) -> TextIndex {
+        TextIndex {
+            params: *p,
+            coef: coefficients(p),
+            shingles: Vec::new(),
+            table: Vec::new(),
+            sorted: true,
+            starts: vec![0, 0],
+            prefix_bits: 0,
+        }
+    }
+
+    fn rows_per_band(&self) -> usize {
+        self.params.permutations / self.params.bands.max(1)
+    }
+
+    /// Shingles and signs `docs` on every core.
+    fn prepare(&self, docs: &[String]) -> Vec<(Vec<u64>, Vec<u32>)> {
+        crate::stats::on_threads(docs.len(), |range| {
+            range
+                .map(|i| {
+                    let sh = shingles(&docs[i], self.params.shingle);
+                    let sig = signature(&sh, &self.coef);
+                    (sh, sig)
+                })
+                .collect()
+        })
+    }
+
+    /// Adds `docs`, numbered on from the texts already indexed.
+    pub fn add(&mut self, docs: &[String]) {
+        let rows = self.rows_per_band();
+        for (sh, sig) in self.prepare(docs) {
+            let id = self.shingles.len() as u32;
+            for band in 0..self.params.bands {
+                self.table.push((band_key(&sig, band, rows), id));
+            }
+            self.shingles.push(sh);
+        }
+        self.sorted = false;
+    }
+
+    /// Texts indexed so far.
+    pub fn len(&self) -> usize {
+        self.shingles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shingles.is_empty()
+    }
+
+    /// Sorts the band table and indexes its key prefixes;
+    /// [`TextIndex::matches`] needs it done.
+    pub fn seal(&mut self) {
+        if self.sorted {
+            return;
+        }
+        self.table.sort_unstable();
+        self.sorted = true;
+        // One to two entries per prefix.
+        let bits = self.table.len().max(2).ilog2().clamp(1, 32);
+        self.prefix_bits = bits;
+        self.starts = Vec::with_capacity((1 << bits) + 1);
+        let mut at = 0;
+        for prefix in 0..=(1u64 << bits) {
+            while at < self.table.len() && self.prefix(self.table[at].0) < prefix {
+                at += 1;
+            }
+            self.starts.push(at);
+        }
+    }
+
+    fn prefix(&self, key: u64) -> u64 {
+        key >> (64 - self.prefix_bits)
+    }
+
+    /// The indexed texts with this band key.
+    fn lookup(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
+        let p = self.prefix(key) as usize;
+        let range = self.starts[p]..self.starts[p + 1];
+        self.table[range]
+            .iter()
+            .filter(move |e| e.0 == key)
+            .map(|e| e.1)
+    }
+
+    /// (index in `docs`, indexed text, Jaccard) for every pair at or above
+    /// the threshold: LSH candidates verified exactly.
+    pub fn matches(&self, docs: &[String]) -> Vec<(usize, usize, f64)> {
+        assert!(self.sorted, "TextIndex::seal before matches");
+        let rows = self.rows_per_band();
+        crate::stats::on_threads(docs.len(), |range| {
+            let mut found = Vec::new();
+            let mut cands: Vec<u32> = Vec::new();
+            for i in range {
+                let sh = shingles(&docs[i], self.params.shingle);
+                let sig = signature(&sh, &self.coef);
+                cands.clear();
+                for band in 0..self.params.bands {
+                    cands.extend(self.lookup(band_key(&sig, band, rows)));
+                }
+                cands.sort_unstable();
+                cands.dedup();
+                for &j in &cands {
+                    let s = jaccard(&sh, &self.shingles[j as usize]);
+                    if s >= self.params.threshold {
+                        found.push((i, j as usize, s));
+                    }
+                }
+            }
+            found
+        })
+    }
+}
+
+/// Pairs (train index, test index, Jaccard) at or above the threshold, in
+/// test order: LSH candidates verified exactly.
 pub fn near_duplicates(
     train: &[String],
     test: &[String],
     p: &MinHashParams,
 ) -> Vec<(usize, usize, f64)> {
-    let rows = p.permutations / p.bands.max(1);
-    let coef = coefficients(p);
-    let prepare = |docs: &[String]| -> Vec<(Vec<u64>, Vec<u32>)> {
-        crate::stats::on_threads(docs.len(), |range| {
-            range
-                .map(|i| {
-                    let sh = shingles(&docs[i], p.shingle);
-                    let sig = signature(&sh, &coef);
-                    (sh, sig)
-                })
-                .collect()
-        })
-    };
-    let (tr, te) = (prepare(train), prepare(test));
-    // One flat, sorted table of (band key, training document) instead of a
-    // map of small vectors: millions of entries, two allocations.
-    let mut table: Vec<(u64, u32)> = Vec::with_capacity(train.len() * p.bands);
-    for (i, (_, sig)) in tr.iter().enumerate() {
-        for band in 0..p.bands {
-            table.push((band_key(sig, band, rows), i as u32));
-        }
-    }
-    table.sort_unstable();
-    let lookup = |key: u64| -> &[(u64, u32)] {
-        let start = table.partition_point(|e| e.0 < key);
-        let end = start + table[start..].partition_point(|e| e.0 == key);
-        &table[start..end]
-    };
-    let found: Vec<Vec<(usize, usize, f64)>> = crate::stats::on_threads(te.len(), |range| {
-        range
-            .map(|j| {
-                let (sh, sig) = &te[j];
-                let mut cands: Vec<u32> = (0..p.bands)
-                    .flat_map(|band| lookup(band_key(sig, band, rows)))
-                    .map(|e| e.1)
-                    .collect();
-                cands.sort_unstable();
-                cands.dedup();
-                cands
-                    .into_iter()
-                    .filter_map(|i| {
-                        let s = jaccard(&tr[i as usize].0, sh);
-                        (s >= p.threshold).then_some((i as usize, j, s))
-                    })
-                    .collect()
-            })
-            .collect()
-    });
-    found.into_iter().flatten().collect()
+    let mut index = TextIndex::new(p);
+    index.add(test);
+    index.seal();
+    let mut pairs = index.matches(train);
+    pairs.sort_by_key(|&(i, j, _)| (j, i));
+    pairs
 }
 
 #[cfg(test)]

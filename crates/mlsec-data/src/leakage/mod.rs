@@ -10,7 +10,7 @@ use crate::table::{Column, ColumnData, Table};
 use mlsec_core::{Finding, Location, OwaspMl, Rule, RuleDocs, Severity, Stage};
 use serde::Serialize;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 pub static SPLIT_DUPLICATES: Rule = Rule {
     code: "MLS-DATA-012",
@@ -91,6 +91,10 @@ pub struct AuditOptions {
     pub split_time: Option<String>,
     pub auc_threshold: f64,
     pub nmi_threshold: f64,
+    /// The target-leakage screen holds at most this many training rows: a
+    /// uniform sample (seeded) when the split has more.
+    pub screen_rows: usize,
+    pub seed: u64,
 }
 
 impl Default for AuditOptions {
@@ -104,6 +108,8 @@ impl Default for AuditOptions {
             split_time: None,
             auc_threshold: 0.98,
             nmi_threshold: 0.95,
+            screen_rows: 1_000_000,
+            seed: 20261123,
         }
     }
 }
@@ -116,32 +122,76 @@ pub struct Audit {
     pub near_duplicates: Vec<(usize, usize, f64)>,
     pub newer_training_rows: Vec<usize>,
     pub leaking_features: Vec<(String, String, f64)>,
+    /// Training rows the target-leakage screen looked at (all of them, or
+    /// a uniform sample of `screen_rows`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screened_rows: Option<usize>,
     #[serde(skip)]
     pub findings: Vec<Finding>,
 }
 
-fn canonical_cell(c: &Column, r: usize) -> String {
-    match &c.data {
-        ColumnData::Float(v) => v[r].map_or("∅".into(), |x| {
-            if x == x.trunc() && x.abs() < 1e15 {
-                format!("{}", x as i64)
-            } else {
-                format!("{x}")
-            }
-        }),
-        ColumnData::Int(v) => v[r].map_or("∅".into(), |x| x.to_string()),
-        ColumnData::Bool(v) => v[r].map_or("∅".into(), |x| x.to_string()),
-        ColumnData::Str(v) => v.get(r).map_or("∅".into(), minhash::normalise),
+impl Audit {
+    fn empty(train_rows: usize, test_rows: usize) -> Audit {
+        Audit {
+            train_rows,
+            test_rows,
+            exact_duplicates: Vec::new(),
+            near_duplicates: Vec::new(),
+            newer_training_rows: Vec::new(),
+            leaking_features: Vec::new(),
+            screened_rows: None,
+            findings: Vec::new(),
+        }
     }
 }
 
-fn row_hash(t: &Table, cols: &[usize], r: usize) -> [u8; 32] {
-    let mut h = sha2::Sha256::new();
-    for &c in cols {
-        h.update(canonical_cell(&t.columns[c], r).as_bytes());
-        h.update([0x1f]);
+/// A number in one form whatever its column's type: integers without a
+/// fraction, others as Rust prints them.
+fn canonical_number(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
     }
-    h.finalize().into()
+}
+
+/// A cell as the row hash sees it. Text that is a number takes the
+/// number's form, so that a column typed as text in one split (or one
+/// chunk) and as numbers in the other still matches.
+fn canonical_cell(c: &Column, r: usize) -> String {
+    match &c.data {
+        ColumnData::Float(v) => v[r].map_or("∅".into(), canonical_number),
+        ColumnData::Int(v) => v[r].map_or("∅".into(), |x| x.to_string()),
+        ColumnData::Bool(v) => v[r].map_or("∅".into(), |x| x.to_string()),
+        ColumnData::Str(v) => v.get(r).map_or("∅".into(), |s| {
+            let t = s.trim();
+            if let Ok(x) = t.parse::<i64>() {
+                x.to_string()
+            } else if let Some(x) = t.parse::<f64>().ok().filter(|x| x.is_finite()) {
+                canonical_number(x)
+            } else {
+                minhash::normalise(s)
+            }
+        }),
+    }
+}
+
+type RowHash = [u8; 32];
+
+/// The hashes of a chunk's rows over `cols`, on every core.
+fn row_hashes(t: &Table, cols: &[usize]) -> Vec<RowHash> {
+    crate::stats::on_threads(t.rows, |range| {
+        range
+            .map(|r| {
+                let mut h = sha2::Sha256::new();
+                for &c in cols {
+                    h.update(canonical_cell(&t.columns[c], r).as_bytes());
+                    h.update([0x1f]);
+                }
+                h.finalize().into()
+            })
+            .collect()
+    })
 }
 
 /// Seconds since the epoch from an ISO 8601 date or date-time (UTC, `Z` or
@@ -165,11 +215,6 @@ pub fn parse_time(s: &str) -> Option<f64> {
     Some(mlsec_sign::intoto::time::parse_utc(&stamp)? as f64 + sec)
 }
 
-/// ROC AUC of one numeric feature for `positive` rows (ties count half).
-fn auc(values: &[f64], positive: &[bool]) -> f64 {
-    crate::stats::iforest::roc_auc(values, positive)
-}
-
 fn entropy(counts: impl Iterator<Item = usize>, n: f64) -> f64 {
     counts
         .filter(|&c| c > 0)
@@ -180,187 +225,185 @@ fn entropy(counts: impl Iterator<Item = usize>, n: f64) -> f64 {
         .sum()
 }
 
-/// Runs the audit.
-pub fn audit(
-    train: &Table,
-    test: &Table,
-    train_name: &str,
-    test_name: &str,
-    o: &AuditOptions,
-) -> Result<Audit, String> {
-    let mut out = Audit {
-        train_rows: train.rows,
-        test_rows: test.rows,
-        exact_duplicates: Vec::new(),
-        near_duplicates: Vec::new(),
-        newer_training_rows: Vec::new(),
-        leaking_features: Vec::new(),
-        findings: Vec::new(),
-    };
-    let skip = |name: &str| {
-        o.ignore.iter().any(|i| i == name)
-            || Some(name) == o.label.as_deref()
-            || Some(name) == o.time.as_deref()
-    };
-    // 1. Exact duplicates over the shared, non-ignored columns.
-    let shared: Vec<(usize, usize)> = train
-        .columns
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !skip(&c.name))
-        .filter_map(|(i, c)| Some((i, test.column(&c.name)?)))
-        .collect();
-    if shared.is_empty() {
-        return Err("train and test share no column to compare".into());
+/// Names a column's position in a chunk; every chunk of a split has the
+/// split's header, so a miss is a reader bug reported as an error.
+fn column_at(t: &Table, name: &str) -> Result<usize, String> {
+    t.column(name)
+        .ok_or_else(|| format!("a chunk has no column `{name}`"))
+}
+
+fn text_cells(t: &Table, c: usize) -> Vec<String> {
+    (0..t.rows)
+        .map(|r| t.columns[c].cell(r).unwrap_or_default())
+        .collect()
+}
+
+fn time_cells(t: &Table, c: usize) -> Vec<Option<f64>> {
+    (0..t.rows)
+        .map(|r| t.columns[c].cell(r).and_then(|s| parse_time(&s)))
+        .collect()
+}
+
+/// Strings numbered in order of first sight.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, s: String) -> u32 {
+        let next = self.ids.len() as u32;
+        *self.ids.entry(s).or_insert(next)
     }
-    let (tc, sc): (Vec<usize>, Vec<usize>) = shared.iter().copied().unzip();
-    let mut seen: HashMap<[u8; 32], usize> = HashMap::with_capacity(train.rows);
-    for r in 0..train.rows {
-        seen.entry(row_hash(train, &tc, r)).or_insert(r);
-    }
-    for r in 0..test.rows {
-        if let Some(&t) = seen.get(&row_hash(test, &sc, r)) {
-            out.exact_duplicates.push((t, r));
+}
+
+/// One feature of the target-leakage sample: numbers while every chunk so
+/// far typed the column as numbers, else categories.
+enum SampledValues {
+    Numeric(Vec<f64>),
+    Categorical { ids: Vec<u32>, names: Interner },
+}
+
+struct SampledFeature {
+    name: String,
+    values: SampledValues,
+}
+
+impl SampledFeature {
+    /// Puts the chunk's `row` into sample slot `slot` (a new slot when it
+    /// equals the sample's length).
+    fn put(&mut self, col: &Column, row: usize, slot: usize) {
+        fn place<T>(v: &mut Vec<T>, slot: usize, x: T) {
+            if slot == v.len() {
+                v.push(x);
+            } else {
+                v[slot] = x;
+            }
         }
-    }
-    if !out.exact_duplicates.is_empty() {
-        let n = out.exact_duplicates.len();
-        let (t, s) = out.exact_duplicates[0];
-        out.findings.push(
-            Finding::new(
-                &SPLIT_DUPLICATES,
-                Location::file(test_name.to_string()),
-                format!(
-                    "{n} of {} test rows ({:.1} %) are in the training split (first: test row {s} = {train_name} row {t})",
-                    test.rows,
-                    100.0 * n as f64 / test.rows.max(1) as f64
-                ),
-            )
-            .with_evidence("pairs", out.exact_duplicates.iter().take(1000).map(|&(a, b)| vec![a, b]).collect::<Vec<_>>()),
-        );
-    }
-    // 2. Near-duplicate texts.
-    if let Some(col) = &o.text {
-        let text_of = |t: &Table, name: &str| -> Result<Vec<String>, String> {
-            let c = t
-                .column(col)
-                .ok_or_else(|| format!("{name} has no column `{col}`"))?;
-            Ok((0..t.rows)
-                .map(|r| t.columns[c].cell(r).unwrap_or_default())
-                .collect())
+        let numeric = match &col.data {
+            ColumnData::Float(v) => Some(v[row].unwrap_or(f64::NAN)),
+            ColumnData::Int(v) => Some(v[row].map_or(f64::NAN, |x| x as f64)),
+            _ => None,
         };
-        let (a, b) = (text_of(train, train_name)?, text_of(test, test_name)?);
-        let exact: std::collections::HashSet<usize> =
-            out.exact_duplicates.iter().map(|&(_, s)| s).collect();
-        let mut pairs = minhash::near_duplicates(&a, &b, &o.minhash);
-        pairs.retain(|&(_, s, _)| !exact.contains(&s));
-        pairs.sort_by_key(|p| (p.1, p.0));
-        if !pairs.is_empty() {
-            let rows: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.1).collect();
-            out.findings.push(
-                Finding::new(
-                    &SPLIT_DUPLICATES,
-                    Location::file(test_name.to_string()),
-                    format!(
-                        "{} test texts in `{col}` are near-duplicates of training texts (Jaccard ≥ {}; first: test row {} ~ train row {}, {:.2})",
-                        rows.len(),
-                        o.minhash.threshold,
-                        pairs[0].1,
-                        pairs[0].0,
-                        pairs[0].2
-                    ),
-                )
-                .with_severity(Severity::Medium)
-                .with_evidence("pairs", pairs.iter().take(1000).map(|p| serde_json::json!([p.0, p.1, p.2])).collect::<Vec<_>>()),
-            );
+        if let (Some(x), SampledValues::Numeric(v)) = (numeric, &mut self.values) {
+            return place(v, slot, x);
         }
-        out.near_duplicates = pairs;
-    }
-    // 3. Temporal bleed.
-    if let Some(col) = &o.time {
-        let times = |t: &Table, name: &str| -> Result<Vec<Option<f64>>, String> {
-            let c = t
-                .column(col)
-                .ok_or_else(|| format!("{name} has no column `{col}`"))?;
-            Ok((0..t.rows)
-                .map(|r| t.columns[c].cell(r).and_then(|s| parse_time(&s)))
-                .collect())
-        };
-        let (tt, st) = (times(train, train_name)?, times(test, test_name)?);
-        let cut =
-            match &o.split_time {
-                Some(s) => Some(parse_time(s).ok_or_else(|| {
-                    format!("--split-time `{s}` is not a date, date-time or number")
-                })?),
-                None => st.iter().flatten().copied().reduce(f64::min),
-            };
-        if let Some(cut) = cut {
-            out.newer_training_rows = tt
+        if let SampledValues::Numeric(v) = &self.values {
+            // Text in a column that was numbers so far: as in a whole file
+            // with that text, the column is categories.
+            let mut names = Interner::default();
+            let ids = v
                 .iter()
-                .enumerate()
-                .filter(|(_, t)| t.is_some_and(|t| t > cut))
-                .map(|(i, _)| i)
+                .map(|&x| {
+                    names.id(if x.is_nan() {
+                        String::new()
+                    } else {
+                        canonical_number(x)
+                    })
+                })
                 .collect();
-            if !out.newer_training_rows.is_empty() {
-                let what = if o.split_time.is_some() {
-                    "the split time"
-                } else {
-                    "the earliest test row"
-                };
-                out.findings.push(
-                    Finding::new(
-                        &TEMPORAL_BLEED,
-                        Location::file(train_name.to_string()),
-                        format!(
-                            "{} training rows are newer than {what}",
-                            out.newer_training_rows.len()
-                        ),
-                    )
-                    .with_evidence(
-                        "rows",
-                        out.newer_training_rows
-                            .iter()
-                            .take(1000)
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    ),
-                );
-            }
+            self.values = SampledValues::Categorical { ids, names };
+        }
+        if let SampledValues::Categorical { ids, names } = &mut self.values {
+            let id = names.id(col.cell(row).unwrap_or_default());
+            place(ids, slot, id);
         }
     }
-    // 4. Target leakage on the training split.
-    if let Some(label) = &o.label {
-        let li = train
-            .column(label)
-            .ok_or_else(|| format!("{train_name} has no label column `{label}`"))?;
-        let labels: Vec<String> = (0..train.rows)
-            .map(|r| train.columns[li].cell(r).unwrap_or_default())
-            .collect();
-        let mut classes: BTreeMap<&str, usize> = BTreeMap::new();
-        for l in &labels {
-            *classes.entry(l).or_default() += 1;
+
+    /// Drops the names no sampled row holds any more, so that a column of
+    /// distinct values (an id) keeps memory in proportion to the sample.
+    fn compact(&mut self, limit: usize) {
+        let SampledValues::Categorical { ids, names } = &mut self.values else {
+            return;
+        };
+        if names.ids.len() <= limit {
+            return;
         }
-        let n = labels.len() as f64;
-        let h_label = entropy(classes.values().copied(), n);
-        for (i, c) in train.columns.iter().enumerate() {
-            if i == li || o.ignore.contains(&c.name) {
-                continue;
-            }
-            let numeric: Option<Vec<f64>> = match &c.data {
-                ColumnData::Float(v) => Some(v.iter().map(|x| x.unwrap_or(f64::NAN)).collect()),
-                ColumnData::Int(v) => {
-                    Some(v.iter().map(|x| x.map_or(f64::NAN, |x| x as f64)).collect())
+        let mut by_id: Vec<Option<String>> = vec![None; names.ids.len()];
+        for (s, i) in names.ids.drain() {
+            by_id[i as usize] = Some(s);
+        }
+        let mut renumbered = HashMap::new();
+        for id in ids.iter_mut() {
+            let next = names.ids.len() as u32;
+            *id = *renumbered.entry(*id).or_insert_with(|| {
+                let s = by_id[*id as usize].take().unwrap_or_default();
+                names.ids.insert(s, next);
+                next
+            });
+        }
+    }
+}
+
+/// A uniform sample of training rows (reservoir sampling, seeded) with
+/// their labels and features: the whole split when it has at most `cap`
+/// rows.
+struct LeakageSample {
+    cap: usize,
+    seen: usize,
+    rng: rand_chacha::ChaCha8Rng,
+    label: String,
+    labels: Vec<u32>,
+    classes: Interner,
+    features: Vec<SampledFeature>,
+}
+
+impl LeakageSample {
+    fn add(&mut self, t: &Table) -> Result<(), String> {
+        use rand_core::RngCore;
+        let mut slots = Vec::with_capacity(t.rows.min(self.cap));
+        for row in 0..t.rows {
+            let n = self.seen + row;
+            if n < self.cap {
+                slots.push((row, n));
+            } else {
+                let j = ((self.rng.next_u64() as u128 * (n as u128 + 1)) >> 64) as usize;
+                if j < self.cap {
+                    slots.push((row, j));
                 }
-                _ => None,
-            };
-            let (measure, score) = match numeric {
-                Some(values) if classes.len() >= 2 => {
+            }
+        }
+        self.seen += t.rows;
+        let lc = &t.columns[column_at(t, &self.label)?];
+        for &(row, slot) in &slots {
+            let class = self.classes.id(lc.cell(row).unwrap_or_default());
+            if slot == self.labels.len() {
+                self.labels.push(class);
+            } else {
+                self.labels[slot] = class;
+            }
+        }
+        for f in &mut self.features {
+            let col = &t.columns[column_at(t, &f.name)?];
+            for &(row, slot) in &slots {
+                f.put(col, row, slot);
+            }
+            f.compact(2 * self.cap + 1024);
+        }
+        Ok(())
+    }
+
+    /// Features that alone predict the label: (name, measure, score).
+    fn screen(&self, o: &AuditOptions) -> Vec<(String, &'static str, f64)> {
+        let n = self.labels.len();
+        let mut class_counts = vec![0usize; self.classes.ids.len()];
+        for &l in &self.labels {
+            class_counts[l as usize] += 1;
+        }
+        let classes: Vec<u32> = (0..class_counts.len() as u32)
+            .filter(|&k| class_counts[k as usize] > 0)
+            .collect();
+        let h_label = entropy(class_counts.iter().copied(), n as f64);
+        let mut out = Vec::new();
+        for f in &self.features {
+            let (measure, score, limit) = match &f.values {
+                SampledValues::Numeric(values) if classes.len() >= 2 => {
                     // The best one-vs-rest separation, in either direction.
                     let best = classes
-                        .keys()
-                        .map(|k| {
-                            let pos: Vec<bool> = labels.iter().map(|l| l == k).collect();
-                            let a = auc(&values, &pos);
+                        .iter()
+                        .map(|&k| {
+                            let pos: Vec<bool> = self.labels.iter().map(|&l| l == k).collect();
+                            let a = crate::stats::iforest::roc_auc(values, &pos);
                             if a.is_nan() {
                                 0.5
                             } else {
@@ -368,53 +411,336 @@ pub fn audit(
                             }
                         })
                         .fold(0.5, f64::max);
-                    ("AUC", best)
+                    ("AUC", best, o.auc_threshold)
                 }
-                Some(_) => continue,
-                None => {
+                SampledValues::Numeric(_) => continue,
+                SampledValues::Categorical { ids, .. } => {
                     if h_label <= 0.0 {
                         continue;
                     }
-                    let mut joint: HashMap<(String, &str), usize> = HashMap::new();
-                    let mut values: HashMap<String, usize> = HashMap::new();
-                    for (r, l) in labels.iter().enumerate() {
-                        let v = c.cell(r).unwrap_or_default();
-                        *values.entry(v.clone()).or_default() += 1;
+                    let mut joint: HashMap<(u32, u32), usize> = HashMap::new();
+                    let mut values: HashMap<u32, usize> = HashMap::new();
+                    for (&v, &l) in ids.iter().zip(&self.labels) {
+                        *values.entry(v).or_default() += 1;
                         *joint.entry((v, l)).or_default() += 1;
                     }
                     // A column with a distinct value per row (an id) says nothing general.
-                    if values.len() as f64 > 0.5 * n {
+                    if values.len() as f64 > 0.5 * n as f64 {
                         continue;
                     }
-                    let h_value = entropy(values.values().copied(), n);
-                    let h_joint = entropy(joint.values().copied(), n);
-                    ("NMI", (h_value + h_label - h_joint) / h_label)
+                    let h_value = entropy(values.values().copied(), n as f64);
+                    let h_joint = entropy(joint.values().copied(), n as f64);
+                    (
+                        "NMI",
+                        (h_value + h_label - h_joint) / h_label,
+                        o.nmi_threshold,
+                    )
                 }
             };
-            let limit = if measure == "AUC" {
-                o.auc_threshold
-            } else {
-                o.nmi_threshold
-            };
             if score >= limit {
-                out.leaking_features
-                    .push((c.name.clone(), measure.into(), score));
+                out.push((f.name.clone(), measure, score));
+            }
+        }
+        out
+    }
+}
+
+/// The test split's state, kept while the training split streams past.
+struct TestSide {
+    rows: usize,
+    hashes: Vec<RowHash>,
+    /// The first training row with each test row's hash.
+    first_train_row: HashMap<RowHash, Option<usize>>,
+    texts: Option<minhash::TextIndex>,
+    earliest: Option<f64>,
+}
+
+/// A leakage audit fed in chunks: every chunk of the test split first,
+/// then the training split's. Memory holds the test split's compact state
+/// (a 32-byte hash per row, its texts' shingles and LSH band keys), one
+/// training chunk, and the target-leakage sample — never the training
+/// split whole, so it may be larger than memory.
+pub struct SplitAuditor<'o> {
+    o: &'o AuditOptions,
+    train_name: String,
+    test_name: String,
+    shared: Vec<String>,
+    test: TestSide,
+    /// The cut for temporal bleed, fixed when the first training chunk
+    /// arrives (the split time, or the earliest test row).
+    cut: Option<Option<f64>>,
+    train_rows: usize,
+    near: Vec<(usize, usize, f64)>,
+    newer: Vec<usize>,
+    sample: Option<LeakageSample>,
+}
+
+impl<'o> SplitAuditor<'o> {
+    /// Checks the options against both splits' column names before any
+    /// row is read.
+    pub fn new(
+        train_name: &str,
+        train_columns: &[String],
+        test_name: &str,
+        test_columns: &[String],
+        o: &'o AuditOptions,
+    ) -> Result<SplitAuditor<'o>, String> {
+        let skip = |name: &str| {
+            o.ignore.iter().any(|i| i == name)
+                || Some(name) == o.label.as_deref()
+                || Some(name) == o.time.as_deref()
+        };
+        let shared: Vec<String> = train_columns
+            .iter()
+            .filter(|c| !skip(c) && test_columns.contains(c))
+            .cloned()
+            .collect();
+        if shared.is_empty() {
+            return Err("train and test share no column to compare".into());
+        }
+        let has = |columns: &[String], name: &str| columns.iter().any(|c| c == name);
+        for col in [&o.text, &o.time].into_iter().flatten() {
+            for (split, columns) in [(train_name, train_columns), (test_name, test_columns)] {
+                if !has(columns, col) {
+                    return Err(format!("{split} has no column `{col}`"));
+                }
+            }
+        }
+        if let Some(s) = &o.split_time {
+            parse_time(s)
+                .ok_or_else(|| format!("--split-time `{s}` is not a date, date-time or number"))?;
+        }
+        let sample = match &o.label {
+            Some(label) if !has(train_columns, label) => {
+                return Err(format!("{train_name} has no label column `{label}`"))
+            }
+            Some(label) => Some(LeakageSample {
+                cap: o.screen_rows.max(1),
+                seen: 0,
+                rng: rand_core::SeedableRng::seed_from_u64(o.seed),
+                label: label.clone(),
+                labels: Vec::new(),
+                classes: Interner::default(),
+                features: train_columns
+                    .iter()
+                    .filter(|c| *c != label && !o.ignore.contains(c))
+                    .map(|c| SampledFeature {
+                        name: c.clone(),
+                        values: SampledValues::Numeric(Vec::new()),
+                    })
+                    .collect(),
+            }),
+            None => None,
+        };
+        Ok(SplitAuditor {
+            o,
+            train_name: train_name.to_string(),
+            test_name: test_name.to_string(),
+            shared,
+            test: TestSide {
+                rows: 0,
+                hashes: Vec::new(),
+                first_train_row: HashMap::new(),
+                texts: o.text.as_ref().map(|_| minhash::TextIndex::new(&o.minhash)),
+                earliest: None,
+            },
+            cut: None,
+            train_rows: 0,
+            near: Vec::new(),
+            newer: Vec::new(),
+            sample,
+        })
+    }
+
+    fn shared_at(&self, t: &Table) -> Result<Vec<usize>, String> {
+        self.shared.iter().map(|n| column_at(t, n)).collect()
+    }
+
+    /// The next chunk of the test split.
+    pub fn add_test(&mut self, t: &Table) -> Result<(), String> {
+        if self.cut.is_some() {
+            return Err("test chunks must come before training chunks".into());
+        }
+        let hashes = row_hashes(t, &self.shared_at(t)?);
+        for h in &hashes {
+            self.test.first_train_row.entry(*h).or_insert(None);
+        }
+        self.test.hashes.extend(hashes);
+        if let (Some(index), Some(col)) = (&mut self.test.texts, &self.o.text) {
+            index.add(&text_cells(t, column_at(t, col)?));
+        }
+        if let Some(col) = &self.o.time {
+            let earliest = time_cells(t, column_at(t, col)?)
+                .into_iter()
+                .flatten()
+                .chain(self.test.earliest)
+                .reduce(f64::min);
+            self.test.earliest = earliest;
+        }
+        self.test.rows += t.rows;
+        Ok(())
+    }
+
+    /// The next chunk of the training split.
+    pub fn add_train(&mut self, t: &Table) -> Result<(), String> {
+        let cut = *self.cut.get_or_insert_with(|| {
+            if let Some(index) = &mut self.test.texts {
+                index.seal();
+            }
+            match &self.o.split_time {
+                Some(s) => parse_time(s),
+                None => self.test.earliest,
+            }
+        });
+        let first = self.train_rows;
+        // 1. Exact copies: the first training row with each test row's hash.
+        for (r, h) in row_hashes(t, &self.shared_at(t)?).into_iter().enumerate() {
+            if let Some(slot @ None) = self.test.first_train_row.get_mut(&h) {
+                *slot = Some(first + r);
+            }
+        }
+        // 2. Near-duplicate texts.
+        if let (Some(index), Some(col)) = (&self.test.texts, &self.o.text) {
+            let found = index.matches(&text_cells(t, column_at(t, col)?));
+            self.near
+                .extend(found.into_iter().map(|(i, j, s)| (first + i, j, s)));
+        }
+        // 3. Temporal bleed.
+        if let (Some(cut), Some(col)) = (cut, &self.o.time) {
+            let times = time_cells(t, column_at(t, col)?);
+            self.newer.extend(
+                times
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.is_some_and(|x| x > cut))
+                    .map(|(r, _)| first + r),
+            );
+        }
+        // 4. The sample for target leakage.
+        if let Some(sample) = &mut self.sample {
+            sample.add(t)?;
+        }
+        self.train_rows += t.rows;
+        Ok(())
+    }
+
+    /// The audit's results and findings.
+    pub fn finish(mut self) -> Audit {
+        let (train_name, test_name, o) = (&self.train_name, &self.test_name, self.o);
+        let mut out = Audit::empty(self.train_rows, self.test.rows);
+        for (s, h) in self.test.hashes.iter().enumerate() {
+            if let Some(Some(t)) = self.test.first_train_row.get(h) {
+                out.exact_duplicates.push((*t, s));
+            }
+        }
+        if let Some(&(t, s)) = out.exact_duplicates.first() {
+            let n = out.exact_duplicates.len();
+            out.findings.push(
+                Finding::new(
+                    &SPLIT_DUPLICATES,
+                    Location::file(test_name.clone()),
+                    format!(
+                        "{n} of {} test rows ({:.1} %) are in the training split (first: test row {s} = {train_name} row {t})",
+                        out.test_rows,
+                        100.0 * n as f64 / out.test_rows.max(1) as f64
+                    ),
+                )
+                .with_evidence("pairs", out.exact_duplicates.iter().take(1000).map(|&(a, b)| vec![a, b]).collect::<Vec<_>>()),
+            );
+        }
+        if let Some(col) = &o.text {
+            let exact: std::collections::HashSet<usize> =
+                out.exact_duplicates.iter().map(|&(_, s)| s).collect();
+            let mut pairs = std::mem::take(&mut self.near);
+            pairs.retain(|&(_, s, _)| !exact.contains(&s));
+            pairs.sort_by_key(|p| (p.1, p.0));
+            if let Some(&(t, s, j)) = pairs.first() {
+                let rows: std::collections::BTreeSet<usize> = pairs.iter().map(|p| p.1).collect();
+                out.findings.push(
+                    Finding::new(
+                        &SPLIT_DUPLICATES,
+                        Location::file(test_name.clone()),
+                        format!(
+                            "{} test texts in `{col}` are near-duplicates of training texts (Jaccard ≥ {}; first: test row {s} ~ train row {t}, {j:.2})",
+                            rows.len(),
+                            o.minhash.threshold,
+                        ),
+                    )
+                    .with_severity(Severity::Medium)
+                    .with_evidence("pairs", pairs.iter().take(1000).map(|p| serde_json::json!([p.0, p.1, p.2])).collect::<Vec<_>>()),
+                );
+            }
+            out.near_duplicates = pairs;
+        }
+        out.newer_training_rows = std::mem::take(&mut self.newer);
+        if !out.newer_training_rows.is_empty() {
+            let what = if o.split_time.is_some() {
+                "the split time"
+            } else {
+                "the earliest test row"
+            };
+            out.findings.push(
+                Finding::new(
+                    &TEMPORAL_BLEED,
+                    Location::file(train_name.clone()),
+                    format!(
+                        "{} training rows are newer than {what}",
+                        out.newer_training_rows.len()
+                    ),
+                )
+                .with_evidence(
+                    "rows",
+                    out.newer_training_rows
+                        .iter()
+                        .take(1000)
+                        .copied()
+                        .collect::<Vec<_>>(),
+                ),
+            );
+        }
+        if let (Some(sample), Some(label)) = (&self.sample, &o.label) {
+            out.screened_rows = Some(sample.labels.len());
+            let sampled = if sample.seen > sample.labels.len() {
+                format!(
+                    ", on a uniform sample of {} of {} rows",
+                    sample.labels.len(),
+                    sample.seen
+                )
+            } else {
+                String::new()
+            };
+            for (name, measure, score) in sample.screen(o) {
                 out.findings.push(
                     Finding::new(
                         &TARGET_LEAKAGE,
-                        Location::file(train_name.to_string()),
+                        Location::file(train_name.clone()),
                         format!(
-                            "`{}` alone predicts `{label}` ({measure} {score:.3})",
-                            c.name
+                            "`{name}` alone predicts `{label}` ({measure} {score:.3}{sampled})"
                         ),
                     )
                     .with_evidence("measure", measure)
                     .with_evidence("score", score),
                 );
+                out.leaking_features.push((name, measure.into(), score));
             }
         }
+        out
     }
-    Ok(out)
+}
+
+/// Runs the audit on two splits in memory.
+pub fn audit(
+    train: &Table,
+    test: &Table,
+    train_name: &str,
+    test_name: &str,
+    o: &AuditOptions,
+) -> Result<Audit, String> {
+    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let mut auditor = SplitAuditor::new(train_name, &names(train), test_name, &names(test), o)?;
+    auditor.add_test(test)?;
+    auditor.add_train(train)?;
+    Ok(auditor.finish())
 }
 
 /// The image audit: test images that are pixel-identical to a training
@@ -426,15 +752,7 @@ pub fn audit_images(
     test_name: &str,
     p: &images::ImageParams,
 ) -> Result<Audit, String> {
-    let mut out = Audit {
-        train_rows: train.n,
-        test_rows: test.n,
-        exact_duplicates: Vec::new(),
-        near_duplicates: Vec::new(),
-        newer_training_rows: Vec::new(),
-        leaking_features: Vec::new(),
-        findings: Vec::new(),
-    };
+    let mut out = Audit::empty(train.n, test.n);
     let per = train.width * train.height;
     let digest = |im: &images::Images, i: usize| -> [u8; 32] {
         let mut h = sha2::Sha256::new();
@@ -489,4 +807,121 @@ pub fn audit_images(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::TextColumn;
+
+    fn chunk(xs: std::ops::Range<usize>, text: bool) -> Table {
+        let n = xs.len();
+        let x = if text {
+            let mut t = TextColumn::default();
+            for v in xs.clone() {
+                t.push(Some(&format!("v{v}")));
+            }
+            ColumnData::Str(t)
+        } else {
+            ColumnData::Int(xs.clone().map(|v| Some(v as i64)).collect())
+        };
+        let labels = ColumnData::Int(xs.map(|v| Some((v % 2) as i64)).collect());
+        let column = |name: &str, data| Column {
+            name: name.into(),
+            source_type: String::new(),
+            data,
+        };
+        Table {
+            columns: vec![column("x", x), column("label", labels)],
+            rows: n,
+        }
+    }
+
+    fn sample(cap: usize) -> LeakageSample {
+        LeakageSample {
+            cap,
+            seen: 0,
+            rng: rand_core::SeedableRng::seed_from_u64(7),
+            label: "label".into(),
+            labels: Vec::new(),
+            classes: Interner::default(),
+            features: vec![SampledFeature {
+                name: "x".into(),
+                values: SampledValues::Numeric(Vec::new()),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_reservoir_is_a_uniform_sample_of_distinct_rows() {
+        let mut s = sample(500);
+        for start in (0..20_000).step_by(3_000) {
+            s.add(&chunk(start..(start + 3_000).min(20_000), false))
+                .unwrap();
+        }
+        let SampledValues::Numeric(v) = &s.features[0].values else {
+            panic!("x stays numeric");
+        };
+        assert_eq!((v.len(), s.labels.len(), s.seen), (500, 500, 20_000));
+        let mut rows: Vec<usize> = v.iter().map(|&x| x as usize).collect();
+        // Each sampled row keeps its own label.
+        for (&x, &l) in rows.iter().zip(&s.labels) {
+            assert_eq!(s.classes.ids[&(x % 2).to_string()], l);
+        }
+        rows.sort_unstable();
+        rows.dedup();
+        assert_eq!(rows.len(), 500);
+        // Uniform over 0..20,000: mean 10,000 with a standard error of
+        // 5,774 / √500 ≈ 258; each quarter holds about 125 rows.
+        let mean = rows.iter().sum::<usize>() as f64 / 500.0;
+        assert!((mean - 10_000.0).abs() < 1_100.0, "mean {mean}");
+        for q in 0..4 {
+            let inside = rows.iter().filter(|&&r| r / 5_000 == q).count();
+            assert!((85..=165).contains(&inside), "quarter {q}: {inside}");
+        }
+    }
+
+    #[test]
+    fn text_after_numbers_makes_categories_and_ids_stay_bounded() {
+        let mut s = sample(100);
+        s.add(&chunk(0..50, false)).unwrap();
+        s.add(&chunk(50..5_000, true)).unwrap();
+        let SampledValues::Categorical { ids, names } = &s.features[0].values else {
+            panic!("text turns the feature into categories");
+        };
+        assert_eq!(ids.len(), 100);
+        // Every sampled row has its own value; names no row holds are dropped.
+        assert!(names.ids.len() <= 2 * 100 + 1024);
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 100);
+    }
+
+    #[test]
+    fn numbers_match_across_column_types() {
+        let text = |s: &str| {
+            let mut t = TextColumn::default();
+            t.push(Some(s));
+            Column {
+                name: "c".into(),
+                source_type: String::new(),
+                data: ColumnData::Str(t),
+            }
+        };
+        let int = Column {
+            name: "c".into(),
+            source_type: String::new(),
+            data: ColumnData::Int(vec![Some(7)]),
+        };
+        let float = Column {
+            data: ColumnData::Float(vec![Some(7.0)]),
+            ..int.clone()
+        };
+        for c in [text("7"), text(" 7.0 "), text("7.000"), float] {
+            assert_eq!(canonical_cell(&c, 0), canonical_cell(&int, 0));
+        }
+        assert_eq!(canonical_cell(&text("  Seven  Days "), 0), "seven days");
+        assert_ne!(canonical_cell(&text("7a"), 0), canonical_cell(&int, 0));
+    }
 }
