@@ -5,6 +5,7 @@ use crate::output::{self, exit};
 use anyhow::{anyhow, bail, Context, Result};
 use mlsec_core::{Report, Style, TextBody};
 use mlsec_data::gate::{self, ledger, manifest, policy::Policy, GateInput, Outcome};
+use mlsec_data::stream::ChunkOptions;
 use serde::Serialize;
 use std::io::Write;
 
@@ -59,37 +60,41 @@ impl TextBody for GateView {
     }
 }
 
-fn write_rows(path: &std::path::Path, o: &Outcome, quarantined: bool) -> Result<()> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = o.table.columns.iter().map(|c| c.name.clone()).collect();
-    if quarantined {
-        header.insert(0, "row".into());
-        header.push("reasons".into());
-    }
-    w.write_record(&header)?;
-    for r in 0..o.table.rows {
-        let held = o.decision == gate::Decision::Quarantined
-            || o.decision == gate::Decision::Rejected
-            || o.quarantined.contains_key(&r);
-        if held != quarantined {
-            continue;
-        }
-        let mut cells: Vec<String> = o
-            .table
-            .columns
-            .iter()
-            .map(|c| c.cell(r).unwrap_or_default())
-            .collect();
+/// Writes the batch's accepted (or quarantined) rows as CSV, reading the
+/// batch again chunk by chunk; quarantined rows carry their row number and
+/// reasons.
+fn write_rows(
+    path: &std::path::Path,
+    batch: &std::path::Path,
+    o: &Outcome,
+    quarantined: bool,
+) -> Result<()> {
+    output::write_output_with(Some(path), |out| {
+        let mut w = csv::Writer::from_writer(out);
+        let mut header = o.columns.clone();
         if quarantined {
-            cells.insert(0, r.to_string());
-            let mut reasons = o.quarantined.get(&r).cloned().unwrap_or_default();
-            reasons.extend(o.batch_reasons.iter().cloned());
-            cells.push(reasons.join("; "));
+            header.insert(0, "row".into());
+            header.push("reasons".into());
         }
-        w.write_record(&cells)?;
-    }
-    let bytes = w.into_inner().map_err(|e| anyhow!("{e}"))?;
-    output::write_output(Some(path), &bytes)
+        w.write_record(&header)?;
+        gate::for_each_row(batch, o, ChunkOptions::default(), |row, t, r| {
+            if o.holds(row) != quarantined {
+                return Ok(());
+            }
+            let mut cells: Vec<String> = t
+                .columns
+                .iter()
+                .map(|c| c.cell(r).unwrap_or_default())
+                .collect();
+            if quarantined {
+                cells.insert(0, row.to_string());
+                cells.push(o.reasons(row).join("; "));
+            }
+            w.write_record(&cells).map_err(|e| e.to_string())
+        })
+        .map_err(std::io::Error::other)?;
+        w.flush()
+    })
 }
 
 pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
@@ -102,38 +107,38 @@ pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
         manifest: args.manifest.as_deref(),
         policy: &policy,
         policy_dir: &policy_dir,
+        chunks: ChunkOptions::default(),
     })
     .map_err(|e| anyhow!(e))?;
-    bar.finish_and_clear();
     if let Some(path) = &args.accepted {
-        write_rows(path, &outcome, false)?;
+        bar.set_message(format!("writing {}", path.display()));
+        write_rows(path, &args.batch, &outcome, false)?;
     }
     if let Some(path) = &args.quarantine {
-        write_rows(path, &outcome, true)?;
+        bar.set_message(format!("writing {}", path.display()));
+        write_rows(path, &args.batch, &outcome, true)?;
     }
     if let Some(path) = &args.ledger {
+        bar.set_message(format!("recording in {}", path.display()));
         let mut l = ledger::Ledger::open(path).map_err(|e| anyhow!(e))?;
-        let held: Vec<usize> = if matches!(
-            outcome.decision,
-            gate::Decision::Quarantined | gate::Decision::Rejected
-        ) {
-            (0..outcome.rows).collect()
-        } else {
-            outcome.quarantined.keys().copied().collect()
-        };
-        let rows: Vec<ledger::QuarantinedRow> = held
-            .iter()
-            .map(|&r| {
-                let mut reasons = outcome.quarantined.get(&r).cloned().unwrap_or_default();
-                reasons.extend(outcome.batch_reasons.iter().cloned());
-                ledger::QuarantinedRow {
-                    batch_id: 0,
-                    row: r as i64,
-                    reasons,
-                    content: gate::row_text(&outcome.table, r),
+        let mut rows: Vec<ledger::QuarantinedRow> = Vec::new();
+        gate::for_each_row(
+            &args.batch,
+            &outcome,
+            ChunkOptions::default(),
+            |row, t, r| {
+                if outcome.holds(row) {
+                    rows.push(ledger::QuarantinedRow {
+                        batch_id: 0,
+                        row: row as i64,
+                        reasons: outcome.reasons(row),
+                        content: gate::row_text(t, r),
+                    });
                 }
-            })
-            .collect();
+                Ok(())
+            },
+        )
+        .map_err(|e| anyhow!(e))?;
         let record = ledger::BatchRecord {
             id: 0,
             received_at: String::new(),
@@ -151,9 +156,10 @@ pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
             .map_err(|e| anyhow!(e))
             .with_context(|| path.display().to_string())?;
         if !global.quiet {
-            eprintln!("recorded as batch {id} in {}", path.display());
+            bar.suspend(|| eprintln!("recorded as batch {id} in {}", path.display()));
         }
     }
+    bar.finish_and_clear();
     let findings = outcome.findings.clone();
     let mut report = Report::new(output::tool(), "data gate", GateView(outcome));
     report.findings = findings;

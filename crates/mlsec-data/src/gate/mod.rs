@@ -10,7 +10,8 @@ pub mod policy;
 
 use crate::frame::Frame;
 use crate::stats::{self, IsolationForest, IsolationForestParams, KsMethod};
-use crate::table::{self, ColumnData, Table};
+use crate::stream::{ChunkOptions, TableChunks};
+use crate::table::{ColumnData, Table};
 use mlsec_core::{Finding, Location, OwaspMl, Rule, RuleDocs, Severity, Stage};
 use policy::{ColumnType, Policy, UnknownColumns};
 use serde::Serialize;
@@ -118,15 +119,33 @@ pub struct Outcome {
     pub accepted_rows: usize,
     /// Reasons that apply to the whole batch.
     pub batch_reasons: Vec<String>,
-    /// Quarantined rows and their reasons.
+    /// Rows quarantined for reasons of their own, and those reasons. A
+    /// batch quarantined or rejected whole holds every row as well: see
+    /// [`Outcome::holds`].
     pub quarantined: BTreeMap<usize, Vec<String>>,
     pub screen: Vec<FeatureScreen>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_chi2: Option<(f64, f64)>,
     #[serde(skip)]
     pub findings: Vec<Finding>,
+    /// The batch's column names.
     #[serde(skip)]
-    pub table: Table,
+    pub columns: Vec<String>,
+}
+
+impl Outcome {
+    /// Whether row `r` is held back from training.
+    pub fn holds(&self, r: usize) -> bool {
+        matches!(self.decision, Decision::Quarantined | Decision::Rejected)
+            || self.quarantined.contains_key(&r)
+    }
+
+    /// Every reason row `r` is held for: its own, then the batch's.
+    pub fn reasons(&self, r: usize) -> Vec<String> {
+        let mut reasons = self.quarantined.get(&r).cloned().unwrap_or_default();
+        reasons.extend(self.batch_reasons.iter().cloned());
+        reasons
+    }
 }
 
 pub struct GateInput<'a> {
@@ -136,6 +155,9 @@ pub struct GateInput<'a> {
     pub policy: &'a Policy,
     /// Paths in the policy (source keys) are relative to this folder.
     pub policy_dir: &'a Path,
+    /// How the batch is read: in chunks of this size, so that it may be
+    /// larger than memory.
+    pub chunks: ChunkOptions,
 }
 
 /// The row as CSV text, for the quarantine file and the ledger.
@@ -153,115 +175,123 @@ pub fn row_text(t: &Table, row: usize) -> String {
     String::from_utf8_lossy(&bytes).trim_end().to_string()
 }
 
-fn add(q: &mut BTreeMap<usize, Vec<String>>, row: usize, reason: String) {
-    q.entry(row).or_default().push(reason);
+/// Reads the batch again, chunk by chunk, handing every row to `each`
+/// with its number: for writing accepted and quarantined rows after the
+/// gate decided. The batch must still have the digest the gate saw.
+pub fn for_each_row(
+    batch: &Path,
+    outcome: &Outcome,
+    chunks: ChunkOptions,
+    mut each: impl FnMut(usize, &Table, usize) -> Result<(), String>,
+) -> Result<(), String> {
+    let shown = batch.display().to_string();
+    let mut row = 0;
+    for chunk in TableChunks::open(batch, chunks).map_err(|e| e.to_string())? {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        for r in 0..chunk.rows {
+            each(row + r, &chunk, r)?;
+        }
+        row += chunk.rows;
+    }
+    let (now, _) = mlsec_core::digest::sha256_file(batch).map_err(|e| format!("{shown}: {e}"))?;
+    if now != outcome.batch_sha256 || row != outcome.rows {
+        return Err(format!(
+            "{shown} changed while it was gated (SHA-256 {} then {now})",
+            outcome.batch_sha256
+        ));
+    }
+    Ok(())
 }
 
-/// Runs the gate on one batch.
+/// A per-row reason and the check it came from, in the order checks run,
+/// so that each row lists its reasons schema first whatever chunk it is in.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    Schema,
+    Outlier,
+    Label,
+}
+
+/// Runs the gate on one batch. The batch is read in chunks: memory holds
+/// the reference, the batch's numeric features (for the KS and PSI
+/// screen), the values of `unique` columns and the reasons of held rows,
+/// never the batch's table whole.
 pub fn run(input: &GateInput) -> Result<Outcome, String> {
     let policy = input.policy;
-    // Streamed: the batch is hashed without holding a second copy of it.
+    // Streamed: the batch is hashed without holding it.
     let (batch_sha256, _) = mlsec_core::digest::sha256_file(input.batch)
         .map_err(|e| format!("{}: {e}", input.batch.display()))?;
-    let table = table::read_table(input.batch).map_err(|e| e.to_string())?;
     let shown = input.batch.display().to_string();
+    let mut chunks = TableChunks::open(input.batch, input.chunks).map_err(|e| e.to_string())?;
     let mut out = Outcome {
         decision: Decision::Accepted,
         batch_sha256: batch_sha256.clone(),
         source: None,
         manifest_sha256: None,
-        rows: table.rows,
+        rows: 0,
         accepted_rows: 0,
         batch_reasons: Vec::new(),
         quarantined: BTreeMap::new(),
         screen: Vec::new(),
         label_chi2: None,
         findings: Vec::new(),
-        table,
+        columns: chunks.names().to_vec(),
     };
     // 1. Provenance: a manifest signed by an allowed source, for this batch.
     if !policy.sources.is_empty() {
-        let verdict = (|| -> Result<manifest::Manifest, String> {
-            let path = input
-                .manifest
-                .ok_or("no manifest given (--manifest); the policy lists sources")?;
-            let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            if meta.len() > manifest::MAX_MANIFEST_BYTES {
-                return Err(format!("{}: larger than any manifest", path.display()));
+        if let Err(reason) = verify_provenance(input, &batch_sha256, &mut out) {
+            out.decision = Decision::Rejected;
+            out.findings.push(
+                Finding::new(
+                    &BATCH_REJECTED,
+                    Location::file(shown.clone()),
+                    reason.clone(),
+                )
+                .with_evidence("batch_sha256", batch_sha256.clone()),
+            );
+            out.batch_reasons.push(reason);
+            // Every row is held; only the count is read.
+            for chunk in chunks {
+                out.rows += chunk.map_err(|e| e.to_string())?.rows;
             }
-            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            out.manifest_sha256 = Some(mlsec_core::digest::sha256_hex(&bytes));
-            let mut keys = Vec::new();
-            for s in &policy.sources {
-                let p = input.policy_dir.join(&s.key);
-                let pem = std::fs::read_to_string(&p)
-                    .map_err(|e| format!("source {}: {}: {e}", s.name, p.display()))?;
-                let key = mlsec_sign::PublicKey::from_pem(&pem)
-                    .map_err(|e| format!("source {}: {e}", s.name))?;
-                keys.push((s.name.clone(), key));
-            }
-            let m = manifest::verify(&bytes, &keys)?;
-            if m.sha256 != batch_sha256 {
-                return Err(format!(
-                    "batch SHA-256 {batch_sha256} is not the signed {}",
-                    m.sha256
-                ));
-            }
-            Ok(m)
-        })();
-        match verdict {
-            Ok(m) => out.source = Some(m.source),
-            Err(reason) => {
-                out.decision = Decision::Rejected;
-                out.findings.push(
-                    Finding::new(
-                        &BATCH_REJECTED,
-                        Location::file(shown.clone()),
-                        reason.clone(),
-                    )
-                    .with_evidence("batch_sha256", batch_sha256.clone()),
-                );
-                out.batch_reasons.push(reason);
-                for r in 0..out.rows {
-                    add(
-                        &mut out.quarantined,
-                        r,
-                        "batch rejected: no valid manifest".into(),
-                    );
-                }
-                return Ok(out);
-            }
+            return Ok(out);
         }
     }
-    // 2. Schema.
-    check_schema(policy, &shown, &mut out);
-    // 3. Distribution screen against the reference.
     let reference =
         Frame::load(input.reference, policy.label.as_deref()).map_err(|e| e.to_string())?;
-    let batch = Frame::from_table(&out.table, policy.label.as_deref())
-        .map_err(|e| e.at(&shown).to_string())?;
-    screen(policy, &reference, &batch, &shown, &mut out)?;
-    // 4. Row outliers and 5. label disagreement.
-    let names = reference.shared_features(&batch);
-    if !names.is_empty() && batch.rows > 0 {
-        let fill = reference.gap_fill(&batch, &names);
-        let ref_rows = reference.row_major(&names, &fill);
-        let batch_rows = batch.row_major(&names, &fill);
-        if let Some(o) = &policy.outliers {
-            outliers(o, &names, &ref_rows, &batch_rows, &shown, &mut out)?;
+    let mut schema = SchemaCheck::new(policy, chunks.names());
+    let mut features: Option<BatchFeatures> = None;
+    let mut rows_screen: Option<RowScreens> = None;
+    let mut reasons: Vec<(usize, Check, String)> = Vec::new();
+    for chunk in &mut chunks {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        let first = out.rows;
+        // 2. Schema.
+        schema.check(&chunk, first);
+        let frame = Frame::from_table(&chunk, policy.label.as_deref())
+            .map_err(|e| e.at(&shown).to_string())?;
+        let features = features.get_or_insert_with(|| BatchFeatures::new(&frame));
+        features.add(&frame);
+        // 4. Row outliers and 5. label disagreement, a chunk at a time.
+        if rows_screen.is_none() {
+            rows_screen = Some(RowScreens::new(policy, &reference, &frame)?);
         }
-        if let (Some(l), Some(rl), Some(bl)) = (&policy.labels, &reference.labels, &batch.labels) {
-            label_screen(
-                l,
-                names.len(),
-                &ref_rows,
-                rl,
-                &batch_rows,
-                bl,
-                &shown,
-                &mut out,
-            );
+        if let Some(s) = &rows_screen {
+            s.check(&frame, first, &mut reasons)?;
         }
+        out.rows += chunk.rows;
+    }
+    schema.finish(&shown, &mut reasons, &mut out);
+    // 3. Distribution screen against the reference.
+    if let Some(features) = &features {
+        screen(policy, &reference, features, &shown, &mut out)?;
+    }
+    if let Some(s) = &rows_screen {
+        s.report(&reasons, out.rows, &shown, &mut out);
+    }
+    reasons.sort_by_key(|&(r, check, _)| (r, check));
+    for (r, _, reason) in reasons {
+        out.quarantined.entry(r).or_default().push(reason);
     }
     out.accepted_rows = if out.decision == Decision::Quarantined {
         0
@@ -278,125 +308,235 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
     Ok(out)
 }
 
-fn check_schema(policy: &Policy, shown: &str, out: &mut Outcome) {
-    let schema = &policy.schema;
-    if schema.columns.is_empty() {
-        return;
+/// Checks the manifest; the reason the batch is rejected otherwise.
+fn verify_provenance(
+    input: &GateInput,
+    batch_sha256: &str,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let policy = input.policy;
+    let path = input
+        .manifest
+        .ok_or("no manifest given (--manifest); the policy lists sources")?;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > manifest::MAX_MANIFEST_BYTES {
+        return Err(format!("{}: larger than any manifest", path.display()));
     }
-    let t = &out.table;
-    let mut batch_level = Vec::new();
-    for name in schema.columns.keys() {
-        if t.column(name).is_none() {
-            batch_level.push(format!("declared column `{name}` is missing"));
-        }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    out.manifest_sha256 = Some(mlsec_core::digest::sha256_hex(&bytes));
+    let mut keys = Vec::new();
+    for s in &policy.sources {
+        let p = input.policy_dir.join(&s.key);
+        let pem = std::fs::read_to_string(&p)
+            .map_err(|e| format!("source {}: {}: {e}", s.name, p.display()))?;
+        let key =
+            mlsec_sign::PublicKey::from_pem(&pem).map_err(|e| format!("source {}: {e}", s.name))?;
+        keys.push((s.name.clone(), key));
     }
-    if schema.unknown_columns == UnknownColumns::Reject {
-        for c in &t.columns {
-            if !schema.columns.contains_key(&c.name) && Some(&c.name) != policy.label.as_ref() {
-                batch_level.push(format!("column `{}` is not declared in the schema", c.name));
+    let m = manifest::verify(&bytes, &keys)?;
+    if m.sha256 != batch_sha256 {
+        return Err(format!(
+            "batch SHA-256 {batch_sha256} is not the signed {}",
+            m.sha256
+        ));
+    }
+    out.source = Some(m.source);
+    Ok(())
+}
+
+/// The policy's schema, checked chunk by chunk.
+struct SchemaCheck<'p> {
+    policy: &'p Policy,
+    batch_level: Vec<String>,
+    /// Columns whose values are not of the declared type in some chunk:
+    /// a batch-level violation, and their per-row checks are dropped.
+    mistyped: Vec<String>,
+    /// Values seen so far in each `unique` column, with their first row.
+    seen: HashMap<String, HashMap<String, usize>>,
+    /// Per-row failures: (row, reason, rule key, column).
+    failures: Vec<(usize, String, String, String)>,
+}
+
+impl<'p> SchemaCheck<'p> {
+    fn new(policy: &'p Policy, names: &[String]) -> SchemaCheck<'p> {
+        let schema = &policy.schema;
+        let mut batch_level = Vec::new();
+        if !schema.columns.is_empty() {
+            for name in schema.columns.keys() {
+                if !names.contains(name) {
+                    batch_level.push(format!("declared column `{name}` is missing"));
+                }
+            }
+            if schema.unknown_columns == UnknownColumns::Reject {
+                for name in names {
+                    if !schema.columns.contains_key(name) && Some(name) != policy.label.as_ref() {
+                        batch_level.push(format!("column `{name}` is not declared in the schema"));
+                    }
+                }
             }
         }
-    }
-    let mut per_rule: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut row_reasons: Vec<(usize, String, String)> = Vec::new();
-    for (name, rule) in &schema.columns {
-        let Some(ci) = t.column(name) else { continue };
-        let col = &t.columns[ci];
-        let type_ok = matches!(
-            (rule.kind, &col.data),
-            (ColumnType::Float, ColumnData::Float(_) | ColumnData::Int(_))
-                | (ColumnType::Int, ColumnData::Int(_))
-                | (ColumnType::Bool, ColumnData::Bool(_))
-                | (ColumnType::String, _)
-        );
-        if !type_ok {
-            batch_level.push(
-                format!(
-                    "column `{name}` holds {} values, the schema says {:?}",
-                    col.kind(),
-                    rule.kind
-                )
-                .to_lowercase(),
-            );
-            continue;
+        SchemaCheck {
+            policy,
+            batch_level,
+            mistyped: Vec::new(),
+            seen: HashMap::new(),
+            failures: Vec::new(),
         }
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for r in 0..t.rows {
-            let cell = col.cell(r);
-            let mut fail = |check: &str, why: String| {
-                row_reasons.push((r, format!("{name}: {why}"), format!("{name} {check}")))
-            };
-            let Some(text) = cell else {
-                if !rule.nullable {
-                    fail("nullable", "null not allowed".into());
+    }
+
+    fn check(&mut self, t: &Table, first: usize) {
+        for (name, rule) in &self.policy.schema.columns {
+            let Some(ci) = t.column(name) else { continue };
+            let col = &t.columns[ci];
+            let type_ok = matches!(
+                (rule.kind, &col.data),
+                (ColumnType::Float, ColumnData::Float(_) | ColumnData::Int(_))
+                    | (ColumnType::Int, ColumnData::Int(_))
+                    | (ColumnType::Bool, ColumnData::Bool(_))
+                    | (ColumnType::String, _)
+            );
+            if !type_ok {
+                if !self.mistyped.contains(name) {
+                    self.mistyped.push(name.clone());
+                    self.batch_level.push(
+                        format!(
+                            "column `{name}` holds {} values, the schema says {:?}",
+                            col.kind(),
+                            rule.kind
+                        )
+                        .to_lowercase(),
+                    );
                 }
                 continue;
-            };
-            let number = match &col.data {
-                ColumnData::Float(v) => v[r],
-                ColumnData::Int(v) => v[r].map(|x| x as f64),
-                _ => None,
-            };
-            if let Some(x) = number {
-                if x.is_nan() {
-                    fail("not-nan", "NaN".into());
-                }
-                if let Some(lo) = rule.min {
-                    if x < lo {
-                        fail("min", format!("{x} < min {lo}"));
+            }
+            if self.mistyped.contains(name) {
+                continue;
+            }
+            let seen = self.seen.entry(name.clone()).or_default();
+            for r in 0..t.rows {
+                let row = first + r;
+                let mut fail = |check: &str, why: String| {
+                    self.failures.push((
+                        row,
+                        format!("{name}: {why}"),
+                        format!("{name} {check}"),
+                        name.clone(),
+                    ))
+                };
+                let Some(text) = col.cell(r) else {
+                    if !rule.nullable {
+                        fail("nullable", "null not allowed".into());
+                    }
+                    continue;
+                };
+                let number = match &col.data {
+                    ColumnData::Float(v) => v[r],
+                    ColumnData::Int(v) => v[r].map(|x| x as f64),
+                    _ => None,
+                };
+                if let Some(x) = number {
+                    if x.is_nan() {
+                        fail("not-nan", "NaN".into());
+                    }
+                    if let Some(lo) = rule.min {
+                        if x < lo {
+                            fail("min", format!("{x} < min {lo}"));
+                        }
+                    }
+                    if let Some(hi) = rule.max {
+                        if x > hi {
+                            fail("max", format!("{x} > max {hi}"));
+                        }
                     }
                 }
-                if let Some(hi) = rule.max {
-                    if x > hi {
-                        fail("max", format!("{x} > max {hi}"));
+                if let Some(allowed) = &rule.allowed {
+                    if !allowed.contains(&text) {
+                        fail("allowed", format!("`{text}` is not an allowed value"));
                     }
                 }
-            }
-            if let Some(allowed) = &rule.allowed {
-                if !allowed.contains(&text) {
-                    fail("allowed", format!("`{text}` is not an allowed value"));
-                }
-            }
-            if rule.unique {
-                if let Some(first) = seen.get(&text) {
-                    fail("unique", format!("`{text}` repeats row {first}"));
-                } else {
-                    seen.insert(text, r);
+                if rule.unique {
+                    if let Some(first) = seen.get(&text) {
+                        fail("unique", format!("`{text}` repeats row {first}"));
+                    } else {
+                        seen.insert(text, row);
+                    }
                 }
             }
         }
     }
-    for (r, reason, key) in row_reasons {
-        per_rule.entry(key).or_default().push(r);
-        add(&mut out.quarantined, r, reason);
-    }
-    for (key, rows) in per_rule {
-        out.findings.push(
-            Finding::new(
-                &SCHEMA_VIOLATION,
-                Location::file(shown.to_string()),
-                format!("{} rows fail `{key}` (first: row {})", rows.len(), rows[0]),
-            )
-            .with_evidence("rows", rows.iter().take(1000).copied().collect::<Vec<_>>()),
-        );
-    }
-    if !batch_level.is_empty() {
-        out.decision = Decision::Quarantined;
-        for reason in &batch_level {
-            out.findings.push(Finding::new(
-                &SCHEMA_VIOLATION,
-                Location::file(shown.to_string()),
-                reason.clone(),
-            ));
+
+    fn finish(self, shown: &str, reasons: &mut Vec<(usize, Check, String)>, out: &mut Outcome) {
+        let mut per_rule: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (r, reason, key, column) in self.failures {
+            if self.mistyped.contains(&column) {
+                continue;
+            }
+            per_rule.entry(key).or_default().push(r);
+            reasons.push((r, Check::Schema, reason));
         }
-        out.batch_reasons.extend(batch_level);
+        for (key, mut rows) in per_rule {
+            rows.sort_unstable();
+            out.findings.push(
+                Finding::new(
+                    &SCHEMA_VIOLATION,
+                    Location::file(shown.to_string()),
+                    format!("{} rows fail `{key}` (first: row {})", rows.len(), rows[0]),
+                )
+                .with_evidence("rows", rows.iter().take(1000).copied().collect::<Vec<_>>()),
+            );
+        }
+        if !self.batch_level.is_empty() {
+            out.decision = Decision::Quarantined;
+            for reason in &self.batch_level {
+                out.findings.push(Finding::new(
+                    &SCHEMA_VIOLATION,
+                    Location::file(shown.to_string()),
+                    reason.clone(),
+                ));
+            }
+            out.batch_reasons.extend(self.batch_level);
+        }
+    }
+}
+
+/// The batch's numeric features and label counts, gathered chunk by chunk
+/// for the distribution screen. The first chunk names the features; a
+/// feature a later chunk holds as text counts as missing there (the
+/// schema, if it declares the column, reports the type).
+struct BatchFeatures {
+    names: Vec<String>,
+    columns: Vec<Vec<f64>>,
+    labels: Option<BTreeMap<String, f64>>,
+}
+
+impl BatchFeatures {
+    fn new(first: &Frame) -> BatchFeatures {
+        BatchFeatures {
+            names: first.names.clone(),
+            columns: vec![Vec::new(); first.names.len()],
+            labels: first.labels.as_ref().map(|_| BTreeMap::new()),
+        }
+    }
+
+    fn add(&mut self, f: &Frame) {
+        for (name, column) in self.names.iter().zip(&mut self.columns) {
+            match f.feature(name) {
+                Some(values) => column.extend_from_slice(values),
+                None => column.resize(column.len() + f.rows, f64::NAN),
+            }
+        }
+        if let (Some(counts), Some(labels)) = (&mut self.labels, &f.labels) {
+            for l in labels {
+                *counts.entry(l.clone()).or_default() += 1.0;
+            }
+        }
     }
 }
 
 fn screen(
     policy: &Policy,
     reference: &Frame,
-    batch: &Frame,
+    batch: &BatchFeatures,
     shown: &str,
     out: &mut Outcome,
 ) -> Result<(), String> {
@@ -406,7 +546,10 @@ fn screen(
         .names
         .iter()
         .zip(&reference.columns)
-        .filter_map(|(name, r)| Some((name, r.as_slice(), batch.feature(name)?)))
+        .filter_map(|(name, r)| {
+            let i = batch.names.iter().position(|n| n == name)?;
+            Some((name, r.as_slice(), batch.columns[i].as_slice()))
+        })
         .collect();
     let compared = stats::on_threads(shared.len(), |range| {
         range
@@ -438,8 +581,8 @@ fn screen(
         for l in rl {
             classes.entry(l).or_default().0 += 1.0;
         }
-        for l in bl {
-            classes.entry(l).or_default().1 += 1.0;
+        for (l, &n) in bl {
+            classes.entry(l).or_default().1 += n;
         }
         let (expected, observed): (Vec<f64>, Vec<f64>) = classes.values().copied().unzip();
         if classes.len() >= 2 {
@@ -472,153 +615,234 @@ fn screen(
     Ok(())
 }
 
-fn outliers(
-    o: &policy::Outliers,
-    names: &[String],
-    reference: &[f64],
-    batch: &[f64],
-    shown: &str,
-    out: &mut Outcome,
-) -> Result<(), String> {
-    let params = IsolationForestParams {
-        n_estimators: o.trees,
-        seed: o.seed,
-        contamination: o.contamination,
-        ..IsolationForestParams::default()
-    };
-    let forest = IsolationForest::fit(reference, names.len(), &params)?;
-    let threshold = o.threshold.unwrap_or(forest.offset);
-    let scores = forest.score_samples(batch)?;
-    let flagged: Vec<usize> = (0..scores.len())
-        .filter(|&r| scores[r] < threshold)
-        .collect();
-    for &r in &flagged {
-        add(
-            &mut out.quarantined,
-            r,
-            format!(
-                "outlier: Isolation Forest score {:.4} < {threshold}",
-                scores[r]
-            ),
-        );
-    }
-    if !flagged.is_empty() {
-        out.findings.push(
-            Finding::new(
-                &crate::drift::OUTLIER_ROWS,
-                Location::file(shown.to_string()),
-                format!(
-                    "{} of {} rows score below {threshold:.4}",
-                    flagged.len(),
-                    scores.len()
-                ),
-            )
-            .with_evidence(
-                "rows",
-                flagged.iter().take(1000).copied().collect::<Vec<_>>(),
-            ),
-        );
-    }
-    Ok(())
+/// The per-row screens against the reference — Isolation Forest outliers
+/// and label disagreement with the nearest reference rows — set up once
+/// and run on each chunk.
+struct RowScreens {
+    names: Vec<String>,
+    /// The reference median of each feature: what fills a gap.
+    fill: Vec<f64>,
+    forest: Option<(IsolationForest, f64)>,
+    neighbours: Option<LabelNeighbours>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn label_screen(
-    l: &policy::Labels,
-    d: usize,
-    reference: &[f64],
-    ref_labels: &[String],
-    batch: &[f64],
-    batch_labels: &[String],
-    shown: &str,
-    out: &mut Outcome,
-) {
-    let n_ref = ref_labels.len();
-    // Standardise with the reference's means and deviations.
-    let (mut mean, mut sd) = (vec![0.0; d], vec![0.0; d]);
-    for r in 0..n_ref {
-        for c in 0..d {
-            mean[c] += reference[r * d + c];
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n_ref.max(1) as f64);
-    for r in 0..n_ref {
-        for c in 0..d {
-            sd[c] += (reference[r * d + c] - mean[c]).powi(2);
-        }
-    }
-    sd.iter_mut()
-        .for_each(|s| *s = (*s / n_ref.max(1) as f64).sqrt().max(1e-12));
-    // A seeded sample of the reference as neighbours.
-    let mut idx: Vec<usize> = (0..n_ref).collect();
-    if n_ref > l.max_reference {
-        use rand_chacha::rand_core::{RngCore, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6c61_6265_6c73);
-        for i in 0..l.max_reference {
-            let j = i + ((rng.next_u64() as u128 * (n_ref - i) as u128) >> 64) as usize;
-            idx.swap(i, j);
-        }
-        idx.truncate(l.max_reference);
-    }
-    let z: Vec<f64> = idx
-        .iter()
-        .flat_map(|&r| (0..d).map(move |c| (r, c)))
-        .map(|(r, c)| (reference[r * d + c] - mean[c]) / sd[c])
-        .collect();
-    let k = l.k.min(idx.len());
-    let n_batch = batch_labels.len();
-    let verdicts: Vec<Option<String>> = crate::stats::on_threads(n_batch, |range| {
-        range
-            .map(|b| {
-                let q: Vec<f64> = (0..d).map(|c| (batch[b * d + c] - mean[c]) / sd[c]).collect();
-                let mut best: Vec<(f64, usize)> = Vec::with_capacity(k + 1);
-                for (j, row) in z.chunks_exact(d).enumerate() {
-                    let dist: f64 = row.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
-                    if best.len() < k || dist < best[best.len() - 1].0 {
-                        let at = best.partition_point(|&(x, _)| x <= dist);
-                        best.insert(at, (dist, j));
-                        best.truncate(k);
-                    }
-                }
-                let label = &batch_labels[b];
-                let same = best.iter().filter(|&&(_, j)| &ref_labels[idx[j]] == label).count();
-                if (same as f64) < l.min_agreement * k as f64 {
-                    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-                    for &(_, j) in &best {
-                        *counts.entry(ref_labels[idx[j]].as_str()).or_default() += 1;
-                    }
-                    let majority = counts.iter().max_by_key(|(_, c)| **c).map(|(l, _)| *l).unwrap_or("");
-                    Some(format!(
-                        "label '{label}' agrees with {same} of {k} nearest reference rows (majority '{majority}')"
-                    ))
-                } else {
-                    None
-                }
+impl RowScreens {
+    fn new(policy: &Policy, reference: &Frame, first: &Frame) -> Result<RowScreens, String> {
+        let names = reference.shared_features(first);
+        let fill: Vec<f64> = names
+            .iter()
+            .map(|n| {
+                reference
+                    .feature(n)
+                    .map_or(0.0, crate::frame::finite_median)
             })
-            .collect()
-    });
-    let mut flagged = Vec::new();
-    for (r, v) in verdicts.into_iter().enumerate() {
-        if let Some(reason) = v {
-            add(&mut out.quarantined, r, reason);
-            flagged.push(r);
+            .collect();
+        let mut screens = RowScreens {
+            names,
+            fill,
+            forest: None,
+            neighbours: None,
+        };
+        if screens.names.is_empty() {
+            return Ok(screens);
+        }
+        let ref_rows = reference.row_major(&screens.names, &screens.fill);
+        if let Some(o) = &policy.outliers {
+            let params = IsolationForestParams {
+                n_estimators: o.trees,
+                seed: o.seed,
+                contamination: o.contamination,
+                ..IsolationForestParams::default()
+            };
+            let forest = IsolationForest::fit(&ref_rows, screens.names.len(), &params)?;
+            let threshold = o.threshold.unwrap_or(forest.offset);
+            screens.forest = Some((forest, threshold));
+        }
+        if let (Some(l), Some(rl)) = (&policy.labels, &reference.labels) {
+            screens.neighbours = Some(LabelNeighbours::new(l, screens.names.len(), &ref_rows, rl));
+        }
+        Ok(screens)
+    }
+
+    fn check(
+        &self,
+        chunk: &Frame,
+        first: usize,
+        reasons: &mut Vec<(usize, Check, String)>,
+    ) -> Result<(), String> {
+        if self.names.is_empty() || chunk.rows == 0 {
+            return Ok(());
+        }
+        let rows = chunk.row_major(&self.names, &self.fill);
+        if let Some((forest, threshold)) = &self.forest {
+            let scores = forest.score_samples(&rows)?;
+            for (r, s) in scores.iter().enumerate() {
+                if *s < *threshold {
+                    reasons.push((
+                        first + r,
+                        Check::Outlier,
+                        format!("outlier: Isolation Forest score {s:.4} < {threshold}"),
+                    ));
+                }
+            }
+        }
+        if let (Some(n), Some(labels)) = (&self.neighbours, &chunk.labels) {
+            for (r, verdict) in n.verdicts(&rows, labels).into_iter().enumerate() {
+                if let Some(reason) = verdict {
+                    reasons.push((first + r, Check::Label, reason));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        reasons: &[(usize, Check, String)],
+        rows: usize,
+        shown: &str,
+        out: &mut Outcome,
+    ) {
+        let flagged = |check: Check| -> Vec<usize> {
+            let mut v: Vec<usize> = reasons
+                .iter()
+                .filter(|e| e.1 == check)
+                .map(|e| e.0)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        if let Some((_, threshold)) = &self.forest {
+            let rows_out = flagged(Check::Outlier);
+            if !rows_out.is_empty() {
+                out.findings.push(
+                    Finding::new(
+                        &crate::drift::OUTLIER_ROWS,
+                        Location::file(shown.to_string()),
+                        format!(
+                            "{} of {rows} rows score below {threshold:.4}",
+                            rows_out.len()
+                        ),
+                    )
+                    .with_evidence(
+                        "rows",
+                        rows_out.iter().take(1000).copied().collect::<Vec<_>>(),
+                    ),
+                );
+            }
+        }
+        let rows_label = flagged(Check::Label);
+        if let Some(&first) = rows_label.first() {
+            out.findings.push(
+                Finding::new(
+                    &LABEL_DISAGREEMENT,
+                    Location::file(shown.to_string()),
+                    format!(
+                        "{} rows carry labels their nearest reference rows do not (first: row {first})",
+                        rows_label.len(),
+                    ),
+                )
+                .with_evidence("rows", rows_label.iter().take(1000).copied().collect::<Vec<_>>()),
+            );
         }
     }
-    if !flagged.is_empty() {
-        out.findings.push(
-            Finding::new(
-                &LABEL_DISAGREEMENT,
-                Location::file(shown.to_string()),
-                format!(
-                    "{} rows carry labels their nearest reference rows do not (first: row {})",
-                    flagged.len(),
-                    flagged[0]
-                ),
-            )
-            .with_evidence(
-                "rows",
-                flagged.iter().take(1000).copied().collect::<Vec<_>>(),
-            ),
-        );
+}
+
+/// The label screen's neighbours: a seeded sample of the reference,
+/// standardised with the reference's means and deviations.
+struct LabelNeighbours {
+    k: usize,
+    min_agreement: f64,
+    d: usize,
+    mean: Vec<f64>,
+    sd: Vec<f64>,
+    /// Standardised sampled reference rows, row-major, and their labels.
+    z: Vec<f64>,
+    labels: Vec<String>,
+}
+
+impl LabelNeighbours {
+    fn new(
+        l: &policy::Labels,
+        d: usize,
+        reference: &[f64],
+        ref_labels: &[String],
+    ) -> LabelNeighbours {
+        let n_ref = ref_labels.len();
+        let (mut mean, mut sd) = (vec![0.0; d], vec![0.0; d]);
+        for r in 0..n_ref {
+            for c in 0..d {
+                mean[c] += reference[r * d + c];
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= n_ref.max(1) as f64);
+        for r in 0..n_ref {
+            for c in 0..d {
+                sd[c] += (reference[r * d + c] - mean[c]).powi(2);
+            }
+        }
+        sd.iter_mut()
+            .for_each(|s| *s = (*s / n_ref.max(1) as f64).sqrt().max(1e-12));
+        let mut idx: Vec<usize> = (0..n_ref).collect();
+        if n_ref > l.max_reference {
+            use rand_chacha::rand_core::{RngCore, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6c61_6265_6c73);
+            for i in 0..l.max_reference {
+                let j = i + ((rng.next_u64() as u128 * (n_ref - i) as u128) >> 64) as usize;
+                idx.swap(i, j);
+            }
+            idx.truncate(l.max_reference);
+        }
+        let z = idx
+            .iter()
+            .flat_map(|&r| (0..d).map(move |c| (r, c)))
+            .map(|(r, c)| (reference[r * d + c] - mean[c]) / sd[c])
+            .collect();
+        LabelNeighbours {
+            k: l.k.min(idx.len()),
+            min_agreement: l.min_agreement,
+            d,
+            mean,
+            sd,
+            z,
+            labels: idx.iter().map(|&r| ref_labels[r].clone()).collect(),
+        }
+    }
+
+    /// For each batch row, why its label is suspect, if it is.
+    fn verdicts(&self, batch: &[f64], batch_labels: &[String]) -> Vec<Option<String>> {
+        let (d, k) = (self.d, self.k);
+        crate::stats::on_threads(batch_labels.len(), |range| {
+            range
+                .map(|b| {
+                    let q: Vec<f64> = (0..d)
+                        .map(|c| (batch[b * d + c] - self.mean[c]) / self.sd[c])
+                        .collect();
+                    let mut best: Vec<(f64, usize)> = Vec::with_capacity(k + 1);
+                    for (j, row) in self.z.chunks_exact(d).enumerate() {
+                        let dist: f64 = row.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
+                        if best.len() < k || dist < best[best.len() - 1].0 {
+                            let at = best.partition_point(|&(x, _)| x <= dist);
+                            best.insert(at, (dist, j));
+                            best.truncate(k);
+                        }
+                    }
+                    let label = &batch_labels[b];
+                    let same = best.iter().filter(|&&(_, j)| &self.labels[j] == label).count();
+                    if (same as f64) < self.min_agreement * k as f64 {
+                        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+                        for &(_, j) in &best {
+                            *counts.entry(self.labels[j].as_str()).or_default() += 1;
+                        }
+                        let majority = counts.iter().max_by_key(|(_, c)| **c).map(|(l, _)| *l).unwrap_or("");
+                        Some(format!(
+                            "label '{label}' agrees with {same} of {k} nearest reference rows (majority '{majority}')"
+                        ))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        })
     }
 }
