@@ -42,6 +42,10 @@ fn audit_against_itself(t: &mlsec_data::table::Table) {
     let Ok(mut auditor) = SplitAuditor::new("train", &names, "test", &names, &o) else {
         return;
     };
+    // A test split with no rows: nothing to match.
+    let mut lone = SplitAuditor::new("train", &names, "test", &names, &o).unwrap();
+    lone.add_train(t).unwrap();
+    assert!(lone.finish().near_duplicates.is_empty());
     auditor.add_test(t).unwrap();
     auditor.add_train(t).unwrap();
     auditor.add_train(t).unwrap();

@@ -228,7 +228,8 @@ impl TextIndex {
     }
 
     fn prefix(&self, key: u64) -> u64 {
-        key >> (64 - self.prefix_bits)
+        // No bits (an index never sealed with texts): every key in prefix 0.
+        key.checked_shr(64 - self.prefix_bits).unwrap_or(0)
     }
 
     /// The indexed texts with this band key.
@@ -301,6 +302,13 @@ mod tests {
         ];
         let pairs = near_duplicates(&train, &test, &MinHashParams::default());
         assert_eq!(pairs.len(), 1, "{pairs:?}");
+        // An index of no texts, sealed or not, matches nothing.
+        let mut empty = TextIndex::new(&MinHashParams::default());
+        assert!(empty.matches(&train).is_empty());
+        empty.add(&[]);
+        empty.seal();
+        assert!(empty.matches(&train).is_empty());
+        assert!(near_duplicates(&train, &[], &MinHashParams::default()).is_empty());
         assert_eq!((pairs[0].0, pairs[0].1), (0, 0));
         assert!(pairs[0].2 > 0.7);
         assert_eq!(jaccard(&[1, 2, 3], &[2, 3, 4]), 0.5);
