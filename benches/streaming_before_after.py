@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Time and peak memory of `mlsec audit leakage` and `mlsec data gate` on
+the files behind docs/BENCHMARKS.md's session 9 before/after tables, for
+one or more mlsec binaries (an older build against the current one).
+
+Usage:
+    ~/.cache/mlsec/stats-venv/bin/python benches/streaming_before_after.py BIN [BIN ...] [--small]
+
+The data is generated here, seeded, so every run makes the same files:
+  - leakage: 200,000 training texts (10-19 of 2,000 words) with a number
+    and a label, 2,000 test texts (1,000 near-copies with two words
+    changed); then the same training rows ten times (2,000,000 rows).
+  - gate: a 5,000-row reference and a 200,000-row batch of three Gaussian
+    classes in four features, with repeated ids, negative amounts, flipped
+    and unknown labels and far-away rows; then the batch ten times
+    (2,000,000 rows). The policy checks schema, outliers and labels.
+`--small` skips the 2,000,000-row files. Each command runs once, in its own
+process, measured by a small forking helper (peak RSS from wait4).
+"""
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+BINS = [os.path.abspath(b) for b in sys.argv[1:] if not b.startswith("--")]
+SMALL = "--small" in sys.argv
+
+MEASURE = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def measured(cmd, cwd):
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout
+
+
+def repeat(src, dst, times):
+    """`src` ten times over, the first column renumbered (an id of 7 kept)."""
+    lines = open(src).read().splitlines()
+    with open(dst, "w") as f:
+        f.write(lines[0] + "\n")
+        k = 0
+        for _ in range(times):
+            for line in lines[1:]:
+                first, rest = line.split(",", 1)
+                f.write(f"{7 if first == '7' and 'gate' in dst else k},{rest}\n")
+                k += 1
+
+
+def leakage_files(d):
+    rng = np.random.default_rng(20261122 + 3)
+    words = [f"w{i}" for i in range(2000)]
+    docs = [" ".join(rng.choice(words, size=rng.integers(10, 20))) for _ in range(200_000)]
+    test_docs = []
+    for j in range(2000):
+        if j < 1000:
+            w = docs[int(rng.integers(0, len(docs)))].split()
+            for _ in range(2):
+                w[int(rng.integers(0, len(w)))] = str(rng.choice(words))
+            test_docs.append(" ".join(w))
+        else:
+            test_docs.append(" ".join(rng.choice(words, size=rng.integers(10, 20))))
+    pd.DataFrame({"text": docs, "x": rng.normal(size=len(docs)),
+                  "label": rng.integers(0, 2, size=len(docs))}).to_csv(f"{d}/leak-train.csv", index_label="id")
+    pd.DataFrame({"text": test_docs, "x": rng.normal(size=len(test_docs)),
+                  "label": rng.integers(0, 2, size=len(test_docs))}).to_csv(f"{d}/leak-test.csv", index_label="id")
+
+
+def gate_files(d):
+    random.seed(5)
+    centers = [[0, 0, 0, 0], [4, 4, 0, 0], [0, 4, 4, 4]]
+
+    def dataset(path, n):
+        with open(path, "w") as f:
+            f.write("id,f0,f1,f2,f3,amount,label\n")
+            for i in range(n):
+                c = random.randrange(3)
+                row = [f"{centers[c][k] + random.gauss(0, 1):.4f}" for k in range(4)]
+                amount = f"{random.uniform(0, 100):.2f}"
+                if random.random() < 0.01:
+                    amount = "-5"
+                ident = i if random.random() > 0.01 else 7
+                label = "abc"[c]
+                if random.random() < 0.02:
+                    label = "abc"[(c + 1) % 3]
+                if random.random() < 0.005:
+                    label = "z"
+                if random.random() < 0.01:
+                    row = [f"{random.uniform(15, 20):.3f}" for _ in range(4)]
+                f.write(f"{ident},{','.join(row)},{amount},{label}\n")
+
+    dataset(f"{d}/gate-ref.csv", 5000)
+    dataset(f"{d}/gate-batch.csv", 200_000)
+    with open(f"{d}/policy.toml", "w") as f:
+        f.write('label = "label"\n[schema]\nunknown_columns = "ignore"\n'
+                '[schema.columns.id]\ntype = "int"\nunique = true\n'
+                '[schema.columns.amount]\ntype = "float"\nmin = 0\n'
+                '[schema.columns.label]\ntype = "string"\nallowed = ["a", "b", "c"]\n'
+                '[distribution]\nks_max = 1.0\npsi_max = 100\nlabel_pvalue_min = 0.0\n'
+                '[outliers]\nthreshold = -0.62\n[labels]\nk = 10\nmin_agreement = 0.3\n')
+
+
+def main():
+    import json
+    with tempfile.TemporaryDirectory() as d:
+        leakage_files(d)
+        gate_files(d)
+        sizes = [("", "200k")] if SMALL else [("", "200k"), ("-big", "2M")]
+        if not SMALL:
+            repeat(f"{d}/leak-train.csv", f"{d}/leak-train-big.csv", 10)
+            repeat(f"{d}/gate-batch.csv", f"{d}/gate-batch-big.csv", 10)
+        print("| workload | binary | seconds | peak RSS (MiB) | result |")
+        print("|---|---|---|---|---|")
+        for suffix, rows in sizes:
+            for b in BINS:
+                t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "audit", "leakage",
+                                        "--train", f"leak-train{suffix}.csv", "--test", "leak-test.csv",
+                                        "--ignore", "id", "--text", "text", "--label", "label"], d)
+                res = json.loads(out)["results"]
+                print(f"| audit leakage, {rows} training rows | {b} | {t:.2f} | {rss:.0f} "
+                      f"| {len(res['near_duplicates'])} near-duplicate pairs |")
+            for b in BINS:
+                for f in ("q.csv", "a.csv", "gate.db"):
+                    if os.path.exists(f"{d}/{f}"):
+                        os.remove(f"{d}/{f}")
+                t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "gate",
+                                        "--reference", "gate-ref.csv", "--batch", f"gate-batch{suffix}.csv",
+                                        "--policy", "policy.toml", "--quarantine", "q.csv", "--accepted", "a.csv",
+                                        "--ledger", "gate.db"], d)
+                res = json.loads(out)["results"]
+                print(f"| data gate, {rows}-row batch | {b} | {t:.2f} | {rss:.0f} "
+                      f"| {res['decision']}, {len(res['quarantined'])} rows held |")
+
+
+if __name__ == "__main__":
+    main()
