@@ -2,9 +2,10 @@
 """Benchmark mlsec's engine and evasion attacks against PyTorch + IBM ART on
 the same architecture, data, batch size and thread count, in one run.
 
-Usage (a benchmark-only environment, not part of CI):
+Usage (a benchmark-only environment, not part of CI; add `--runs N` for
+more alternations, `--training-only` to skip the attacks):
     python3 -m venv ~/.cache/mlsec/torch-venv
-    ~/.cache/mlsec/torch-venv/bin/pip install torch==2.15.0 adversarial-robustness-toolbox==1.20.1 numpy safetensors
+    ~/.cache/mlsec/torch-venv/bin/pip install torch==2.15.0 adversarial-robustness-toolbox==1.20.1 numpy safetensors packaging
     cargo build --release -p mlsec-cli
     ~/.cache/mlsec/torch-venv/bin/python benches/evasion_peers.py target/release/mlsec
 
@@ -40,7 +41,11 @@ from art.estimators.classification import PyTorchClassifier
 
 MLSEC = os.path.abspath(sys.argv[1])
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = 3
+# `--runs N` (default 3) alternates the tools N times per workload; with
+# `--training-only` the attacks are skipped. The machine drifts by +-20 %
+# within minutes, so more alternations give steadier medians.
+RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
+TRAINING_ONLY = "--training-only" in sys.argv
 N_ATTACK = 200
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -111,7 +116,10 @@ def main():
             opt.step()
         torch_train.append(len(yt) / (time.perf_counter() - start))
     print(f"training samples/s: mlsec {median(mlsec_train):.0f}, PyTorch {median(torch_train):.0f} "
-          f"(ratio {median(mlsec_train) / median(torch_train):.2f})")
+          f"(ratio {median(mlsec_train) / median(torch_train):.2f}); per run: "
+          + ", ".join(f"{m:.0f}/{t:.0f}" for m, t in zip(mlsec_train, torch_train)))
+    if TRAINING_ONLY:
+        return
 
     # The same weights in both: mlsec's model loaded into PyTorch.
     from safetensors.numpy import load_file

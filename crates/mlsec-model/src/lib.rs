@@ -14,6 +14,7 @@ mod error;
 pub mod native;
 pub mod onnx;
 pub mod ops;
+pub mod optim;
 pub mod train;
 pub mod zoo;
 

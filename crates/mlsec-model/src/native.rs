@@ -92,7 +92,16 @@ impl NativeModel {
         self.infer
             .save_into(&mut store)
             .map_err(|e| ModelError::new(ErrorKind::Io, format!("{}: {e}", path.display())))?;
-        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, &e))?;
+        let written = std::fs::read(path).map_err(|e| ModelError::io(path, &e))?;
+        let bytes = with_sorted_header(&written).ok_or_else(|| {
+            ModelError::malformed(format!(
+                "{}: the engine wrote a safetensors file whose header does not parse",
+                path.display()
+            ))
+        })?;
+        if bytes != written {
+            std::fs::write(path, &bytes).map_err(|e| ModelError::io(path, &e))?;
+        }
         self.config.weights_sha256 = mlsec_core::digest::sha256_hex(&bytes);
         let config_path = config_path_for(path);
         let json = serde_json::to_string_pretty(&self.config).expect("config serialises");
@@ -169,6 +178,37 @@ pub(crate) fn engine_chunks(
         start = end;
     }
     Ok(())
+}
+
+/// The safetensors file `bytes` with its JSON header's keys sorted; the
+/// tensor data is untouched (its offsets count from the end of the header).
+///
+/// Why: burn writes the header's `__metadata__` from a hash map, so two saves
+/// of the same weights came out in different byte orders, with different
+/// SHA-256 digests, and a retrained model's digest (which signing and
+/// provenance record) changed from run to run with the same seed.
+fn with_sorted_header(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn sorted(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let map: std::collections::BTreeMap<String, serde_json::Value> =
+                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::Value::Object(map.into_iter().collect())
+            }
+            other => other,
+        }
+    }
+    let header_len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let data_start = header_len.checked_add(8)?;
+    let header: serde_json::Value = serde_json::from_slice(bytes.get(8..data_start)?).ok()?;
+    let mut header = serde_json::to_vec(&sorted(header)).ok()?;
+    // The format pads the header with spaces to keep the data 8-byte aligned.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + bytes.len() - data_start);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[data_start..]);
+    Some(out)
 }
 
 /// `model.safetensors` → `model.json`.
@@ -336,5 +376,66 @@ impl Differentiable for NativeModel {
             Ok(())
         })?;
         Batch::new(out, vec![x.len(), width])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_rewritten_with_sorted_keys_and_the_data_kept() {
+        let header = br#"{"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"__metadata__":{"z":"1","a":"2"}}"#;
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header);
+        file.extend_from_slice(&1.5f32.to_le_bytes());
+        let sorted = with_sorted_header(&file).expect("a valid file");
+        let len = u64::from_le_bytes(sorted[..8].try_into().unwrap()) as usize;
+        assert_eq!(len % 8, 0);
+        let text = std::str::from_utf8(&sorted[8..8 + len]).unwrap().trim_end();
+        assert_eq!(
+            text,
+            r#"{"__metadata__":{"a":"2","z":"1"},"b":{"data_offsets":[0,4],"dtype":"F32","shape":[1]}}"#
+        );
+        assert_eq!(&sorted[8 + len..], &1.5f32.to_le_bytes());
+        assert_eq!(
+            with_sorted_header(&sorted),
+            Some(sorted.clone()),
+            "idempotent"
+        );
+        assert_eq!(with_sorted_header(&file[..5]), None);
+        assert_eq!(with_sorted_header(&[0xff; 16]), None);
+    }
+
+    /// Saving the same network twice gives the same bytes (burn's metadata
+    /// order varied from save to save).
+    #[test]
+    fn saving_twice_gives_identical_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, device) = devices();
+        let net = Architecture::by_name("mlp")
+            .unwrap()
+            .init([1, 4, 4], 3, &device);
+        let config = ModelConfig {
+            format: FORMAT.to_string(),
+            version: 1,
+            architecture: Architecture::by_name("mlp").unwrap(),
+            input_shape: [1, 4, 4],
+            classes: 3,
+            value_range: [0.0, 1.0],
+            weights_sha256: String::new(),
+            training: None,
+        };
+        let mut digests = Vec::new();
+        for name in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let path = dir.path().join(format!("{name}.safetensors"));
+            let mut model = NativeModel::from_trained(&net, config.clone());
+            model.save(&path).unwrap();
+            digests.push(mlsec_core::digest::sha256_hex(
+                &std::fs::read(&path).unwrap(),
+            ));
+            NativeModel::load(&path).expect("the rewritten file loads");
+        }
+        assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
     }
 }
