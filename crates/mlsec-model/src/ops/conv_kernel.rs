@@ -182,6 +182,12 @@ fn add_short(dst: &mut [f32], src: &[f32]) {
 /// sample, had cost more than the copies).
 struct Padded {
     values: Vec<f32>,
+    layout: Bordered,
+}
+
+/// Where things are in a [`Padded`] image.
+#[derive(Clone, Copy)]
+struct Bordered {
     height: usize,
     width: usize,
 }
@@ -193,26 +199,29 @@ impl Padded {
         let (height, width) = (g.height + 2 * g.padding[0], g.width + 2 * g.padding[1]);
         Padded {
             values: vec![0.0; g.channels_in * height * width],
-            height,
-            width,
+            layout: Bordered { height, width },
         }
-    }
-
-    /// Offset of input pixel (`channel`, `y`, `x`) of the unpadded image.
-    fn at(&self, g: &Geometry, channel: usize, y: usize, x: usize) -> usize {
-        (channel * self.height + y + g.padding[0]) * self.width + x + g.padding[1]
     }
 
     fn load(&mut self, g: &Geometry, image: &[f32]) {
-        for (i, row) in image.chunks_exact(g.width).enumerate() {
-            let at = self.at(g, i / g.height, i % g.height, 0);
-            copy_short(&mut self.values[at..at + g.width], row);
+        for (row, pixels) in image.chunks_exact(g.width).enumerate() {
+            let at = self.layout.row_start(g, row);
+            copy_short(&mut self.values[at..at + g.width], pixels);
         }
+    }
+}
+
+impl Bordered {
+    /// Offset of the first pixel of the unpadded image's `row`-th row
+    /// (counting every channel's rows in turn).
+    fn row_start(self, g: &Geometry, row: usize) -> usize {
+        let (channel, y) = (row / g.height, row % g.height);
+        (channel * self.height + y + g.padding[0]) * self.width + g.padding[1]
     }
 
     /// Calls `visit(patch_offset, padded_offset)` for the start of every run
     /// of `out_width` values: patch-matrix row by row, output row by row.
-    fn for_each_run(&self, g: &Geometry, mut visit: impl FnMut(usize, usize)) {
+    fn for_each_run(self, g: &Geometry, mut visit: impl FnMut(usize, usize)) {
         let (oh, ow) = (g.out_height(), g.out_width());
         let mut patch = 0;
         for channel in 0..g.channels_in {
@@ -256,7 +265,7 @@ impl PatchMatrix {
             let padded = self.padded.get_or_insert_with(|| Padded::new(g));
             padded.load(g, image);
             let ow = g.out_width();
-            padded.for_each_run(g, |patch, source| {
+            padded.layout.for_each_run(g, |patch, source| {
                 copy_short(
                     &mut self.values[patch..patch + ow],
                     &padded.values[source..source + ow],
@@ -285,14 +294,15 @@ fn patches_to_image_add(
     let padded = scratch.get_or_insert_with(|| Padded::new(g));
     padded.values.fill(0.0);
     let ow = g.out_width();
-    let mut sums = std::mem::take(&mut padded.values);
-    padded.for_each_run(g, |patch, target| {
-        add_short(&mut sums[target..target + ow], &patches[patch..patch + ow])
+    padded.layout.for_each_run(g, |patch, target| {
+        add_short(
+            &mut padded.values[target..target + ow],
+            &patches[patch..patch + ow],
+        )
     });
-    padded.values = sums;
-    for (i, row) in image.chunks_exact_mut(g.width).enumerate() {
-        let at = padded.at(g, i / g.height, i % g.height, 0);
-        add_short(row, &padded.values[at..at + g.width]);
+    for (row, pixels) in image.chunks_exact_mut(g.width).enumerate() {
+        let at = padded.layout.row_start(g, row);
+        add_short(pixels, &padded.values[at..at + g.width]);
     }
 }
 
