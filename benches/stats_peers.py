@@ -45,6 +45,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -71,22 +74,12 @@ def median_time(fn, runs=RUNS):
     return statistics.median(ts), out
 
 
-# The peak RSS of a process forked from this (large) one would start
-# at this one's (Linux carries the high-water mark across fork and
-# exec), so a small helper process forks and measures each command.
-measure = (
-    "import os, sys\n"
-    "pid = os.fork()\n"
-    "if pid == 0:\n"
-    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
+# Each command runs under a small helper that measures its peak RSS
+# (benches/peak_rss.py says why).
 
 def run_measured(cmd):
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", measure, *cmd], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], capture_output=True, text=True)
     elapsed = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(r.stderr)

@@ -24,26 +24,20 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+
 import numpy as np
 import pandas as pd
 
 BINS = [os.path.abspath(b) for b in sys.argv[1:] if not b.startswith("--")]
 SMALL = "--small" in sys.argv
 
-MEASURE = (
-    "import os, sys\n"
-    "pid = os.fork()\n"
-    "if pid == 0:\n"
-    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
-    "sys.exit(os.waitstatus_to_exitcode(status))\n"
-)
 
 
 def measured(cmd, cwd):
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", MEASURE, *cmd], cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], cwd=cwd, capture_output=True, text=True)
     elapsed = time.perf_counter() - t
     if r.returncode != 0:
         raise SystemExit(r.stderr)
