@@ -42,10 +42,13 @@ from art.estimators.classification import PyTorchClassifier
 MLSEC = os.path.abspath(sys.argv[1])
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # `--runs N` (default 3) alternates the tools N times per workload; with
-# `--training-only` the attacks are skipped. The machine drifts by +-20 %
+# `--training-only` the attacks are skipped; `--baseline BIN` also trains with
+# another mlsec binary in every run, so that two builds are compared under the
+# same drift (training only). The machine drifts by +-20 %
 # within minutes, so more alternations give steadier medians.
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
 TRAINING_ONLY = "--training-only" in sys.argv
+BASELINE = os.path.abspath(sys.argv[sys.argv.index("--baseline") + 1]) if "--baseline" in sys.argv else None
 N_ATTACK = 200
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -73,8 +76,8 @@ class LeNet(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
-def mlsec(*args):
-    r = subprocess.run([MLSEC, "--format", "json", "--quiet", "--fail-on", "never", *args], capture_output=True, text=True)
+def mlsec(*args, binary=None):
+    r = subprocess.run([binary or MLSEC, "--format", "json", "--quiet", "--fail-on", "never", *args], capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"mlsec {' '.join(args)} failed: {r.stderr}")
     return json.loads(r.stdout)["results"]
@@ -97,11 +100,15 @@ def main():
     np.savez(test_npz, x=x_test[:N_ATTACK], y=y_test[:N_ATTACK])
 
     # 1. Training throughput.
-    mlsec_train, torch_train = [], []
+    mlsec_train, torch_train, baseline_train = [], [], []
     model_path = os.path.join(tmp, "lenet.safetensors")
     for run in range(RUNS):
-        r = mlsec("train", "--model", "lenet", "--data", train_npz, "--epochs", "1", "--batch-size", "64",
-                  "--seed", str(run), "--threads", "2", "--out", model_path)
+        train_args = ["train", "--model", "lenet", "--data", train_npz, "--epochs", "1", "--batch-size", "64",
+                      "--seed", str(run), "--threads", "2"]
+        if BASELINE:
+            r = mlsec(*train_args, "--out", os.path.join(tmp, "baseline.safetensors"), binary=BASELINE)
+            baseline_train.append(r["samples_per_second"])
+        r = mlsec(*train_args, "--out", model_path)
         mlsec_train.append(r["samples_per_second"])
         net = LeNet()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -118,6 +125,11 @@ def main():
     print(f"training samples/s: mlsec {median(mlsec_train):.0f}, PyTorch {median(torch_train):.0f} "
           f"(ratio {median(mlsec_train) / median(torch_train):.2f}); per run: "
           + ", ".join(f"{m:.0f}/{t:.0f}" for m, t in zip(mlsec_train, torch_train)))
+    if BASELINE:
+        ratios = [m / b for m, b in zip(mlsec_train, baseline_train)]
+        print(f"baseline build {median(baseline_train):.0f} samples/s (ratio to PyTorch "
+              f"{median(baseline_train) / median(torch_train):.2f}); this build / baseline, median of per-run "
+              f"ratios {median(ratios):.2f}; per run: " + ", ".join(f"{b:.0f}" for b in baseline_train))
     if TRAINING_ONLY:
         return
 
