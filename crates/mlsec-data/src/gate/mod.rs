@@ -214,8 +214,8 @@ enum Check {
 
 /// Runs the gate on one batch. The batch is read in chunks: memory holds
 /// the reference, the batch's numeric features (for the KS and PSI
-/// screen), the values of `unique` columns and the reasons of held rows,
-/// never the batch's table whole.
+/// screen), a digest of each value of a `unique` column and the reasons
+/// of held rows, never the batch's table whole.
 pub fn run(input: &GateInput) -> Result<Outcome, String> {
     let policy = input.policy;
     // Streamed: the batch is hashed without holding it.
@@ -351,10 +351,27 @@ struct SchemaCheck<'p> {
     /// Columns whose values are not of the declared type in some chunk:
     /// a batch-level violation, and their per-row checks are dropped.
     mistyped: Vec<String>,
-    /// Values seen so far in each `unique` column, with their first row.
-    seen: HashMap<String, HashMap<String, usize>>,
+    /// Values seen so far in each `unique` column, with their first row,
+    /// keyed by [`value_digest`]: 16 bytes per distinct value whatever its
+    /// length, so a batch of long unique strings does not keep them all.
+    seen: HashMap<String, HashMap<ValueDigest, usize>>,
     /// Per-row failures: (row, reason, rule key, column).
     failures: Vec<(usize, String, String, String)>,
+}
+
+/// A cell's value as the uniqueness check keeps it.
+type ValueDigest = [u8; 16];
+
+/// The first 128 bits of the value's SHA-256. A cryptographic hash, because
+/// the batch is the attacker's: with a fast non-cryptographic one, a sender
+/// could craft distinct values that collide and get honest rows quarantined
+/// as repeats. At 128 bits an accidental collision needs ~2^64 values.
+fn value_digest(text: &str) -> ValueDigest {
+    use sha2::Digest;
+    let full = sha2::Sha256::digest(text.as_bytes());
+    let mut digest = [0u8; 16];
+    digest.copy_from_slice(&full[..16]);
+    digest
 }
 
 impl<'p> SchemaCheck<'p> {
@@ -455,10 +472,11 @@ impl<'p> SchemaCheck<'p> {
                     }
                 }
                 if rule.unique {
-                    if let Some(first) = seen.get(&text) {
+                    let digest = value_digest(&text);
+                    if let Some(first) = seen.get(&digest) {
                         fail("unique", format!("`{text}` repeats row {first}"));
                     } else {
-                        seen.insert(text, row);
+                        seen.insert(digest, row);
                     }
                 }
             }
@@ -844,5 +862,26 @@ impl LabelNeighbours {
                 })
                 .collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod value_digest_tests {
+    use super::value_digest;
+
+    #[test]
+    fn equal_values_share_a_digest_and_near_equal_long_ones_do_not() {
+        let long = "x".repeat(4096);
+        assert_eq!(value_digest(&long), value_digest(&long.clone()));
+        // Same first 4,095 bytes: the whole value is hashed, not a prefix.
+        let mut other = long.clone();
+        other.replace_range(4095.., "y");
+        assert_ne!(value_digest(&long), value_digest(&other));
+        assert_ne!(value_digest(""), value_digest(" "));
+        // The SHA-256 of "abc" (FIPS 180-2), first 16 bytes.
+        assert_eq!(
+            hex::encode(value_digest("abc")),
+            "ba7816bf8f01cfea414140de5dae2223"
+        );
     }
 }
