@@ -867,49 +867,39 @@ mod tests {
         }
     }
 
+    /// One sample, square planes and kernel, stride 1.
+    fn square(
+        channels_in: usize,
+        side: usize,
+        channels_out: usize,
+        kernel: usize,
+        padding: usize,
+    ) -> Geometry {
+        Geometry {
+            batch: 1,
+            channels_in,
+            height: side,
+            width: side,
+            channels_out,
+            kernel: [kernel; 2],
+            stride: [1, 1],
+            padding: [padding; 2],
+        }
+    }
+
     #[test]
     fn a_patch_matrix_over_the_cap_is_refused() {
         // 224×224 planes with 64 channels and a 3×3 kernel: a 576 × 50,176
         // patch matrix, 115 MB per worker.
-        let big = Geometry {
-            batch: 1,
-            channels_in: 64,
-            height: 224,
-            width: 224,
-            channels_out: 64,
-            kernel: [3, 3],
-            stride: [1, 1],
-            padding: [1, 1],
-        };
+        let big = square(64, 224, 64, 3, 1);
         assert_eq!(big.checked(), None);
-        let small = Geometry {
-            channels_in: 8,
-            height: 64,
-            width: 64,
-            ..big
-        };
+        let small = square(8, 64, 64, 3, 1);
         assert_eq!(small.checked(), Some(small));
     }
 
     #[test]
     fn lenets_second_layer_goes_channels_last_and_its_first_does_not() {
-        let second = Geometry {
-            batch: 1,
-            channels_in: 32,
-            height: 14,
-            width: 14,
-            channels_out: 64,
-            kernel: [5, 5],
-            stride: [1, 1],
-            padding: [2, 2],
-        };
-        let first = Geometry {
-            channels_in: 1,
-            height: 28,
-            width: 28,
-            channels_out: 32,
-            ..second
-        };
+        let (first, second) = (square(1, 28, 32, 5, 2), square(32, 14, 64, 5, 2));
         assert!(channels_last(&second) && !channels_last(&first));
     }
 
