@@ -468,8 +468,10 @@ fn split(batch: usize) -> (usize, Parallelism) {
 /// positions, and when they are not a multiple of sixteen (LeNet's second
 /// convolution has 196) the leftover rows run through an edge kernel and the
 /// patch matrix is repacked for every sample. With the channels in the lanes
-/// instead (a multiple of sixteen) neither happens: that product took ~10 %
-/// less time on LeNet's second layer, for a transpose of the small output.
+/// instead (a multiple of sixteen) the patch matrix is read in place and only
+/// the smaller kernel is packed. In a micro-benchmark of LeNet's second layer
+/// that product took ~10 % less time; over a whole training epoch the gain
+/// was within the machine's noise (docs/BENCHMARKS.md, session 11).
 fn channels_last(g: &Geometry) -> bool {
     g.positions() % 16 != 0 && g.channels_out % 16 == 0
 }
@@ -612,8 +614,9 @@ pub fn backward(
             // Summed transposed (patch rows × output channels): `gemm` then
             // walks the output gradient's channels in its vector lanes and
             // reads the patch matrix in place, where the row-major product
-            // had it repack the whole patch matrix for every sample (one
-            // product took ~20 % longer on LeNet's second layer).
+            // had it repack the whole patch matrix for every sample (that
+            // product took ~20 % longer on LeNet's second layer, measured
+            // alone; 1.03× over a whole epoch).
             let mut weight_grad_t = vec![0.0f32; if wanted.weight { g.weight_len() } else { 0 }];
             let mut bias_grad = vec![0.0f32; if wanted.bias { g.channels_out } else { 0 }];
             // Buffers only for the gradients asked for: attacks want the
