@@ -469,9 +469,8 @@ fn split(batch: usize) -> (usize, Parallelism) {
 /// convolution has 196) the leftover rows run through an edge kernel and the
 /// patch matrix is repacked for every sample. With the channels in the lanes
 /// instead (a multiple of sixteen) the patch matrix is read in place and only
-/// the smaller kernel is packed. In a micro-benchmark of LeNet's second layer
-/// that product took ~10 % less time; over a whole training epoch the gain
-/// was within the machine's noise (docs/BENCHMARKS.md, session 11).
+/// the smaller kernel is packed. Over a whole training epoch the gain was
+/// within the machine's noise (docs/BENCHMARKS.md, session 11).
 fn channels_last(g: &Geometry) -> bool {
     g.positions() % 16 != 0 && g.channels_out % 16 == 0
 }
@@ -614,9 +613,8 @@ pub fn backward(
             // Summed transposed (patch rows × output channels): `gemm` then
             // walks the output gradient's channels in its vector lanes and
             // reads the patch matrix in place, where the row-major product
-            // had it repack the whole patch matrix for every sample (that
-            // product took ~20 % longer on LeNet's second layer, measured
-            // alone; 1.03× over a whole epoch).
+            // had it repack the whole patch matrix for every sample (1.03×
+            // over a whole LeNet epoch, docs/BENCHMARKS.md, session 11).
             let mut weight_grad_t = vec![0.0f32; if wanted.weight { g.weight_len() } else { 0 }];
             let mut bias_grad = vec![0.0f32; if wanted.bias { g.channels_out } else { 0 }];
             // Buffers only for the gradients asked for: attacks want the
