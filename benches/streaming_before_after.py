@@ -14,7 +14,14 @@ The data is generated here, seeded, so every run makes the same files:
     classes in four features, with repeated ids, negative amounts, flipped
     and unknown labels and far-away rows; then the batch ten times
     (2,000,000 rows). The policy checks schema, outliers and labels.
-`--small` skips the 2,000,000-row files. Each command runs once, in its own
+  - references (session 12): the 2,000,000-row gate batch as the reference
+    of `data drift` (the 200,000-row batch as its stream, windows of
+    100,000, no MMD) and of `data gate` (the 5,000-row reference as its
+    batch); and a 2,000,000-row reference of ten Gaussian features with a
+    free-text note and a label (277 MB) for `data drift`, with 200,000
+    such rows as its stream.
+`--small` skips the 2,000,000-row files; `--references` runs only the
+reference workloads. Each command runs once, in its own
 process, measured by a small forking helper (peak RSS from wait4).
 """
 import os
@@ -32,6 +39,7 @@ import pandas as pd
 
 BINS = [os.path.abspath(b) for b in sys.argv[1:] if not b.startswith("--")]
 SMALL = "--small" in sys.argv
+REFERENCES_ONLY = "--references" in sys.argv
 
 
 
@@ -110,18 +118,29 @@ def gate_files(d):
                 '[outliers]\nthreshold = -0.62\n[labels]\nk = 10\nmin_agreement = 0.3\n')
 
 
+def text_table(path, rows, seed, features=10):
+    random.seed(seed)
+    with open(path, "w") as f:
+        f.write(",".join(f"x{i}" for i in range(features)) + ",note,label\n")
+        for i in range(rows):
+            xs = ",".join(f"{random.gauss(0, 1):.6f}" for _ in range(features))
+            f.write(f"{xs},some free text describing the row {i},{i % 3}\n")
+
+
 def main():
     import json
     with tempfile.TemporaryDirectory() as d:
-        leakage_files(d)
+        if not REFERENCES_ONLY:
+            leakage_files(d)
         gate_files(d)
         sizes = [("", "200k")] if SMALL else [("", "200k"), ("-big", "2M")]
         if not SMALL:
-            repeat(f"{d}/leak-train.csv", f"{d}/leak-train-big.csv", 10)
+            if not REFERENCES_ONLY:
+                repeat(f"{d}/leak-train.csv", f"{d}/leak-train-big.csv", 10)
             repeat(f"{d}/gate-batch.csv", f"{d}/gate-batch-big.csv", 10)
         print("| workload | binary | seconds | peak RSS (MiB) | result |")
         print("|---|---|---|---|---|")
-        for suffix, rows in sizes:
+        for suffix, rows in [] if REFERENCES_ONLY else sizes:
             for b in BINS:
                 t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "audit", "leakage",
                                         "--train", f"leak-train{suffix}.csv", "--test", "leak-test.csv",
@@ -140,6 +159,31 @@ def main():
                 res = json.loads(out)["results"]
                 print(f"| data gate, {rows}-row batch | {b} | {t:.2f} | {rss:.0f} "
                       f"| {res['decision']}, {len(res['quarantined'])} rows held |")
+        if SMALL:
+            return
+        for b in BINS:
+            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "drift",
+                                    "--reference", "gate-batch-big.csv", "--stream", "gate-batch.csv",
+                                    "--window", "100000", "--no-mmd"], d)
+            res = json.loads(out)["results"]
+            print(f"| data drift, 2M-row reference | {b} | {t:.2f} | {rss:.0f} "
+                  f"| {len(res['windows'])} windows |")
+        for b in BINS:
+            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "gate",
+                                    "--reference", "gate-batch-big.csv", "--batch", "gate-ref.csv",
+                                    "--policy", "policy.toml"], d)
+            res = json.loads(out)["results"]
+            print(f"| data gate, 2M-row reference | {b} | {t:.2f} | {rss:.0f} "
+                  f"| {res['decision']}, {len(res['quarantined'])} rows held |")
+        text_table(f"{d}/ref-text.csv", 2_000_000, 12)
+        text_table(f"{d}/stream-text.csv", 200_000, 13)
+        for b in BINS:
+            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "drift",
+                                    "--reference", "ref-text.csv", "--stream", "stream-text.csv",
+                                    "--window", "100000", "--no-mmd"], d)
+            res = json.loads(out)["results"]
+            print(f"| data drift, 2M-row reference with a text column | {b} | {t:.2f} | {rss:.0f} "
+                  f"| {len(res['windows'])} windows, {len(res['features'])} features |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@
 
 use crate::detect::{detect, Format};
 use crate::error::{DataError, ErrorKind, Result};
-use crate::table::{self, ColumnData, CsvOptions};
+use crate::stream::{ChunkOptions, FrameChunks};
+use crate::table::{self, ColumnData};
 use std::path::Path;
 
 /// The largest NPZ member read into a frame (as `data inspect`'s default).
@@ -29,6 +30,25 @@ impl Frame {
     /// Loads `path` (or `mnist` for the bundled sample); `label` names the
     /// label column of a table (default: a conventionally named one).
     pub fn load(path: &str, label: Option<&str>) -> Result<Frame> {
+        Self::load_in(path, label, ChunkOptions::default(), true)
+    }
+
+    /// [`Frame::load`] without the labels, for screens that compare only
+    /// features (drift, outliers): a CSV's labels are then never held (as
+    /// text, one per row, they can take as much memory as the numbers).
+    pub fn load_features(path: &str, label: Option<&str>) -> Result<Frame> {
+        let mut f = Self::load_in(path, label, ChunkOptions::default(), false)?;
+        f.labels = None;
+        Ok(f)
+    }
+
+    /// [`Frame::load`], reading CSV and NPY in chunks of `chunks`.
+    fn load_in(
+        path: &str,
+        label: Option<&str>,
+        chunks: ChunkOptions,
+        labels: bool,
+    ) -> Result<Frame> {
         if path == "mnist" && !Path::new(path).exists() {
             let m = crate::mnist::load()?;
             let labels = m.labels.iter().map(|l| l.to_string()).collect();
@@ -41,16 +61,15 @@ impl Frame {
                 DataError::new(ErrorKind::Unsupported, "not a CSV, Parquet or NPY dataset").at(path)
             })?;
         match format {
-            Format::Csv => {
-                let t = table::read_csv(p, &CsvOptions::default()).map_err(|e| e.at(path))?;
-                Self::from_table(&t, label).map_err(|e| e.at(path))
+            // In chunks, keeping only the numbers (and labels): a whole CSV
+            // typed at once held its text columns too (733 against 373 MiB
+            // peak on a 2M-row reference, docs/BENCHMARKS.md). A chunked
+            // CSV's first chunk fixes its features, as for a monitored stream.
+            Format::Csv | Format::Npy => {
+                let chunks = FrameChunks::open(path, label, chunks)?;
+                Self::gather(if labels { chunks.keeping_labels() } else { chunks })
             }
             Format::Parquet => Self::read_parquet(p, label).map_err(|e| e.at(path)),
-            Format::Npy => {
-                let bytes = mlsec_core::file_bytes::read(p).map_err(|e| DataError::io(path, &e))?;
-                let f = crate::npy::parse(&bytes).map_err(|e| e.at(path))?;
-                Ok(Self::from_array(&f.array, None))
-            }
             Format::Npz => {
                 // Arrays as `data inspect` assigns them: the largest is the
                 // features, `label` (or a conventionally named integer
@@ -73,6 +92,34 @@ impl Frame {
             )
             .at(path)),
         }
+    }
+
+    /// Every chunk of `chunks` appended into one frame.
+    fn gather(chunks: FrameChunks) -> Result<Frame> {
+        let mut f = Frame {
+            names: chunks.names().to_vec(),
+            columns: vec![Vec::new(); chunks.names().len()],
+            labels: chunks.has_labels().then(Vec::new),
+            rows: 0,
+            skipped: chunks.skipped().to_vec(),
+        };
+        for chunk in chunks {
+            let chunk = chunk?;
+            for (column, part) in f.columns.iter_mut().zip(&chunk.columns) {
+                column.extend_from_slice(part);
+            }
+            if let (Some(all), Some(labels)) = (&mut f.labels, chunk.labels) {
+                all.extend(labels);
+            }
+            f.rows += chunk.rows;
+        }
+        for column in &mut f.columns {
+            column.shrink_to_fit();
+        }
+        if let Some(labels) = &mut f.labels {
+            labels.shrink_to_fit();
+        }
+        Ok(f)
     }
 
     /// A Parquet file's numeric columns straight into f64 (no typed table
@@ -333,6 +380,44 @@ mod tests {
     use super::*;
     use arrow_array::{ArrayRef, BooleanArray, Float32Array, Int64Array, RecordBatch, StringArray};
     use std::sync::Arc;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// A CSV read in chunks of any size (cut anywhere, quoted text
+        /// included) gives the frame the whole file typed at once gives:
+        /// the same features, values, gaps, skipped text and labels.
+        #[test]
+        fn a_csv_in_chunks_is_the_whole_csv(
+            rows in proptest::collection::vec(
+                (-1e6f64..1e6, proptest::option::of(0i64..1000), 0usize..3, "[a-z ,\"]{0,12}"),
+                1..120,
+            ),
+            block in 1usize..400,
+        ) {
+            let mut csv = String::from("x,count,note,label\n");
+            // The first chunk fixes the features (docs/data.md): a number in
+            // the first row makes `count` one, as any number does in the
+            // whole file.
+            for (i, (x, count, class, note)) in rows.iter().enumerate() {
+                let count = if i == 0 { Some(count.unwrap_or(7)) } else { *count };
+                let count = count.map_or(String::new(), |c| c.to_string());
+                let note = note.replace('"', "\"\"");
+                csv.push_str(&format!("{x},{count},\"{note}\",{}\n", ["cat", "dog", "1"][*class]));
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ref.csv");
+            std::fs::write(&path, &csv).unwrap();
+            let shown = path.to_str().unwrap();
+            let whole = Frame::from_table(&table::read_csv(&path, &table::CsvOptions::default()).unwrap(), None)
+                .unwrap();
+            let opts = ChunkOptions { csv_bytes: block, ..ChunkOptions::default() };
+            let chunked = Frame::load_in(shown, None, opts, true).unwrap();
+            proptest::prop_assert_eq!(format!("{chunked:?}"), format!("{whole:?}"));
+            let features = Frame::load_in(shown, None, opts, false).unwrap();
+            proptest::prop_assert_eq!(features.labels, None);
+            proptest::prop_assert_eq!(format!("{:?}", features.columns), format!("{:?}", whole.columns));
+        }
+    }
 
     /// The direct Parquet reader gives the frame the typed table gives:
     /// nulls as NaN, integers and booleans as numbers, text set aside, the

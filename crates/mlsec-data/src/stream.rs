@@ -151,6 +151,28 @@ impl FrameChunks {
         &self.names
     }
 
+    /// A CSV's chunks carry its label column's values too (as text, as
+    /// [`Frame::load`] gives them); by default they leave them out, since
+    /// a monitored stream does not need them. Sources read whole (the
+    /// bundled sample, NPZ, image folders) keep their labels either way.
+    pub fn keeping_labels(mut self) -> Self {
+        if let Source::Csv(c) = &mut self.source {
+            c.keep_labels = true;
+        }
+        self
+    }
+
+    /// Whether chunks carry labels: a CSV with a label column read
+    /// [`keeping_labels`](Self::keeping_labels), or a source read whole
+    /// that has them.
+    pub fn has_labels(&self) -> bool {
+        match &self.source {
+            Source::Whole(f) => f.as_ref().is_some_and(|f| f.labels.is_some()),
+            Source::Csv(c) => c.keep_labels && c.roles.contains(&CsvRole::Label),
+            Source::Parquet(_) | Source::Npy(_) => false,
+        }
+    }
+
     /// Columns that are neither features nor the label.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
@@ -241,6 +263,9 @@ struct CsvChunks {
     block: usize,
     /// The first chunk, typed while the roles were decided.
     first: Option<Vec<table::Column>>,
+    /// Whether chunks carry the label column's values (as `Frame::load`
+    /// gives them) or leave it out.
+    keep_labels: bool,
 }
 
 impl CsvChunks {
@@ -278,6 +303,7 @@ impl CsvChunks {
             consumed: 0,
             block,
             first: None,
+            keep_labels: false,
         };
         // The header record must be whole before it is parsed.
         let mut want = block.min(1 << 20);
@@ -460,11 +486,16 @@ impl CsvChunks {
         };
         let rows = columns.first().map_or(0, table::Column::len);
         let mut features = Vec::new();
-        for (col, _) in columns
-            .into_iter()
-            .zip(&self.roles)
-            .filter(|(_, r)| **r == CsvRole::Feature)
-        {
+        let mut labels = None;
+        for (col, role) in columns.into_iter().zip(&self.roles) {
+            match role {
+                CsvRole::Feature => {}
+                CsvRole::Label if self.keep_labels => {
+                    labels = Some((0..rows).map(|r| col.cell(r).unwrap_or_default()).collect());
+                    continue;
+                }
+                CsvRole::Label | CsvRole::Skipped => continue,
+            }
             features.push(match col.data {
                 ColumnData::Float(v) => v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect(),
                 ColumnData::Int(v) => v
@@ -513,7 +544,9 @@ impl CsvChunks {
                 }
             });
         }
-        Ok(Some(feature_frame(features, rows)))
+        let mut frame = feature_frame(features, rows);
+        frame.labels = labels;
+        Ok(Some(frame))
     }
 }
 

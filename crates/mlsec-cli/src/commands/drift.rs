@@ -85,7 +85,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         other => bail!("unknown --method `{other}` (expected auto, exact or asymp)"),
     };
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let reference = Frame::load(&args.reference, args.label.as_deref())?;
+    let reference = Frame::load_features(&args.reference, args.label.as_deref())?;
     bar.set_message(format!("opening {}", args.stream));
     // The stream is read chunk by chunk: only the reference and the window
     // being compared are held, so the stream may be larger than memory.
@@ -212,7 +212,7 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
     use mlsec_data::frame::{finite_median, has_gap};
     use mlsec_data::stats::{IsolationForest, IsolationForestParams};
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let reference = Frame::load(&args.reference, args.label.as_deref())?;
+    let reference = Frame::load_features(&args.reference, args.label.as_deref())?;
     bar.set_message(format!("opening {}", args.batch));
     // The batch is scored chunk by chunk: it may be larger than memory.
     let mut batch = FrameChunks::open(&args.batch, args.label.as_deref(), ChunkOptions::default())?;

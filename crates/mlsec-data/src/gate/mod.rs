@@ -664,7 +664,14 @@ impl RowScreens {
         if screens.names.is_empty() {
             return Ok(screens);
         }
-        let ref_rows = reference.row_major(&screens.names, &screens.fill);
+        // Read where they lie, gaps filled on the fly: a row-major copy of
+        // the reference would double its memory, and the forest reads only
+        // `max_samples` rows per tree, the label screen a sample.
+        let columns: Vec<&[f64]> = screens
+            .names
+            .iter()
+            .map(|n| reference.feature(n).unwrap_or(&[]))
+            .collect();
         if let Some(o) = &policy.outliers {
             let params = IsolationForestParams {
                 n_estimators: o.trees,
@@ -672,12 +679,12 @@ impl RowScreens {
                 contamination: o.contamination,
                 ..IsolationForestParams::default()
             };
-            let forest = IsolationForest::fit(&ref_rows, screens.names.len(), &params)?;
+            let forest = IsolationForest::fit_columns(&columns, &screens.fill, &params)?;
             let threshold = o.threshold.unwrap_or(forest.offset);
             screens.forest = Some((forest, threshold));
         }
         if let (Some(l), Some(rl)) = (&policy.labels, &reference.labels) {
-            screens.neighbours = Some(LabelNeighbours::new(l, screens.names.len(), &ref_rows, rl));
+            screens.neighbours = Some(LabelNeighbours::new(l, &columns, &screens.fill, rl));
         }
         Ok(screens)
     }
@@ -780,23 +787,34 @@ struct LabelNeighbours {
 }
 
 impl LabelNeighbours {
+    /// `columns` are the reference's features, a non-finite value read as
+    /// its feature's `fill`.
     fn new(
         l: &policy::Labels,
-        d: usize,
-        reference: &[f64],
+        columns: &[&[f64]],
+        fill: &[f64],
         ref_labels: &[String],
     ) -> LabelNeighbours {
+        let d = columns.len();
+        let value = |r: usize, c: usize| {
+            let v = columns[c][r];
+            if v.is_finite() {
+                v
+            } else {
+                fill[c]
+            }
+        };
         let n_ref = ref_labels.len();
         let (mut mean, mut sd) = (vec![0.0; d], vec![0.0; d]);
-        for r in 0..n_ref {
-            for c in 0..d {
-                mean[c] += reference[r * d + c];
+        for (c, m) in mean.iter_mut().enumerate() {
+            for r in 0..n_ref {
+                *m += value(r, c);
             }
         }
         mean.iter_mut().for_each(|m| *m /= n_ref.max(1) as f64);
-        for r in 0..n_ref {
-            for c in 0..d {
-                sd[c] += (reference[r * d + c] - mean[c]).powi(2);
+        for (c, s) in sd.iter_mut().enumerate() {
+            for r in 0..n_ref {
+                *s += (value(r, c) - mean[c]).powi(2);
             }
         }
         sd.iter_mut()
@@ -814,7 +832,7 @@ impl LabelNeighbours {
         let z = idx
             .iter()
             .flat_map(|&r| (0..d).map(move |c| (r, c)))
-            .map(|(r, c)| (reference[r * d + c] - mean[c]) / sd[c])
+            .map(|(r, c)| (value(r, c) - mean[c]) / sd[c])
             .collect();
         LabelNeighbours {
             k: l.k.min(idx.len()),
