@@ -20,8 +20,12 @@ The data is generated here, seeded, so every run makes the same files:
     batch); and a 2,000,000-row reference of ten Gaussian features with a
     free-text note and a label (277 MB) for `data drift`, with 200,000
     such rows as its stream.
+  - images (session 12): `audit leakage --images` with a training split of
+    40,000 random 28×28 uint8 images in one NPY file (31 MB) and a test
+    split of 1,000 (every tenth a copy of a training image, half of those
+    brightened).
 `--small` skips the 2,000,000-row files; `--references` runs only the
-reference workloads. Each command runs once, in its own
+reference and image workloads. Each command runs once, in its own
 process, measured by a small forking helper (peak RSS from wait4).
 """
 import os
@@ -161,30 +165,37 @@ def main():
                       f"| {res['decision']}, {len(res['quarantined'])} rows held |")
         if SMALL:
             return
-        for b in BINS:
-            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "drift",
-                                    "--reference", "gate-batch-big.csv", "--stream", "gate-batch.csv",
-                                    "--window", "100000", "--no-mmd"], d)
-            res = json.loads(out)["results"]
-            print(f"| data drift, 2M-row reference | {b} | {t:.2f} | {rss:.0f} "
-                  f"| {len(res['windows'])} windows |")
-        for b in BINS:
-            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "gate",
-                                    "--reference", "gate-batch-big.csv", "--batch", "gate-ref.csv",
-                                    "--policy", "policy.toml"], d)
-            res = json.loads(out)["results"]
-            print(f"| data gate, 2M-row reference | {b} | {t:.2f} | {rss:.0f} "
-                  f"| {res['decision']}, {len(res['quarantined'])} rows held |")
+
+        def each_binary(workload, args, summary):
+            for b in BINS:
+                t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", *args], d)
+                print(f"| {workload} | {b} | {t:.2f} | {rss:.0f} | {summary(json.loads(out)['results'])} |")
+
+        each_binary("data drift, 2M-row reference",
+                    ["data", "drift", "--reference", "gate-batch-big.csv", "--stream", "gate-batch.csv",
+                     "--window", "100000", "--no-mmd"],
+                    lambda r: f"{len(r['windows'])} windows")
+        each_binary("data gate, 2M-row reference",
+                    ["data", "gate", "--reference", "gate-batch-big.csv", "--batch", "gate-ref.csv",
+                     "--policy", "policy.toml"],
+                    lambda r: f"{r['decision']}, {len(r['quarantined'])} rows held")
+        rng = np.random.default_rng(12)
+        train = rng.integers(0, 256, size=(40_000, 28, 28), dtype=np.uint8)
+        test = rng.integers(0, 256, size=(1_000, 28, 28), dtype=np.uint8)
+        for j in range(0, 1_000, 10):
+            copy = train[(j * 37) % 40_000].astype(np.float64)
+            test[j] = np.minimum(copy * 0.8 + 40, 255) if j % 20 else copy
+        np.save(f"{d}/train-images.npy", train)
+        np.save(f"{d}/test-images.npy", test)
+        each_binary("audit leakage --images, 40,000 training images (NPY)",
+                    ["audit", "leakage", "--images", "--train", "train-images.npy", "--test", "test-images.npy"],
+                    lambda r: f"{len(r['exact_duplicates'])} exact, {len(r['near_duplicates'])} near")
         text_table(f"{d}/ref-text.csv", 2_000_000, 12)
         text_table(f"{d}/stream-text.csv", 200_000, 13)
-        for b in BINS:
-            t, rss, out = measured([b, "-q", "--format", "json", "--fail-on", "never", "data", "drift",
-                                    "--reference", "ref-text.csv", "--stream", "stream-text.csv",
-                                    "--window", "100000", "--no-mmd"], d)
-            res = json.loads(out)["results"]
-            print(f"| data drift, 2M-row reference with a text column | {b} | {t:.2f} | {rss:.0f} "
-                  f"| {len(res['windows'])} windows, {len(res['features'])} features |")
-
+        each_binary("data drift, 2M-row reference with a text column",
+                    ["data", "drift", "--reference", "ref-text.csv", "--stream", "stream-text.csv",
+                     "--window", "100000", "--no-mmd"],
+                    lambda r: f"{len(r['windows'])} windows, {len(r['features'])} features")
 
 if __name__ == "__main__":
     main()

@@ -98,3 +98,136 @@ fn shifted_brightened_and_reencoded_copies_are_found_and_others_are_not() {
     assert!(recall >= 0.95, "recall {recall}");
     assert!(precision >= 0.95, "precision {precision}");
 }
+
+/// `n` MNIST training digits from `start`, as their own split.
+fn digits(start: usize, n: usize) -> Images {
+    let full = Images::load("mnist:train").unwrap();
+    let per = full.width * full.height;
+    Images {
+        n,
+        pixels: full.pixels[start * per..(start + n) * per].to_vec(),
+        ..full
+    }
+}
+
+/// A test split of genuine digits, every fifth one a copy of a training
+/// digit (some pixel-identical, some brightened), with a repeated copy so
+/// that two test images share one training match.
+fn planted_test(train: &Images) -> Images {
+    let per = train.width * train.height;
+    let mut test = digits(4000, 60);
+    for j in (0..60).step_by(5) {
+        let i = (j * 13) % train.n;
+        let src = &train.pixels[i * per..(i + 1) * per];
+        let copy: Vec<f32> = if j % 10 == 0 {
+            src.to_vec()
+        } else {
+            src.iter().map(|v| (v * 0.8 + 40.0).min(255.0)).collect()
+        };
+        test.pixels[j * per..(j + 1) * per].copy_from_slice(&copy);
+    }
+    let (a, b) = (test.pixels[..per].to_vec(), 7 * per);
+    test.pixels[b..b + per].copy_from_slice(&a);
+    test
+}
+
+#[test]
+fn the_training_split_in_chunks_gives_the_whole_splits_audit() {
+    use mlsec_data::leakage::{audit_images, images::NearDuplicateSearch};
+    let train = digits(0, 300);
+    let test = planted_test(&train);
+    let p = ImageParams::default();
+    let whole = near_duplicates(&train, &test, &p).unwrap();
+    assert!(whole.len() >= 10, "{whole:?}");
+    let audit_whole = audit_images([Ok(train.clone())], &test, "train", "test", &p).unwrap();
+    assert!(!audit_whole.exact_duplicates.is_empty());
+    let per = train.width * train.height;
+    for chunk in [1, 7, 64, 299] {
+        let chunks = || {
+            (0..train.n).step_by(chunk).map(|start| {
+                let n = chunk.min(train.n - start);
+                Ok(Images {
+                    n,
+                    pixels: train.pixels[start * per..(start + n) * per].to_vec(),
+                    ..train.clone()
+                })
+            })
+        };
+        let mut search = NearDuplicateSearch::new(&test, &p);
+        for c in chunks() {
+            search.add_train(&c.unwrap()).unwrap();
+        }
+        assert_eq!(search.finish(), whole, "chunks of {chunk}");
+        let audit = audit_images(chunks(), &test, "train", "test", &p).unwrap();
+        assert_eq!(
+            audit.exact_duplicates, audit_whole.exact_duplicates,
+            "chunks of {chunk}"
+        );
+        assert_eq!(
+            audit.near_duplicates, audit_whole.near_duplicates,
+            "chunks of {chunk}"
+        );
+        assert_eq!(audit.train_rows, 300);
+    }
+}
+
+#[test]
+fn image_chunks_from_a_folder_and_an_npy_file_join_into_the_whole_split() {
+    use mlsec_data::array::{DType, NdArray};
+    use mlsec_data::leakage::images::ImageChunks;
+    let split = digits(100, 23);
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("digits");
+    std::fs::create_dir(&folder).unwrap();
+    let per = split.width * split.height;
+    for k in 0..split.n {
+        let bytes = split.pixels[k * per..(k + 1) * per]
+            .iter()
+            .map(|&v| v as u8)
+            .collect();
+        image::GrayImage::from_raw(split.width as u32, split.height as u32, bytes)
+            .unwrap()
+            .save(folder.join(format!("{k:03}.png")))
+            .unwrap();
+    }
+    let npy = dir.path().join("digits.npy");
+    let array = NdArray::new(
+        DType::F32,
+        vec![split.n, split.height, split.width, 1],
+        split.pixels.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
+    .unwrap();
+    std::fs::write(&npy, mlsec_data::npy::write(&array)).unwrap();
+    for spec in [folder.to_str().unwrap(), npy.to_str().unwrap()] {
+        let whole = Images::load(spec).unwrap();
+        assert_eq!(whole.pixels, split.pixels, "{spec}");
+        for chunk in [1, 4, 23, 100] {
+            let mut joined = Images {
+                pixels: Vec::new(),
+                n: 0,
+                ..whole.clone()
+            };
+            for c in ImageChunks::open(spec, chunk).unwrap() {
+                let c = c.unwrap();
+                assert!(c.n <= chunk);
+                assert_eq!((c.width, c.height), (whole.width, whole.height));
+                joined.pixels.extend(c.pixels);
+                joined.n += c.n;
+            }
+            assert_eq!(joined.n, whole.n, "{spec}, chunks of {chunk}");
+            assert_eq!(joined.pixels, whole.pixels, "{spec}, chunks of {chunk}");
+        }
+    }
+    // A folder whose images differ in size stops with the file named.
+    image::GrayImage::new(5, 5)
+        .save(folder.join("999.png"))
+        .unwrap();
+    let err = ImageChunks::open(folder.to_str().unwrap(), 10)
+        .unwrap()
+        .find_map(Result::err)
+        .expect("a size error");
+    assert!(
+        err.contains("999.png: 5×5, the other images are 28×28"),
+        "{err}"
+    );
+}

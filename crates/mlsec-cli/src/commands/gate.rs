@@ -335,18 +335,20 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
     use mlsec_data::leakage::{self, minhash::MinHashParams, AuditOptions};
     let bar = crate::commands::data::phase_spinner(global, "auditing the split");
     if args.images {
-        use mlsec_data::leakage::images::{ImageParams, Images};
+        use mlsec_data::leakage::images::{ImageChunks, ImageParams, Images};
         let (ts, ss) = (
             args.train.display().to_string(),
             args.test.display().to_string(),
         );
-        let train = Images::load(&ts).map_err(|e| anyhow!(e))?;
+        // The test split is held; the training split streams through in
+        // chunks, so it may be larger than memory.
         let test = Images::load(&ss).map_err(|e| anyhow!(e))?;
+        let train = ImageChunks::open(&ts, 4096).map_err(|e| anyhow!(e))?;
         let p = ImageParams {
             threshold: args.image_threshold,
             ..ImageParams::default()
         };
-        let audit = leakage::audit_images(&train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
+        let audit = leakage::audit_images(train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
         bar.finish_and_clear();
         let findings = audit.findings.clone();
         let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));

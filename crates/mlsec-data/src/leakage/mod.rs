@@ -744,16 +744,17 @@ pub fn audit(
 }
 
 /// The image audit: test images that are pixel-identical to a training
-/// image, or near-duplicates of one (shifted, brightened, re-encoded).
+/// image, or near-duplicates of one (shifted, brightened, re-encoded). The
+/// training split comes in chunks (see [`images::ImageChunks`]), so only
+/// the test split and one chunk are held.
 pub fn audit_images(
-    train: &images::Images,
+    train: impl IntoIterator<Item = Result<images::Images, String>>,
     test: &images::Images,
     train_name: &str,
     test_name: &str,
     p: &images::ImageParams,
 ) -> Result<Audit, String> {
-    let mut out = Audit::empty(train.n, test.n);
-    let per = train.width * train.height;
+    let per = test.width * test.height;
     let digest = |im: &images::Images, i: usize| -> [u8; 32] {
         let mut h = sha2::Sha256::new();
         for v in &im.pixels[i * per..(i + 1) * per] {
@@ -761,19 +762,33 @@ pub fn audit_images(
         }
         h.finalize().into()
     };
-    let mut seen: HashMap<[u8; 32], usize> = HashMap::with_capacity(train.n);
-    for i in 0..train.n {
-        seen.entry(digest(train, i)).or_insert(i);
-    }
+    // Test images by digest; each gets the first training image equal to it.
+    let mut by_digest: HashMap<[u8; 32], Vec<usize>> = HashMap::with_capacity(test.n);
     for j in 0..test.n {
-        if let Some(&i) = seen.get(&digest(test, j)) {
-            out.exact_duplicates.push((i, j));
+        by_digest.entry(digest(test, j)).or_default().push(j);
+    }
+    let mut exact: Vec<Option<usize>> = vec![None; test.n];
+    let mut search = images::NearDuplicateSearch::new(test, p);
+    for chunk in train {
+        let chunk = chunk?;
+        let first = search.train_seen();
+        search.add_train(&chunk)?;
+        for i in 0..chunk.n {
+            if let Some(js) = by_digest.get(&digest(&chunk, i)) {
+                for &j in js {
+                    exact[j].get_or_insert(first + i);
+                }
+            }
         }
     }
-    let exact: std::collections::HashSet<usize> =
-        out.exact_duplicates.iter().map(|&(_, j)| j).collect();
-    let mut near = images::near_duplicates(train, test, p)?;
-    near.retain(|&(_, j, _)| !exact.contains(&j));
+    let mut out = Audit::empty(search.train_seen(), test.n);
+    out.exact_duplicates = exact
+        .iter()
+        .enumerate()
+        .filter_map(|(j, i)| i.map(|i| (i, j)))
+        .collect();
+    let mut near = search.finish();
+    near.retain(|&(_, j, _)| exact[j].is_none());
     out.near_duplicates = near;
     if !out.exact_duplicates.is_empty() {
         let (i, j) = out.exact_duplicates[0];
