@@ -62,7 +62,7 @@ impl Frame {
             })?;
         match format {
             // In chunks, keeping only the numbers (and labels): a whole CSV
-            // typed at once held its text columns too (733 against 373 MiB
+            // typed at once held its text columns too (733 against 376 MiB
             // peak on a 2M-row reference, docs/BENCHMARKS.md). A chunked
             // CSV's first chunk fixes its features, as for a monitored stream.
             Format::Csv | Format::Npy => {

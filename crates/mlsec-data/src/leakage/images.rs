@@ -209,12 +209,12 @@ impl ImageChunks {
                 next: 0,
                 size: (0, 0),
             }
-        } else if let Some(size) = path
-            .is_file()
-            .then(|| npy_image_size(path))
-            .transpose()?
-            .flatten()
-        {
+        } else if let Some(size) = if path.is_file() {
+            npy_image_size(path)?
+        } else {
+            // `mnist…` or a missing file: `Images::load` says which.
+            None
+        } {
             let opts = crate::stream::ChunkOptions {
                 rows: chunk,
                 ..Default::default()
