@@ -18,6 +18,26 @@ p = b"\x80\x04]\x94"
 for lvl in range(1, 30):  # "billion laughs": 29 levels of 10 references each
     p += b"](" + (b"h" + bytes([lvl - 1])) * 10 + b"e\x94"
 open(f"{d}/laughs.pkl", "wb").write(p + b".")
+import struct
+# 1,000 module and 1,000 name strings of 1 KB, memoised, paired into a million distinct globals.
+g = bytearray(b"\x80\x04")
+for prefix in (b"m", b"n"):
+    for i in range(1000):
+        s = prefix + str(i).encode() + b"_" + b"a" * 1000
+        g += b"\x8d" + struct.pack("<Q", len(s)) + s + b"\x94"
+for i in range(1000):
+    for j in range(1000):
+        g += b"j" + struct.pack("<I", i) + b"j" + struct.pack("<I", 1000 + j) + b"\x930"
+open(f"{d}/globals.pkl", "wb").write(bytes(g) + b"N.")
+# One global called two million times.
+open(f"{d}/calls.pkl", "wb").write(b"\x80\x04\x8c\x05mypkg\x8c\x01f\x93\x94" + b"h\x00)R0" * 2_000_000 + b"N.")
+# A global name of 200,000 dotted parts.
+name = b"a." * 199_999 + b"a"
+open(f"{d}/dotted.pkl", "wb").write(b"\x80\x04\x8c\x05mypkg\x8d" + struct.pack("<Q", len(name)) + name + b"\x93)R.")
+# getattr(getattr(getattr(G, 'a'), 'a'), …) 20,000 deep.
+c = bytearray(b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x94\x8c\x05mypkg\x8c\x01f\x93\x94")
+c += b"h\x00h\x01\x8c\x01a\x86Rq\x010" * 20_000
+open(f"{d}/getattr.pkl", "wb").write(bytes(c) + b"N.")
 with zipfile.ZipFile(f"{d}/zip-bomb.pt", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
     with z.open("archive/data.pkl", "w", force_zip64=True) as w:
         for _ in range(2048):
@@ -29,7 +49,7 @@ open(f"{d}/xz-bomb.pkl.xz", "wb").write(lzma.compress(b"\0" * (1 << 30), preset=
 open(f"{d}/lzma-bomb.joblib", "wb").write(lzma.compress(b"\0" * (1 << 30), format=lzma.FORMAT_ALONE))
 PY
 printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
-for f in stack memo marks appends laughs; do
+for f in stack memo marks appends laughs globals calls dotted getattr; do
   /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f.pkl" -q --fail-on never >/dev/null
   read -r s kb < "$DIR/t"
   printf '| %s pickle | %s | %s | %s MB |\n' "$f" "$(du -h "$DIR/$f.pkl" | cut -f1)" "$s" "$((kb / 1024))"

@@ -5,7 +5,7 @@ Usage:
     python3 -m venv ~/.cache/mlsec/bench-venv
     ~/.cache/mlsec/bench-venv/bin/pip install picklescan==1.0.5 modelscan==0.8.8 fickling==0.1.12 typing_extensions
     cargo build --release -p mlsec-cli
-    ~/.cache/mlsec/bench-venv/bin/python benches/scan_peers.py target/release/mlsec
+    ~/.cache/mlsec/bench-venv/bin/python benches/scan_peers.py target/release/mlsec [--detection-only]
 
 Workloads (all generated here, page cache warm, medians of repeated runs):
   1. 2,000 small pickles in one folder: files/s for each tool's own CLI on the
@@ -97,6 +97,12 @@ def flagged(tool, path):
 
 
 def main():
+    if "--detection-only" not in sys.argv:
+        timings()
+    detection()
+
+
+def timings():
     with tempfile.TemporaryDirectory() as tmp:
         folder = os.path.join(tmp, "small")
         os.makedirs(folder)
@@ -128,6 +134,8 @@ def main():
         print(f"| picklescan | {t_ps:.3f} | — |")
         print(f"| modelscan | {t_ms:.3f} | — |")
 
+
+def detection():
     print("\n## Detection on the fixture corpus (files flagged)\n")
     mal = sorted(os.path.join(FIXTURES, "malicious", f) for f in os.listdir(os.path.join(FIXTURES, "malicious")))
     ben = sorted(os.path.join(FIXTURES, "benign", f) for f in os.listdir(os.path.join(FIXTURES, "benign")))

@@ -186,6 +186,60 @@ put("malicious/ext-opcode.pkl", b"\x80\x02\x82\x01)R.",
 put("malicious/model.txt", pickle.dumps(system_call(), protocol=0),
     "CVE-2025-10155: pickle named .txt, recognised by content", "critical", ["posix.system"])
 
+# Functions of well-known libraries that scanners passed as "library code".
+# picklescan advisories (2025) and modelscan issue 338 (2026), one STACK_GLOBAL
+# + REDUCE each, with a harmless string argument.
+LIBRARY_PAYLOADS = [
+    ("torch.utils.bottleneck.__main__", "run_cprofile", "critical", "picklescan GHSA-4r9r-ch6f-vxmx"),
+    ("torch.utils.bottleneck.__main__", "run_autograd_prof", "critical", "picklescan GHSA-4whj-rm5r-c2v8"),
+    ("torch._dynamo.guards", "GuardBuilder.get", "critical", "picklescan GHSA-86cj-95qr-2p4f"),
+    ("torch.fx.experimental.symbolic_shapes", "ShapeEnv.evaluate_guards_expression", "critical",
+     "picklescan GHSA-f4x7-rfwp-v3xw"),
+    ("torch.utils.collect_env", "run", "critical", "picklescan GHSA-f745-w6jp-hpxx"),
+    ("torch.utils.data.datapipes.utils.decoder", "basichandlers", "high", "picklescan GHSA-h3qp-7fh3-f8h4"),
+    ("torch.jit.unsupported_tensor_ops", "execWrapper", "critical", "picklescan GHSA-vr7h-p6mm-wpmh"),
+    ("torch.utils._config_module", "ConfigModule.load_config", "critical", "picklescan GHSA-vv6j-3g6g-2pvj"),
+    ("torch.jit.annotations", "parse_type_line", "critical", "CVE-2022-45907: eval of a type comment"),
+    ("torch.distributed.rpc", "rpc_sync", "critical", "CVE-2024-5480: RPC runs any function"),
+    ("torch.fx.graph_module", "reduce_graph_module", "critical", "GraphModule pickles execute their code"),
+    ("ensurepip", "_run_pip", "critical", "picklescan GHSA-xp4f-hrf8-rxw7"),
+    ("lib2to3.pgen2.pgen", "ParserGenerator.make_label", "high", "picklescan GHSA-p9w7-82w4-7q8m"),
+    ("idlelib.run", "Executive.runcode", "critical", "picklescan GHSA-m869-42cg-3xwr"),
+    ("doctest", "debug_script", "critical", "picklescan GHSA-fqq6-7vqf-w3fg"),
+    ("cProfile", "runctx", "critical", "picklescan GHSA-9w88-8rmg-7g2p"),
+    ("trace", "Trace.runctx", "critical", "picklescan GHSA-g344-hcph-8vgg"),
+    ("uuid", "_get_command_stdout", "critical", "uuid helper that runs a command"),
+    ("multiprocessing.util", "spawnv_passfds", "critical", "modelscan issue 338"),
+    ("pandas.io.parsers.readers", "read_csv", "high", "modelscan issue 338: exfiltration by URL"),
+    ("numpy.ctypeslib", "load_library", "critical", "loads a native library"),
+    ("pandas.core.computation.eval", "eval", "critical", "pandas.eval evaluates expressions"),
+]
+for module, name, severity, why in LIBRARY_PAYLOADS:
+    m, n = module.encode(), name.encode()
+    body = (b"\x80\x04\x8c" + bytes([len(m)]) + m + b"\x8c" + bytes([len(n)]) + n + b"\x93"
+            b"\x8c\x04true\x85R.")
+    put(f"malicious/library-{module}.{name}.pkl", body, f"{why}: {module}.{name} called",
+        severity, [f"{module}.{name}"])
+
+# modelscan issue 330: numpy.size reads `.shape` of its argument, so BUILD sets
+# numpy.size.shape = numpy.__builtins__, numpy.size(numpy.size, 'eval') returns
+# eval, and the result is called. Every global is a NumPy one.
+put("malicious/numpy-builtins-gadget.pkl", bytes.fromhex(
+    "80049566000000000000008c056e756d70798c0473697a659394948c056e756d70798c0c5f5f6275696c74696e735f5f9394"
+    "9468017d7d8c0573686170656803738662680168018c046576616c86528c1d5f5f696d706f72745f5f28226f7322292e73"
+    "797374656d28226964222985522e"),
+    "modelscan issue 330: numpy.size + numpy.__builtins__ reach eval", "critical",
+    ["numpy.__builtins__", "numpy.size"])
+# getattr on a module global with a constant name is resolved to the attribute.
+put("malicious/getattr-library-function.pkl",
+    b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x0btorch.utils\x8c\x0bcollect_env\x93"
+    b"\x8c\x03run\x86R\x8c\x04true\x85R.",
+    "getattr(torch.utils.collect_env, 'run')('true')", "critical", ["torch.utils.collect_env.run"])
+# BUILD on an allow-listed class itself: sets class attributes.
+put("malicious/build-on-global.pkl",
+    b"\x80\x02ccollections\nOrderedDict\nN}X\x06\x00\x00\x00__eq__X\x01\x00\x00\x00xs\x86b.",
+    "BUILD rewrites collections.OrderedDict's attributes", "high", ["collections.OrderedDict"])
+
 
 # PyTorch-style zip checkpoints ---------------------------------------------
 class FakeStorage:
@@ -326,6 +380,16 @@ legacy_ok = b"".join([
     struct.pack("<q", 2) + struct.pack("<2f", 1.0, 2.0),
 ])
 put("benign/legacy-checkpoint.pt", legacy_ok, "legacy PyTorch checkpoint: tensors only", max_severity="info")
+# pickle.dumps(tensor): PyTorch pickles each storage as
+# torch.storage._load_from_bytes(<legacy checkpoint bytes>), analysed as nested.
+stub("torch.storage", _load_from_bytes=lambda b: None)
+put("benign/tensor-pickle.pkl",
+    pickle.dumps(Reduce(sys.modules["torch.storage"]._load_from_bytes, (legacy_ok,)), protocol=4),
+    "a tensor pickled with pickle.dumps (storage as a nested legacy checkpoint)", max_severity="low")
+legacy_evil_blob = pickle.dumps(Reduce(sys.modules["torch.storage"]._load_from_bytes, (legacy,)), protocol=4)
+put("malicious/tensor-pickle-payload.pkl", legacy_evil_blob,
+    "torch.storage._load_from_bytes hiding a payload in its checkpoint", "critical", ["posix.system"],
+    ["MLS-SCAN-003"])
 
 
 # NumPy ------------------------------------------------------------------------
@@ -410,6 +474,18 @@ obj.C = 1.0
 put("benign/sklearn-estimator.pkl", pickle.dumps(obj, protocol=4),
     "scikit-learn estimator: reported low, never medium", "low", ["sklearn.linear_model._logistic.LogisticRegression"],
     max_severity="low")
+
+# Python 3.12 pickles an enum member as getattr(EnumClass, 'NAME') (here a
+# transformers training-arguments enum), and a class method as
+# getattr(cls, 'name'): ZoneInfo values are getattr(ZoneInfo, '_unpickle')(key, 1).
+put("benign/enum-member-getattr.pkl",
+    b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x1atransformers.trainer_utils"
+    b"\x8c\x10IntervalStrategy\x93\x8c\x05STEPS\x86R.",
+    "an enum member written by Python 3.12 (getattr on its class)", max_severity="low")
+import zoneinfo  # noqa: E402
+put("benign/zoneinfo-datetime.pkl",
+    pickle.dumps(datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC")), protocol=4),
+    "a datetime in a ZoneInfo time zone (getattr(ZoneInfo, '_unpickle'))", max_severity="info")
 
 put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
     max_severity="info")

@@ -147,6 +147,9 @@ impl Style {
     }
 }
 
+/// The widest a column is padded to.
+const MAX_PADDED_WIDTH: usize = 200;
+
 /// Writes rows as aligned columns, colouring each cell after padding so that
 /// escape codes do not upset the alignment. (A table crate would count the
 /// escape codes as width; this is the whole of what we need.)
@@ -163,6 +166,12 @@ pub fn write_table(
         for (i, cell) in row.iter().enumerate().take(cols) {
             widths[i] = widths[i].max(cell.chars().count());
         }
+    }
+    // Padding stops at a screen's width: a cell can hold text taken from a
+    // hostile file (a 400 KB global name), and `format!` rejects widths
+    // past u16::MAX. Longer cells are written whole and overflow their column.
+    for w in &mut widths {
+        *w = (*w).min(MAX_PADDED_WIDTH);
     }
     let line = |cells: Vec<String>| -> String {
         let last = cells.len().saturating_sub(1);
@@ -292,4 +301,30 @@ pub fn render_json<B: Serialize>(report: &Report<B>, out: &mut dyn Write) -> io:
         summary: report.summary(),
     };
     crate::pretty_json::write_pretty_json(&doc, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_wider_than_any_screen_is_written_whole() {
+        let huge = "a.".repeat(100_000);
+        let rows = vec![
+            vec![huge.clone(), "x".to_string()],
+            vec!["b".to_string(), "y".to_string()],
+        ];
+        let mut out = Vec::new();
+        write_table(
+            &mut out,
+            &["name", "value"],
+            &rows,
+            &|_, _, s| s.to_string(),
+            &Style::plain(),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains(&format!("{huge}  x")));
+        assert!(text.contains(&format!("b{}  y", " ".repeat(MAX_PADDED_WIDTH - 1))));
+    }
 }

@@ -31,6 +31,12 @@ pub struct Limits {
     pub max_nesting: usize,
     /// Distinct nested blobs analysed per stream.
     pub max_nested_blobs: usize,
+    /// Distinct globals per stream, nested streams included. Memoised
+    /// names can pair up into a new global every few bytes of input.
+    pub max_globals: usize,
+    /// Bytes of distinct global names per stream, nested streams included:
+    /// each global keeps its own copy of its module and name.
+    pub max_global_name_bytes: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +48,8 @@ impl Default for Limits {
             max_container_items: 4096,
             max_nesting: 4,
             max_nested_blobs: 256,
+            max_globals: 1 << 16,
+            max_global_name_bytes: 8 << 20,
         }
     }
 }
@@ -51,23 +59,43 @@ impl Default for Limits {
 pub struct Use {
     /// `REDUCE`, `INST`, `OBJ`, `NEWOBJ`, `NEWOBJ_EX`, `BUILD` (a `__setstate__`
     /// call), or one of those followed by ` (on its result)` when the object a
-    /// global returned is called in turn.
+    /// global returned is called in turn; or [`GETATTR_RESOLVED`],
+    /// [`BUILD_ON_GLOBAL`], [`ITEMS_ON_GLOBAL`].
     pub opcode: &'static str,
     pub offset: u64,
 }
+
+/// The use of `builtins.getattr` on a global and a constant name, which the
+/// machine resolves to that attribute as a global of its own.
+pub const GETATTR_RESOLVED: &str = "REDUCE (getattr resolved statically)";
+/// BUILD applied to an imported global itself, not to an object built from
+/// it: it sets attributes of a library's class or function (or calls its
+/// `__setstate__`), which no pickle written by `pickle.dump` does.
+pub const BUILD_ON_GLOBAL: &str = "BUILD (on the imported global itself)";
+/// SETITEM(S), APPEND(S) or ADDITEMS applied to an imported global itself
+/// (`os.environ`, a module's dict): it changes the library's state.
+pub const ITEMS_ON_GLOBAL: &str = "SETITEM/APPEND (on the imported global itself)";
 
 /// One global the stream imports, with every call made on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalRef {
     pub module: String,
     pub name: String,
-    /// The opcode that imported it (`GLOBAL`, `STACK_GLOBAL`, `INST`) and where.
+    /// The opcode that imported it (`GLOBAL`, `STACK_GLOBAL`, `INST`, `EXT`,
+    /// or `getattr` for an attribute resolved statically) and where.
     pub opcode: &'static str,
     pub offset: u64,
     /// How many times the stream imports it.
     pub imports: u64,
+    /// The first [`USES_KEPT_PER_OPCODE`] uses of each opcode, in order.
     pub uses: Vec<Use>,
+    /// Uses beyond those (a stream can call one global millions of times).
+    pub uses_dropped: u64,
 }
+
+/// Uses of one global kept per opcode: enough to show where it is called
+/// and how, bounded whatever the stream repeats.
+pub const USES_KEPT_PER_OPCODE: usize = 16;
 
 impl GlobalRef {
     pub fn qualified(&self) -> String {
@@ -198,8 +226,20 @@ struct Obj {
 
 /// Analyses a byte stream holding one or more pickles.
 pub fn analyse(data: &[u8], limits: &Limits) -> Analysis {
-    let mut budget = limits.max_ops;
+    let mut budget = Budget {
+        ops: limits.max_ops,
+        globals: limits.max_globals,
+        name_bytes: limits.max_global_name_bytes,
+    };
     analyse_nested(data, limits, 0, &mut budget, usize::MAX)
+}
+
+/// What is left of the limits that a stream and the pickles nested in it
+/// share.
+struct Budget {
+    ops: u64,
+    globals: usize,
+    name_bytes: usize,
 }
 
 /// `max_pickles`: stop after this many complete pickles (1 for a pickle
@@ -208,7 +248,7 @@ fn analyse_nested(
     data: &[u8],
     limits: &Limits,
     depth: usize,
-    budget: &mut u64,
+    budget: &mut Budget,
     max_pickles: usize,
 ) -> Analysis {
     let mut m = Machine {
@@ -240,7 +280,7 @@ struct Machine<'a, 'b> {
     pos: usize,
     limits: &'a Limits,
     depth: usize,
-    budget: &'b mut u64,
+    budget: &'b mut Budget,
     stack: Vec<V>,
     marks: Vec<Vec<V>>,
     memo: Memo,
@@ -482,12 +522,31 @@ impl Machine<'_, '_> {
         }
     }
 
-    fn global(&mut self, module: &str, name: &str, opcode: &'static str, at: usize) -> usize {
+    fn global(
+        &mut self,
+        module: &str,
+        name: &str,
+        opcode: &'static str,
+        at: usize,
+    ) -> Result<usize, (u64, String, bool)> {
         let key = (module.to_string(), name.to_string());
         if let Some(&i) = self.global_index.get(&key) {
             self.globals[i].imports += 1;
-            return i;
+            return Ok(i);
         }
+        let bytes = module.len() + name.len();
+        if self.budget.globals == 0 || self.budget.name_bytes < bytes {
+            return Err((
+                at as u64,
+                format!(
+                    "over {} distinct globals or {} bytes of their names (a pickle bomb?)",
+                    self.limits.max_globals, self.limits.max_global_name_bytes
+                ),
+                true,
+            ));
+        }
+        self.budget.globals -= 1;
+        self.budget.name_bytes -= bytes;
         self.globals.push(GlobalRef {
             module: module.to_string(),
             name: name.to_string(),
@@ -495,19 +554,32 @@ impl Machine<'_, '_> {
             offset: at as u64,
             imports: 1,
             uses: Vec::new(),
+            uses_dropped: 0,
         });
         self.global_index.insert(key, self.globals.len() - 1);
-        self.globals.len() - 1
+        Ok(self.globals.len() - 1)
+    }
+
+    fn record_use(&mut self, global: usize, opcode: &'static str, at: usize) {
+        let g = &mut self.globals[global];
+        if g.uses.iter().filter(|u| u.opcode == opcode).count() < USES_KEPT_PER_OPCODE {
+            g.uses.push(Use {
+                opcode,
+                offset: at as u64,
+            });
+        } else {
+            g.uses_dropped += 1;
+        }
     }
 
     /// Records a call of `callable` with `args` and returns its result.
     fn call(&mut self, callable: &V, args: Vec<V>, opcode: &'static str, at: usize) -> V {
+        if let Some(attribute) = self.static_getattr(callable, &args, opcode, at) {
+            return attribute;
+        }
         let source = match callable {
             V::Global(i) => {
-                self.globals[*i].uses.push(Use {
-                    opcode,
-                    offset: at as u64,
-                });
+                self.record_use(*i, opcode, at);
                 Some(*i)
             }
             V::Object(o) => {
@@ -520,10 +592,7 @@ impl Machine<'_, '_> {
                         "OBJ" => "OBJ (on its result)",
                         _ => "BUILD (on its result)",
                     };
-                    self.globals[i].uses.push(Use {
-                        opcode: op,
-                        offset: at as u64,
-                    });
+                    self.record_use(i, op, at);
                 }
                 o.source
             }
@@ -561,6 +630,48 @@ impl Machine<'_, '_> {
             args,
             bytes,
         }))
+    }
+
+    /// `getattr(G, 'name')` on a global `G` and a constant name is how Python
+    /// pickles class methods (`getattr(ZoneInfo, '_unpickle')`) and, since
+    /// 3.12, enum members (`getattr(Color, 'RED')`). The real unpickler ends
+    /// up holding `G.name`, so that is the global recorded (and classified),
+    /// and this use of `getattr` is marked [`GETATTR_RESOLVED`]. Any other
+    /// `getattr` (a computed object or name) stays an ordinary call.
+    fn static_getattr(
+        &mut self,
+        callable: &V,
+        args: &[V],
+        opcode: &'static str,
+        at: usize,
+    ) -> Option<V> {
+        let V::Global(getattr) = callable else {
+            return None;
+        };
+        let g = &self.globals[*getattr];
+        if opcode != "REDUCE"
+            || g.name != "getattr"
+            || !matches!(g.module.as_str(), "builtins" | "__builtin__")
+        {
+            return None;
+        }
+        let [V::Global(target), V::Str(attribute)] = args else {
+            return None;
+        };
+        if attribute.is_empty() || !attribute.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        let t = &self.globals[*target];
+        // Real attribute paths are short; a chain of getattr calls built to
+        // grow one is left as ordinary (critical) getattr calls.
+        if t.name.len() + attribute.len() > 256 || t.name.matches('.').count() >= 16 {
+            return None;
+        }
+        let (module, name) = (t.module.clone(), format!("{}.{attribute}", t.name));
+        // Past a limit, getattr stays a call; the next import stops the stream.
+        let resolved = self.global(&module, &name, "getattr", at).ok()?;
+        self.record_use(*getattr, GETATTR_RESOLVED, at);
+        Some(V::Global(resolved))
     }
 
     /// Analyses byte strings handed to a pickle loader as pickles of their own.
@@ -605,14 +716,14 @@ impl Machine<'_, '_> {
 
     fn one_pickle(&mut self) -> Step {
         loop {
-            if *self.budget == 0 {
+            if self.budget.ops == 0 {
                 return Err((
                     self.pos as u64,
                     format!("over {} opcodes (a pickle bomb?)", self.limits.max_ops),
                     true,
                 ));
             }
-            *self.budget -= 1;
+            self.budget.ops -= 1;
             self.out.ops += 1;
             let at = self.pos;
             let op = match self.data.get(at) {
@@ -924,13 +1035,13 @@ impl Machine<'_, '_> {
                     };
                     self.out.extensions.push((at as u64, code));
                     let g =
-                        self.global("copyreg._extension_registry", &code.to_string(), "EXT", at);
+                        self.global("copyreg._extension_registry", &code.to_string(), "EXT", at)?;
                     self.push(V::Global(g), at)?;
                 }
                 b'c' => {
                     let module = String::from_utf8_lossy(self.line("GLOBAL module")?).into_owned();
                     let name = String::from_utf8_lossy(self.line("GLOBAL name")?).into_owned();
-                    let g = self.global(&module, &name, "GLOBAL", at);
+                    let g = self.global(&module, &name, "GLOBAL", at)?;
                     self.push(V::Global(g), at)?;
                 }
                 b'\x93' => {
@@ -938,7 +1049,7 @@ impl Machine<'_, '_> {
                     let module = self.pop(at, "STACK_GLOBAL")?;
                     match (module, name) {
                         (V::Str(m), V::Str(n)) => {
-                            let g = self.global(&m, &n, "STACK_GLOBAL", at);
+                            let g = self.global(&m, &n, "STACK_GLOBAL", at)?;
                             self.push(V::Global(g), at)?;
                         }
                         _ => {
@@ -959,12 +1070,12 @@ impl Machine<'_, '_> {
                 b'b' => {
                     let state = self.pop(at, "BUILD")?;
                     let inst = self.top(at, "BUILD")?.clone();
+                    if let V::Global(i) = &inst {
+                        self.record_use(*i, BUILD_ON_GLOBAL, at);
+                    }
                     if let V::Object(o) = &inst {
                         if let Some(i) = o.source {
-                            self.globals[i].uses.push(Use {
-                                opcode: "BUILD",
-                                offset: at as u64,
-                            });
+                            self.record_use(i, "BUILD", at);
                             if self.globals[i].qualified()
                                 == "joblib.numpy_pickle.NumpyArrayWrapper"
                             {
@@ -977,7 +1088,7 @@ impl Machine<'_, '_> {
                     let module = String::from_utf8_lossy(self.line("INST module")?).into_owned();
                     let name = String::from_utf8_lossy(self.line("INST name")?).into_owned();
                     let args = self.pop_mark(at, "INST")?;
-                    let g = self.global(&module, &name, "INST", at);
+                    let g = self.global(&module, &name, "INST", at)?;
                     let r = self.call(&V::Global(g), args, "INST", at);
                     self.push(r, at)?;
                 }
@@ -1193,12 +1304,12 @@ impl Machine<'_, '_> {
     /// SETITEM(S), ADDITEMS, APPEND(S) on an object that is not the builtin
     /// container call its methods (`__setitem__`, `add`, `extend`).
     fn method_call(&mut self, target: &V, at: usize) {
+        if let V::Global(i) = target {
+            self.record_use(*i, ITEMS_ON_GLOBAL, at);
+        }
         if let V::Object(o) = target {
             if let Some(i) = o.source {
-                self.globals[i].uses.push(Use {
-                    opcode: "BUILD (method call on its result)",
-                    offset: at as u64,
-                });
+                self.record_use(i, "BUILD (method call on its result)", at);
             }
         }
     }
@@ -1488,6 +1599,88 @@ mod tests {
         assert!(a.globals[0].is_called());
         let e = a.error.unwrap();
         assert!(e.message.contains("invalid opcode 0xff"), "{}", e.message);
+    }
+
+    #[test]
+    fn getattr_on_a_global_with_a_constant_name_is_that_attribute() {
+        // getattr(zoneinfo.ZoneInfo, '_unpickle')('UTC', 1), as Python pickles class methods.
+        let p = b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08zoneinfo\x8c\x08ZoneInfo\x93\x8c\x09_unpickle\x86R\x8c\x03UTC\x4b\x01\x86R.";
+        let a = analyse(p, &Limits::default());
+        assert_eq!(
+            names(&a),
+            [
+                "builtins.getattr",
+                "zoneinfo.ZoneInfo",
+                "zoneinfo.ZoneInfo._unpickle"
+            ]
+        );
+        assert_eq!(a.globals[0].uses[0].opcode, GETATTR_RESOLVED);
+        assert!(!a.globals[1].is_called());
+        assert_eq!(a.globals[2].opcode, "getattr");
+        assert_eq!(a.globals[2].uses[0].opcode, "REDUCE");
+        // A computed name stays an ordinary call of getattr.
+        let p = b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x02os\x8c\x04path\x93\x8c\x08builtins\x8c\x03str\x93)R\x86R.";
+        let a = analyse(p, &Limits::default());
+        assert_eq!(a.globals[0].uses[0].opcode, "REDUCE");
+    }
+
+    #[test]
+    fn build_and_setitem_on_a_global_itself_are_recorded() {
+        // BUILD on collections.OrderedDict itself, then SETITEM on os.environ.
+        let p = b"\x80\x02ccollections\nOrderedDict\nN}\x86b0cos\nenviron\nX\x01\x00\x00\x00aX\x01\x00\x00\x00bs.";
+        let a = analyse(p, &Limits::default());
+        assert_eq!(names(&a), ["collections.OrderedDict", "os.environ"]);
+        assert_eq!(a.globals[0].uses[0].opcode, BUILD_ON_GLOBAL);
+        assert_eq!(a.globals[1].uses[0].opcode, ITEMS_ON_GLOBAL);
+    }
+
+    #[test]
+    fn distinct_globals_stop_at_their_limit() {
+        // 300 module names × 1 name, paired from the memo: a new global every 6 bytes.
+        let mut p = vec![0x80, 4];
+        for i in 0..300 {
+            let m = format!("m{i:03}");
+            p.push(0x8c);
+            p.push(m.len() as u8);
+            p.extend_from_slice(m.as_bytes());
+            p.push(0x94);
+        }
+        p.extend_from_slice(b"\x8c\x01f\x94");
+        for i in 0..300u32 {
+            p.push(b'j');
+            p.extend_from_slice(&i.to_le_bytes());
+            p.extend_from_slice(b"j\x2c\x01\x00\x00\x930");
+        }
+        p.extend_from_slice(b"N.");
+        let limits = Limits {
+            max_globals: 100,
+            ..Limits::default()
+        };
+        let a = analyse(&p, &limits);
+        assert_eq!(a.globals.len(), 100);
+        assert!(a.error.as_ref().is_some_and(|e| e.limit), "{:?}", a.error);
+        let limits = Limits {
+            max_global_name_bytes: 50,
+            ..Limits::default()
+        };
+        let a = analyse(&p, &limits);
+        assert_eq!(a.globals.len(), 10, "5 bytes a global");
+        assert!(a.error.as_ref().is_some_and(|e| e.limit));
+    }
+
+    #[test]
+    fn uses_of_one_global_are_bounded() {
+        let mut p = b"\x80\x04\x8c\x05mypkg\x8c\x01f\x93\x94".to_vec();
+        for _ in 0..1000 {
+            p.extend_from_slice(b"h\x00)R0");
+        }
+        p.extend_from_slice(b"N.");
+        let a = analyse(&p, &Limits::default());
+        assert_eq!(a.globals[0].uses.len(), USES_KEPT_PER_OPCODE);
+        assert_eq!(
+            a.globals[0].uses_dropped,
+            1000 - USES_KEPT_PER_OPCODE as u64
+        );
     }
 
     #[test]

@@ -17,25 +17,36 @@ pub enum Verdict {
         category: String,
         resolved: String,
     },
-    /// A well-known library's class: runs that library's code on load.
-    Known { ecosystem: String },
+    /// A well-known library's global: runs that library's code on load.
+    /// `exact` when the policy names this very global (rather than its whole
+    /// module with `.*`), which vouches for calling it too; otherwise only
+    /// its classes and unpickling helpers are expected to be called (see
+    /// [`is_constructor_like`]).
+    Known { ecosystem: String, exact: bool },
     /// Not on any list: default-deny.
     Unknown,
 }
 
-/// A name pattern: `a.b.c` exactly, or `a.b.*` for everything under `a.b`.
+/// A name pattern: `a.b.c` exactly, `a.b.*` for everything under `a.b`, or
+/// (built-in lists only) `a.b.c_*` for every `a.b` attribute whose name
+/// starts with `c_` and everything under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Pattern(String);
 
 impl Pattern {
+    fn is_wildcard(&self) -> bool {
+        self.0.ends_with('*')
+    }
+
     fn matches(&self, qualified: &str) -> bool {
-        match self.0.strip_suffix(".*") {
-            Some(prefix) => {
-                qualified == prefix
-                    || qualified
-                        .strip_prefix(prefix)
-                        .is_some_and(|r| r.starts_with('.'))
-            }
+        if let Some(prefix) = self.0.strip_suffix(".*") {
+            return qualified == prefix
+                || qualified
+                    .strip_prefix(prefix)
+                    .is_some_and(|r| r.starts_with('.'));
+        }
+        match self.0.strip_suffix('*') {
+            Some(prefix) => qualified.starts_with(prefix),
             None => self.0 == qualified,
         }
     }
@@ -166,6 +177,15 @@ const ALLOW: &[&str] = &[
     "decimal.Decimal",
     "fractions.Fraction",
     "uuid.UUID",
+    // Time zones as pickled by datetime and pandas values: `ZoneInfo` is
+    // written as `getattr(ZoneInfo, '_unpickle')(key, …)`, pytz zones as
+    // `pytz._p(…)`; both only look a zone up in the time-zone database.
+    "zoneinfo.ZoneInfo",
+    "zoneinfo.ZoneInfo._unpickle",
+    "zoneinfo._zoneinfo.ZoneInfo",
+    "zoneinfo._zoneinfo.ZoneInfo._unpickle",
+    "pytz._p",
+    "pytz._UTC",
     // Path objects: constructing one touches no file (their methods do,
     // and `pathlib.Path.write_text`-style dotted names stay denied).
     "pathlib.PurePath",
@@ -378,13 +398,31 @@ const DENY: &[(&str, Severity, &str)] = &[
         "deserialises another checkpoint",
     ),
     (
+        "torch.jit.unsupported_tensor_ops.*",
+        Severity::Critical,
+        "executes Python code (execWrapper; picklescan GHSA-vr7h-p6mm-wpmh)",
+    ),
+    (
+        "torch.jit.annotations.*",
+        Severity::Critical,
+        "evaluates type comments with eval (CVE-2022-45907)",
+    ),
+    (
         "torch.jit.*",
         Severity::High,
         "loads or compiles TorchScript",
     ),
     ("torch.hub.*", Severity::High, "downloads and runs code"),
-    ("torch._dynamo.*", Severity::High, "compiles code"),
-    ("torch._inductor.*", Severity::High, "compiles code"),
+    (
+        "torch._dynamo.*",
+        Severity::Critical,
+        "compiles and evaluates code (GuardBuilder.get evaluates its argument)",
+    ),
+    (
+        "torch._inductor.*",
+        Severity::Critical,
+        "compiles code and runs compilers (codecache.compile_file runs a command)",
+    ),
     ("numpy.load", Severity::High, "deserialises another pickle"),
     (
         "numpy.loads",
@@ -501,6 +539,150 @@ const DENY: &[(&str, Severity, &str)] = &[
     ("threading.*", Severity::Medium, "starts threads"),
     ("_thread.*", Severity::Medium, "starts threads"),
     ("gc.*", Severity::Medium, "inspects live objects"),
+    // Functions of well-known libraries that run code, commands or other
+    // pickles: without these entries they would be reported with their
+    // library (low when only referenced), so each is named with its reason.
+    // Most are public scanner bypasses (picklescan GHSA-f745-w6jp-hpxx,
+    // GHSA-4r9r-ch6f-vxmx, GHSA-4whj-rm5r-c2v8, GHSA-f4x7-rfwp-v3xw,
+    // GHSA-h3qp-7fh3-f8h4, GHSA-vv6j-3g6g-2pvj; CVE-2024-5480,
+    // CVE-2024-48063, CVE-2022-45907).
+    (
+        "torch.utils.collect_env.*",
+        Severity::Critical,
+        "runs shell commands (torch.utils.collect_env.run)",
+    ),
+    (
+        "torch.utils.bottleneck.*",
+        Severity::Critical,
+        "runs Python code under a profiler",
+    ),
+    (
+        "torch.utils.cpp_extension.*",
+        Severity::Critical,
+        "compiles and loads native code",
+    ),
+    (
+        "torch.utils._config_module.*",
+        Severity::Critical,
+        "loads configuration by unpickling or executing it",
+    ),
+    (
+        "torch.utils.data.datapipes.*",
+        Severity::High,
+        "decoders that unpickle their input",
+    ),
+    (
+        "torch.fx.experimental.symbolic_shapes.*",
+        Severity::Critical,
+        "evaluates guard expressions as Python code",
+    ),
+    (
+        "torch.fx.graph_module.*",
+        Severity::Critical,
+        "executes Python source carried in the pickle (GraphModule code)",
+    ),
+    (
+        "torch.distributed.*",
+        Severity::Critical,
+        "runs functions remotely or over the network (RPC)",
+    ),
+    (
+        "torch.testing.*",
+        Severity::Critical,
+        "test helpers that run commands and code",
+    ),
+    (
+        "torch.package.*",
+        Severity::High,
+        "imports code from a package archive",
+    ),
+    ("torch.export.load", Severity::High, "loads another archive"),
+    ("torch.compile", Severity::High, "compiles code"),
+    (
+        "torch.utils.benchmark.*",
+        Severity::High,
+        "compiles and times code",
+    ),
+    (
+        "numpy.ctypeslib.*",
+        Severity::Critical,
+        "loads native libraries",
+    ),
+    (
+        "numpy.lib.format.*",
+        Severity::High,
+        "reads and writes array files, pickled ones included",
+    ),
+    (
+        "numpy.lib.npyio.*",
+        Severity::High,
+        "reads and writes files",
+    ),
+    ("numpy.fromfile", Severity::High, "reads files"),
+    ("numpy.loadtxt", Severity::High, "reads files"),
+    ("numpy.genfromtxt", Severity::High, "reads files and URLs"),
+    ("numpy.fromregex", Severity::High, "reads files"),
+    ("numpy.save", Severity::High, "writes files"),
+    ("numpy.savez", Severity::High, "writes files"),
+    ("numpy.savez_compressed", Severity::High, "writes files"),
+    ("numpy.savetxt", Severity::High, "writes files"),
+    (
+        "pandas.eval",
+        Severity::Critical,
+        "evaluates expressions as code",
+    ),
+    (
+        "pandas.core.computation.*",
+        Severity::Critical,
+        "evaluates expressions as code",
+    ),
+    (
+        "pandas.io.*",
+        Severity::High,
+        "reads and writes files and URLs",
+    ),
+    ("pandas.read_*", Severity::High, "reads files and URLs"),
+    (
+        "sklearn.datasets.*",
+        Severity::High,
+        "downloads and reads files",
+    ),
+    ("scipy.io.*", Severity::High, "reads and writes files"),
+    (
+        "transformers.dynamic_module_utils.*",
+        Severity::Critical,
+        "downloads and imports remote code",
+    ),
+    (
+        "huggingface_hub.*",
+        Severity::High,
+        "downloads files from the Hub",
+    ),
+    (
+        "uuid._*",
+        Severity::Critical,
+        "runs commands (uuid's helpers)",
+    ),
+    ("_osx_support.*", Severity::Critical, "runs commands"),
+    ("_aix_support.*", Severity::Critical, "runs commands"),
+    ("_pyrepl.*", Severity::Critical, "runs commands (pagers)"),
+    ("platform._syscmd_*", Severity::Critical, "runs commands"),
+    (
+        "venv.*",
+        Severity::Critical,
+        "creates environments and runs pip",
+    ),
+    (
+        "test.*",
+        Severity::Critical,
+        "CPython's test helpers, which spawn processes",
+    ),
+    (
+        "imaplib.IMAP4_stream",
+        Severity::Critical,
+        "runs a command as its connection",
+    ),
+    ("logging.FileHandler", Severity::High, "creates files"),
     (
         "builtins.*",
         Severity::High,
@@ -648,7 +830,67 @@ const KNOWN: &[(&str, &str)] = &[
     ("re.compile", "Python regular expressions"),
     ("enum.*", "Python enums"),
     ("argparse.Namespace", "argparse"),
+    ("dateutil.tz.*", "dateutil time zones"),
 ];
+
+/// Attributes that lead from any object to the interpreter's internals
+/// (`numpy.__builtins__` is a dict holding `eval`; `X.__class__.__subclasses__`
+/// reaches every class): a global that walks through one is an escape,
+/// whatever module it starts from, so it is never allowed.
+const INTERNALS: &[&str] = &[
+    "__builtins__",
+    "__globals__",
+    "__dict__",
+    "__class__",
+    "__base__",
+    "__bases__",
+    "__mro__",
+    "__subclasses__",
+    "__import__",
+    "__getattribute__",
+    "__getattr__",
+    "__setattr__",
+    "__delattr__",
+    "__code__",
+    "__closure__",
+    "__func__",
+    "__self__",
+    "__loader__",
+    "__spec__",
+    "__reduce__",
+    "__reduce_ex__",
+    "__init_subclass__",
+    "__subclasshook__",
+    "__defaults__",
+    "__kwdefaults__",
+];
+
+/// Whether calling a global of a well-known library while loading is what
+/// that library's own pickles do: construct one of its classes (a name that
+/// starts with a capital, `Booster`, `_Foo`), or call one of its unpickling
+/// helpers (`_unpickle_block`, `__pyx_unpickle_Tree`, `_reconstruct`,
+/// `_new_Index`, `__randomstate_ctor`, `newObj`). Any other function of
+/// the library (`numpy.size`, `pandas.read_csv`,
+/// `torch.utils.collect_env.run`) is not, and is reported like an unknown
+/// global.
+pub fn is_constructor_like(qualified: &str) -> bool {
+    let last = qualified.rsplit('.').next().unwrap_or(qualified);
+    if last
+        .trim_start_matches('_')
+        .chars()
+        .next()
+        .is_some_and(char::is_uppercase)
+    {
+        return true;
+    }
+    let lower = last.to_ascii_lowercase();
+    ["unpickle", "reconstruct", "rebuild"]
+        .iter()
+        .any(|w| lower.contains(w))
+        || lower.starts_with("_new_")
+        || lower.ends_with("_ctor")
+        || lower == "newobj"
+}
 
 /// A scan policy: the built-in lists plus what the user's TOML adds.
 #[derive(Debug, Clone)]
@@ -771,19 +1013,29 @@ impl Policy {
     }
 
     /// Classifies `module` + `name` as the unpickler would resolve them.
-    /// The allow-list is checked first, for the literal name and its Python 3
-    /// spelling only (never for a dotted `name`, which walks attributes);
-    /// then the deny-list for every way the name can resolve; then the
-    /// well-known libraries; anything else is unknown and denied by default.
+    /// A name that walks through the interpreter's internals (`__builtins__`,
+    /// `__globals__`, …) is denied first and can never be allowed. Then the
+    /// allow-list, for the literal name and its Python 3 spelling only (a
+    /// dotted `name`, which walks attributes, only by an entry naming it
+    /// exactly, never by a `.*` entry); then the deny-list for every way the
+    /// name can resolve; then the well-known libraries; anything else is
+    /// unknown and denied by default.
     pub fn classify(&self, module: &str, name: &str) -> Verdict {
         let literal = format!("{module}.{name}");
         let normalised = normalise_module(module, name);
-        if !name.contains('.')
-            && self
-                .allow
-                .iter()
-                .any(|p| p.matches(&literal) || p.matches(&normalised))
-        {
+        if let Some(part) = literal.split('.').find(|part| INTERNALS.contains(part)) {
+            return Verdict::Denied {
+                severity: Severity::Critical,
+                category: format!(
+                    "walks through {part}, the interpreter's internals, to reach eval, exec or any module"
+                ),
+                resolved: literal,
+            };
+        }
+        let dotted = name.contains('.');
+        if self.allow.iter().any(|p| {
+            (!dotted || !p.is_wildcard()) && (p.matches(&literal) || p.matches(&normalised))
+        }) {
             return Verdict::Allowed;
         }
         let candidates = resolutions(module, name);
@@ -797,9 +1049,10 @@ impl Policy {
             }
         }
         for cand in &candidates {
-            if let Some((_, eco)) = self.known.iter().find(|(p, _)| p.matches(cand)) {
+            if let Some((p, eco)) = self.known.iter().find(|(p, _)| p.matches(cand)) {
                 return Verdict::Known {
                     ecosystem: eco.clone(),
+                    exact: !p.is_wildcard(),
                 };
             }
         }
@@ -819,6 +1072,9 @@ fn normalise_module(module: &str, name: &str) -> String {
     format!("{m}.{name}")
 }
 
+/// How many leading attributes of a dotted name are tried as module aliases.
+const MAX_ALIAS_PARTS: usize = 16;
+
 /// The names a `module` + `name` pair may stand for. Protocol 4 resolves a
 /// dotted `name` attribute by attribute (`random` + `_os.system` is
 /// `os.system`, because `random` imports `os as _os`), and Python 2 module
@@ -826,7 +1082,10 @@ fn normalise_module(module: &str, name: &str) -> String {
 pub fn resolutions(module: &str, name: &str) -> Vec<String> {
     let mut out = vec![format!("{module}.{name}"), normalise_module(module, name)];
     let parts: Vec<&str> = name.split('.').collect();
-    for i in 0..parts.len().saturating_sub(1) {
+    // Each alias costs a copy of the rest of the name: only the first
+    // attributes can plausibly be module aliases, and a hostile name of
+    // thousands of parts must not cost their square.
+    for i in 0..parts.len().saturating_sub(1).min(MAX_ALIAS_PARTS) {
         // Attribute `parts[i]` is probably a module imported under that name.
         let alias = parts[i].trim_start_matches('_');
         if alias.is_empty() {
@@ -930,6 +1189,110 @@ mod tests {
         // An allowed name reached through attribute traversal is not allowed.
         assert_ne!(
             p.classify("collections", "OrderedDict.fromkeys"),
+            Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn interpreter_internals_are_denied_whatever_the_module() {
+        let p = Policy::default();
+        for (module, name) in [
+            ("numpy", "__builtins__"),
+            ("collections.OrderedDict", "__init__.__globals__"),
+            ("builtins", "object.__subclasses__"),
+            ("torch._utils", "_rebuild_tensor.__globals__"),
+        ] {
+            assert!(
+                matches!(
+                    p.classify(module, name),
+                    Verdict::Denied {
+                        severity: Severity::Critical,
+                        ..
+                    }
+                ),
+                "{module}.{name}"
+            );
+        }
+        // Even a policy file cannot allow them.
+        let p = Policy::with_toml("[allow]\nglobals = [\"numpy.*\"]").unwrap();
+        assert!(matches!(
+            p.classify("numpy", "__builtins__"),
+            Verdict::Denied { .. }
+        ));
+    }
+
+    #[test]
+    fn a_name_of_many_parts_costs_linear_time() {
+        // 200,000 parts: trying every part as a module alias would copy the
+        // name 200,000 times (minutes); only the first parts are tried.
+        let name = "a.".repeat(199_999) + "a";
+        assert!(resolutions("mypkg", &name).len() <= 2 * MAX_ALIAS_PARTS + 3);
+        assert_eq!(Policy::default().classify("mypkg", &name), Verdict::Unknown);
+        // Aliases among the first parts still resolve.
+        assert!(resolutions("random", "_os.system").contains(&"os.system".to_string()));
+    }
+
+    #[test]
+    fn constructors_and_unpickling_helpers_are_told_from_other_functions() {
+        for name in [
+            "xgboost.core.Booster",
+            "sklearn.tree._tree.Tree",
+            "pandas._libs.internals._unpickle_block",
+            "pandas._libs.tslibs.nattype.__nat_unpickle",
+            "sklearn._loss._loss.__pyx_unpickle_CyHalfSquaredError",
+            "numpy.ma.core._mareconstruct",
+            "pandas.core.indexes.base._new_Index",
+            "numpy.random.mtrand.__RandomState_ctor",
+            "sklearn.metrics._dist_metrics.newObj",
+            "transformers.trainer_utils.IntervalStrategy.STEPS",
+        ] {
+            assert!(is_constructor_like(name), "{name}");
+        }
+        for name in [
+            "numpy.size",
+            "pandas.io.parsers.readers.read_csv",
+            "torch.utils.collect_env.run",
+            "torch.fx.experimental.symbolic_shapes.ShapeEnv.evaluate_guards_expression",
+            "collections.namedtuple",
+        ] {
+            assert!(!is_constructor_like(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn known_entries_say_whether_they_name_the_global_itself() {
+        let p = Policy::default();
+        assert_eq!(
+            p.classify("re", "_compile"),
+            Verdict::Known {
+                ecosystem: "Python regular expressions".into(),
+                exact: true
+            }
+        );
+        assert!(matches!(
+            p.classify("sklearn.svm._classes", "SVC"),
+            Verdict::Known { exact: false, .. }
+        ));
+        // Prefix patterns of the built-in deny-list.
+        assert!(matches!(
+            p.classify("pandas", "read_csv"),
+            Verdict::Denied { .. }
+        ));
+        assert_eq!(p.classify("uuid", "UUID"), Verdict::Allowed);
+        assert!(matches!(
+            p.classify("uuid", "_get_command_stdout"),
+            Verdict::Denied {
+                severity: Severity::Critical,
+                ..
+            }
+        ));
+        // A dotted name is allowed by an entry naming it exactly, never by `.*`.
+        assert_eq!(
+            p.classify("zoneinfo", "ZoneInfo._unpickle"),
+            Verdict::Allowed
+        );
+        assert_ne!(
+            p.classify("numpy.dtypes", "Float64DType._os.system"),
             Verdict::Allowed
         );
     }

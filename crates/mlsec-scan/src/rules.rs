@@ -20,7 +20,11 @@ pub static UNSAFE_CALL: Rule = Rule {
             qualified global, how the unpickler resolves it (`random` + `_os.system` is `os.system`), \
             the opcode and its byte offset. Severity comes from the deny-list (critical for code \
             execution, high for files and network), high for unknown globals, and low for well-known \
-            libraries' classes (scikit-learn, pandas, …), reported once per library.",
+            libraries' classes and unpickling helpers (scikit-learn, pandas, …), reported once per \
+            library. Any other function of such a library that is called (`numpy.size`, \
+            `pandas.read_csv`), a call of what a library global returned, and BUILD or SETITEM applied \
+            to an imported global itself are high. `getattr(G, 'name')` with a constant name is \
+            resolved to the global `G.name` (class methods, enum members).",
         why_it_matters: "Unpickling *is* running code: `pickle.load`, `torch.load(weights_only=False)`, \
             `numpy.load(allow_pickle=True)` and `joblib.load` call whatever the stream names. A model \
             downloaded from a hub can therefore run a shell command the moment it is loaded. mlsec \

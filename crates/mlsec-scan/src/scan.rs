@@ -4,7 +4,7 @@
 
 use crate::formats;
 use crate::pickle::{self, Analysis, Limits};
-use crate::policy::{Policy, Verdict};
+use crate::policy::{self, Policy, Verdict};
 use crate::rules::*;
 use crate::zipread;
 use mlsec_core::{Finding, Location, Severity};
@@ -524,6 +524,10 @@ impl Ctx<'_> {
         self.pickles += 1;
         let mut known: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
         for g in &a.globals {
+            if !g.uses.is_empty() && g.uses.iter().all(|u| u.opcode == pickle::GETATTR_RESOLVED) {
+                // `getattr(G, 'name')`: `G.name` is reported as a global of its own.
+                continue;
+            }
             let qualified = g.qualified();
             let verdict = self.opts.policy.classify(&g.module, &g.name);
             let called = g.is_called();
@@ -544,14 +548,40 @@ impl Ctx<'_> {
                 .take(10)
                 .map(|u| format!("{}@{}", u.opcode, base + u.offset))
                 .collect();
-            let finding = |severity: Severity, message: String| {
-                Finding::new(rule, loc.clone().with_offset(offset), message)
+            let finding = |severity: Severity, message: String, opcode: &'static str, at: u64| {
+                Finding::new(rule, loc.clone().with_offset(at), message)
                     .with_severity(severity)
                     .with_evidence("global", qualified.clone())
-                    .with_evidence("opcode", first_use.map_or(g.opcode, |u| u.opcode))
+                    .with_evidence("opcode", opcode)
                     .with_evidence("import_offset", base + g.offset)
                     .with_evidence("uses", uses.clone())
             };
+            let first_opcode = first_use.map_or(g.opcode, |u| u.opcode);
+            // Changing an imported global in place is never what a pickle
+            // written by `pickle.dump` does (the numpy.size + __builtins__
+            // gadget of modelscan issue 330 sets an attribute that way).
+            if let Some(u) = g.uses.iter().find(|u| {
+                u.opcode == pickle::BUILD_ON_GLOBAL || u.opcode == pickle::ITEMS_ON_GLOBAL
+            }) {
+                let severity = match &verdict {
+                    Verdict::Denied { severity, .. } => (*severity).max(Severity::High),
+                    _ => Severity::High,
+                };
+                self.findings.push(
+                    finding(
+                        severity,
+                        format!(
+                            "{qualified} is changed in place by {} at offset {}: the pickle rewrites a library's object instead of building its own",
+                            u.opcode,
+                            base + u.offset
+                        ),
+                        u.opcode,
+                        base + u.offset,
+                    )
+                    .with_evidence("category", "library object modified"),
+                );
+                continue;
+            }
             match verdict {
                 Verdict::Allowed => {}
                 Verdict::Denied {
@@ -564,10 +594,20 @@ impl Ctx<'_> {
                     } else {
                         qualified.clone()
                     };
+                    let (severity, category) = if storage_bytes_analysed(a, g, &resolved) {
+                        (Severity::Low, format!("{category}; here PyTorch's own pickling of a storage, whose bytes were analysed as a nested checkpoint"))
+                    } else {
+                        (severity, category)
+                    };
                     self.findings.push(
-                        finding(severity, format!("{shown} {how}: {category}"))
-                            .with_evidence("resolved", resolved)
-                            .with_evidence("category", category),
+                        finding(
+                            severity,
+                            format!("{shown} {how}: {category}"),
+                            first_opcode,
+                            offset,
+                        )
+                        .with_evidence("resolved", resolved)
+                        .with_evidence("category", category),
                     );
                 }
                 Verdict::Unknown => {
@@ -577,14 +617,39 @@ impl Ctx<'_> {
                         Severity::Medium
                     };
                     self.findings.push(
-                        finding(sev, format!("{qualified} {how}: not on the allow-list, so loading may run its code"))
+                        finding(sev, format!("{qualified} {how}: not on the allow-list, so loading may run its code"), first_opcode, offset)
                             .with_evidence("category", "not allow-listed"),
                     );
                 }
-                Verdict::Known { ecosystem } => known
-                    .entry(ecosystem)
-                    .or_default()
-                    .push((qualified, called)),
+                Verdict::Known { ecosystem, exact } => {
+                    // A library's own pickles construct its classes and call
+                    // its unpickling helpers; a call of any other function
+                    // of it, or of what such a call returned, is a payload
+                    // (torch.utils.collect_env.run, pandas.read_csv, …).
+                    let unexpected = g.uses.iter().find(|u| {
+                        u.opcode.contains("(on its result)") && !u.opcode.starts_with("BUILD")
+                            || !exact
+                                && matches!(u.opcode, "REDUCE" | "INST" | "OBJ")
+                                && !policy::is_constructor_like(&qualified)
+                    });
+                    match unexpected {
+                        Some(u) => self.findings.push(
+                            finding(
+                                Severity::High,
+                                format!(
+                                    "{qualified} called through {} at offset {}: a {ecosystem} function that is neither a class nor an unpickling helper, so loading runs it with the file's arguments",
+                                    u.opcode,
+                                    base + u.offset
+                                ),
+                                u.opcode,
+                                base + u.offset,
+                            )
+                            .with_evidence("category", "library function called")
+                            .with_evidence("ecosystem", ecosystem),
+                        ),
+                        None => known.entry(ecosystem).or_default().push((qualified, called)),
+                    }
+                }
             }
         }
         // Well-known libraries: one finding per library, low (called) or info.
@@ -621,18 +686,20 @@ impl Ctx<'_> {
                 self.report_at(loc, &n.analysis, false, base + n.offset);
                 continue;
             }
-            self.findings.push(
-                Finding::new(
-                    &NESTED_PICKLE,
-                    nloc.clone(),
-                    format!(
-                        "a pickle is passed as bytes to {} at offset {}; it is analysed as well",
-                        n.loader,
-                        base + n.offset
-                    ),
-                )
-                .with_evidence("loader", n.loader.clone()),
-            );
+            let mut nested = Finding::new(
+                &NESTED_PICKLE,
+                nloc.clone(),
+                format!(
+                    "a pickle is passed as bytes to {} at offset {}; it is analysed as well",
+                    n.loader,
+                    base + n.offset
+                ),
+            )
+            .with_evidence("loader", n.loader.clone());
+            if n.loader == TORCH_STORAGE_LOADER && nested_complete(n) {
+                nested = nested.with_severity(Severity::Low);
+            }
+            self.findings.push(nested);
             let mut inner = nloc;
             inner.member = Some(match &loc.member {
                 Some(m) => format!("{m}>nested@{}", base + n.offset),
@@ -662,6 +729,29 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// How PyTorch pickles a storage outside `torch.save` (`pickle.dumps(tensor)`):
+/// `torch.storage._load_from_bytes(b'<legacy checkpoint>')`.
+const TORCH_STORAGE_LOADER: &str = "torch.storage._load_from_bytes";
+
+fn nested_complete(n: &pickle::Nested) -> bool {
+    n.analysis.error.is_none() && n.analysis.pickles > 0
+}
+
+/// Whether every call of `g` is PyTorch's storage loader on bytes that were
+/// analysed to the end: then the call is only as dangerous as those bytes,
+/// whose own findings are reported, and not a hidden payload in itself.
+fn storage_bytes_analysed(a: &Analysis, g: &pickle::GlobalRef, resolved: &str) -> bool {
+    resolved == TORCH_STORAGE_LOADER
+        && !g.uses.is_empty()
+        && g.uses_dropped == 0
+        && g.uses.iter().all(|u| {
+            u.opcode == "REDUCE"
+                && a.nested.iter().any(|n| {
+                    n.offset == u.offset && n.loader == TORCH_STORAGE_LOADER && nested_complete(n)
+                })
+        })
 }
 
 /// Whether an archive path lands outside the folder it is extracted into:
