@@ -608,6 +608,24 @@ put("malicious/lambda.h5", h5, "Lambda layer in an HDF5 model_config", "critical
 put("benign/dense.h5", b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps(seq([dense])).encode() + bytes(100),
     "HDF5 Keras model with Dense layers", max_severity="info")
 
+# TorchModuleWrapper keeps torch.save(module) in base64 in its config; Keras
+# torch.load()s it (keras-team/keras#21575 gated that on safe_mode in 2025).
+import base64  # noqa: E402
+wrapper = {"module": "keras.layers", "class_name": "TorchModuleWrapper",
+           "config": {"name": "torch_module_wrapper", "module": base64.b64encode(evil_torch).decode()},
+           "registered_name": None}
+put("malicious/torch-module-wrapper.keras", keras_zip(seq([dense, wrapper])),
+    "TorchModuleWrapper whose pickled module carries a payload", "critical", ["posix.system"],
+    ["MLS-SCAN-010"])
+wrapper_bytes = {"module": "keras.layers", "class_name": "TorchModuleWrapper",
+                 "config": {"name": "w", "module": {"class_name": "__bytes__",
+                                                    "config": {"value": base64.b64encode(evil_torch).decode()}}},
+                 "registered_name": None}
+put("malicious/torch-module-wrapper.h5",
+    b"\x89HDF\r\n\x1a\n" + bytes(200) + json.dumps(seq([wrapper_bytes])).encode() + bytes(100),
+    "TorchModuleWrapper (module as Keras-serialised bytes) in an HDF5 model_config", "critical",
+    ["posix.system"], ["MLS-SCAN-010"])
+
 # ONNX (written by the onnx package) -------------------------------------------
 if onnx is not None:
     def onnx_model(initializers, nodes, opsets=(("", 17),)):

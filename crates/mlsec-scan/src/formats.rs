@@ -398,17 +398,57 @@ fn is_tensor_function_module(module: &str) -> bool {
 
 /// Checks a Keras model config (the `config.json` of a `.keras` archive, or
 /// the `model_config` attribute of an HDF5 file).
-pub fn check_keras_config(loc: &Location, config: &Value, policy: &Policy, out: &mut Vec<Finding>) {
-    walk_keras(loc, config, policy, out, 0, "$", false);
+pub fn check_keras_config(
+    loc: &Location,
+    config: &Value,
+    policy: &Policy,
+    out: &mut Vec<Finding>,
+) -> Vec<EmbeddedModule> {
+    let mut modules = Vec::new();
+    walk_keras(loc, config, policy, out, &mut modules, 0, "$", false);
+    modules
+}
+
+/// A PyTorch module pickled inside a Keras config (`TorchModuleWrapper`),
+/// for the caller to scan as a checkpoint of its own.
+#[derive(Debug)]
+pub struct EmbeddedModule {
+    /// Where it sits: the config's location with the JSON path as its field.
+    pub location: Location,
+    pub bytes: Vec<u8>,
+}
+
+/// Embedded modules decoded per config: each is a whole checkpoint to scan.
+const MAX_EMBEDDED_MODULES: usize = 64;
+
+/// `TorchModuleWrapper.get_config` stores `torch.save(module)` in base64 under
+/// `module`, or as Keras's serialised bytes (`{"class_name": "__bytes__",
+/// "config": {"value": …}}`).
+fn wrapped_torch_module(config: Option<&Value>) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let module = config?.get("module")?;
+    let text = match module {
+        Value::String(s) => s.as_str(),
+        Value::Object(m) if m.get("class_name").and_then(Value::as_str) == Some("__bytes__") => {
+            m.get("config")?.get("value")?.as_str()?
+        }
+        _ => return None,
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .or_else(|| Some(text.as_bytes().to_vec()))
 }
 
 /// `in_lambda`: inside a Lambda layer already reported (its `__lambda__`
 /// function is the same finding).
+#[allow(clippy::too_many_arguments)]
 fn walk_keras(
     loc: &Location,
     v: &Value,
     policy: &Policy,
     out: &mut Vec<Finding>,
+    modules: &mut Vec<EmbeddedModule>,
     depth: usize,
     path: &str,
     in_lambda: bool,
@@ -419,7 +459,14 @@ fn walk_keras(
     match v {
         Value::Object(map) => {
             let class = map.get("class_name").and_then(Value::as_str).unwrap_or("");
-            let module = map.get("module").and_then(Value::as_str).unwrap_or("");
+            // Keras deserialises only objects that have a `class_name`; a
+            // plain dict's `module` key is data (TorchModuleWrapper keeps its
+            // pickled module there).
+            let module = map
+                .get("module")
+                .filter(|_| map.contains_key("class_name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let lambda = class == "Lambda" || (class == "__lambda__" && !in_lambda);
             // A serialized function names itself in `config`.
             let function = (class == "function")
@@ -450,6 +497,28 @@ fn walk_keras(
                     .with_severity(Severity::Critical)
                     .with_evidence("class_name", class),
                 );
+            }
+            if class == "TorchModuleWrapper" {
+                let field = loc.clone().with_field(format!("{path}.config.module"));
+                let decoded = wrapped_torch_module(map.get("config"));
+                out.push(
+                    Finding::new(
+                        &KERAS_UNSAFE_LAYER,
+                        field.clone(),
+                        format!(
+                            "TorchModuleWrapper layer carries a pickled PyTorch module: Keras loads it with torch.load(weights_only=False) when safe_mode is off, and did so whatever safe_mode said before its August 2025 fix (keras-team/keras#21575); {}",
+                            if decoded.is_some() { "the module is scanned as a nested checkpoint" } else { "its `module` field could not be read" }
+                        ),
+                    )
+                    .with_severity(Severity::Medium)
+                    .with_evidence("class_name", class),
+                );
+                if let Some(bytes) = decoded.filter(|_| modules.len() < MAX_EMBEDDED_MODULES) {
+                    modules.push(EmbeddedModule {
+                        location: field,
+                        bytes,
+                    });
+                }
             }
             if let Some(name) = function.filter(|_| in_keras && !is_tensor_function_module(module))
             {
@@ -494,6 +563,7 @@ fn walk_keras(
                     child,
                     policy,
                     out,
+                    modules,
                     depth + 1,
                     &format!("{path}.{k}"),
                     in_lambda || lambda,
@@ -507,6 +577,7 @@ fn walk_keras(
                     child,
                     policy,
                     out,
+                    modules,
                     depth + 1,
                     &format!("{path}[{i}]"),
                     in_lambda,
@@ -524,18 +595,39 @@ pub fn is_hdf5(data: &[u8]) -> bool {
 /// HDF5 Keras files keep their architecture as a JSON string attribute;
 /// rather than implement HDF5, find each embedded JSON object that starts
 /// like a Keras config and check it (bounded: at most 64 objects of 16 MiB).
-pub fn check_hdf5_keras(loc: &Location, data: &[u8], policy: &Policy, out: &mut Vec<Finding>) {
-    let needle = b"{\"class_name\"";
+pub fn check_hdf5_keras(
+    loc: &Location,
+    data: &[u8],
+    policy: &Policy,
+    out: &mut Vec<Finding>,
+) -> Vec<EmbeddedModule> {
+    let mut modules = Vec::new();
     let mut start = 0;
     let mut seen = 0;
-    while let Some(i) = data[start..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-    {
+    let mut scan_budget: usize = 256 << 20;
+    // Keras 2 writes `{"class_name": …}`, Keras 3 `{"module": "keras", "class_name": …}`.
+    while let Some(i) = memchr::memchr(b'{', &data[start..]) {
         let at = start + i;
+        let rest = &data[at + 1..];
+        if !(rest.starts_with(b"\"class_name\"") || rest.starts_with(b"\"module\"")) {
+            start = at + 1;
+            continue;
+        }
+        // Every candidate that never closes is read to its cap: bound the total.
+        let cap = (data.len() - at).min(16 << 20);
+        if scan_budget < cap {
+            break;
+        }
+        scan_budget -= cap;
         if let Some(end) = balanced_json_end(&data[at..], 16 << 20) {
+            scan_budget += cap - end;
             if let Ok(v) = serde_json::from_slice::<Value>(&data[at..at + end]) {
-                check_keras_config(&loc.clone().with_offset(at as u64), &v, policy, out);
+                modules.extend(check_keras_config(
+                    &loc.clone().with_offset(at as u64),
+                    &v,
+                    policy,
+                    out,
+                ));
                 seen += 1;
             }
             start = at + end;
@@ -546,6 +638,8 @@ pub fn check_hdf5_keras(loc: &Location, data: &[u8], policy: &Policy, out: &mut 
             break;
         }
     }
+    modules.truncate(MAX_EMBEDDED_MODULES);
+    modules
 }
 
 fn balanced_json_end(d: &[u8], max: usize) -> Option<usize> {
@@ -896,6 +990,52 @@ mod tests {
 
     /// A Keras function outside the tensor namespaces is a gadget wherever
     /// the config puts it, not only in a Lambda.
+    #[test]
+    fn torch_module_wrappers_hand_their_module_over() {
+        use base64::Engine;
+        let blob = b"\x80\x02}q\x00.";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(blob);
+        for module in [
+            serde_json::json!(encoded),
+            serde_json::json!({"class_name": "__bytes__", "config": {"value": encoded}}),
+        ] {
+            let config = serde_json::json!({"module": "keras", "class_name": "Sequential",
+                "config": {"layers": [{"module": "keras.layers", "class_name": "TorchModuleWrapper",
+                    "config": {"name": "w", "module": module}}]}});
+            let mut out = Vec::new();
+            let modules = check_keras_config(
+                &Location::file("m.keras"),
+                &config,
+                &Policy::default(),
+                &mut out,
+            );
+            assert_eq!(modules.len(), 1);
+            assert_eq!(modules[0].bytes, blob);
+            assert_eq!(
+                modules[0].location.field.as_deref(),
+                Some("$.config.layers[0].config.module")
+            );
+            // One finding, for the wrapper: the base64 text is not a module name.
+            assert_eq!(out.len(), 1, "{out:?}");
+            assert_eq!(out[0].severity, Severity::Medium);
+        }
+    }
+
+    #[test]
+    fn keras_3_hdf5_configs_are_found() {
+        // Keys in the order Keras 3 writes them: `module` first.
+        let config = r#"{"module": "keras", "class_name": "Sequential", "config": {"layers": [{"module": "os", "class_name": "system", "config": {"command": "id"}}]}}"#;
+        let mut data = b"\x89HDF\r\n\x1a\n".to_vec();
+        data.extend_from_slice(&[0; 64]);
+        data.extend_from_slice(config.as_bytes());
+        let mut out = Vec::new();
+        check_hdf5_keras(&Location::file("m.h5"), &data, &Policy::default(), &mut out);
+        assert!(
+            out.iter().any(|f| f.severity == Severity::Critical),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn keras_function_gadgets_are_found_outside_lambdas_too() {
         let config = |module: &str, name: &str| {

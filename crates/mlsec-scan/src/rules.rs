@@ -214,7 +214,10 @@ pub static KERAS_UNSAFE_LAYER: Rule = Rule {
     docs: RuleDocs {
         what_it_detects: "In `.keras` archives (`config.json`) and HDF5 files (`model_config`), at any \
             nesting depth: Lambda layers, `module`/`class_name` pairs that import from outside Keras \
-            (CVE-2025-1550), and references to `enable_unsafe_deserialization` (CVE-2025-9906).",
+            (CVE-2025-1550), references to `enable_unsafe_deserialization` (CVE-2025-9906), Keras \
+            functions used as gadgets (CVE-2025-8747), and `TorchModuleWrapper` layers, whose \
+            `module` is a pickled PyTorch module that Keras `torch.load`s (medium; the module is \
+            scanned as a nested checkpoint and its own findings follow).",
         why_it_matters: "Keras rebuilds a model by importing the modules and calling the classes its \
             config names, and Lambda layers carry marshalled Python bytecode; either way, loading the \
             file runs code chosen by whoever wrote it.",

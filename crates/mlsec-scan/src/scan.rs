@@ -125,7 +125,9 @@ impl Ctx<'_> {
             return Kind::Gguf;
         }
         if formats::is_hdf5(data) {
-            formats::check_hdf5_keras(&loc, data, &self.opts.policy, &mut self.findings);
+            let modules =
+                formats::check_hdf5_keras(&loc, data, &self.opts.policy, &mut self.findings);
+            self.scan_embedded(&loc, modules, depth);
             return Kind::Hdf5;
         }
         if formats::is_safetensors(data) {
@@ -271,12 +273,15 @@ impl Ctx<'_> {
             }
             if keras && m.name == "config.json" {
                 match serde_json::from_slice::<serde_json::Value>(bytes) {
-                    Ok(config) => formats::check_keras_config(
-                        &mloc,
-                        &config,
-                        &self.opts.policy,
-                        &mut self.findings,
-                    ),
+                    Ok(config) => {
+                        let modules = formats::check_keras_config(
+                            &mloc,
+                            &config,
+                            &self.opts.policy,
+                            &mut self.findings,
+                        );
+                        self.scan_embedded(&mloc, modules, depth);
+                    }
                     Err(e) => self.findings.push(Finding::new(
                         &MALFORMED_MODEL_FILE,
                         mloc.clone(),
@@ -512,6 +517,27 @@ impl Ctx<'_> {
             }
             p = start + (size as usize).div_ceil(512) * 512;
             count += 1;
+        }
+    }
+
+    /// Scans PyTorch modules pickled inside a Keras config as files of
+    /// their own, named `…!<json path>` like archive members.
+    fn scan_embedded(
+        &mut self,
+        loc: &Location,
+        modules: Vec<formats::EmbeddedModule>,
+        depth: usize,
+    ) {
+        if depth >= self.opts.max_archive_depth {
+            return;
+        }
+        for m in modules {
+            let field = m.location.field.clone().unwrap_or_default();
+            self.scan(
+                loc.clone().with_member(member_path(loc, &field)),
+                &m.bytes,
+                depth + 1,
+            );
         }
     }
 
