@@ -239,6 +239,16 @@ put("malicious/getattr-library-function.pkl",
 put("malicious/build-on-global.pkl",
     b"\x80\x02ccollections\nOrderedDict\nN}X\x06\x00\x00\x00__eq__X\x01\x00\x00\x00xs\x86b.",
     "BUILD rewrites collections.OrderedDict's attributes", "high", ["collections.OrderedDict"])
+# Allow-listed constructors that call a global handed to them.
+put("malicious/reconstructor-base.pkl",
+    b"\x80\x02ccopyreg\n_reconstructor\ncmypkg\nThing\ncevilpkg.tasks\nRunner\nX\x04\x00\x00\x00true\x87R.",
+    "copyreg._reconstructor calls its base class's __new__ and __init__ with the state", "high",
+    ["evilpkg.tasks.Runner"])
+put("malicious/rebuild-from-type-func.pkl",
+    b"\x80\x02ctorch._tensor\n_rebuild_from_type_v2\n(cpandas.util._tester\ntest\nctorch._tensor\nTensor\n"
+    b"X\x09\x00\x00\x00--version\x85}tR.",
+    "torch._tensor._rebuild_from_type_v2 calls its func (here pandas' test runner)", "high",
+    ["pandas.util._tester.test"])
 
 
 # PyTorch-style zip checkpoints ---------------------------------------------

@@ -76,6 +76,13 @@ pub const BUILD_ON_GLOBAL: &str = "BUILD (on the imported global itself)";
 /// (`os.environ`, a module's dict): it changes the library's state.
 pub const ITEMS_ON_GLOBAL: &str = "SETITEM/APPEND (on the imported global itself)";
 
+/// A class passed as `base` to `copyreg._reconstructor`, which calls its
+/// `__new__` and `__init__` with the stream's state.
+pub const CONSTRUCTED_AS_BASE: &str = "REDUCE (as the base of copyreg._reconstructor)";
+/// A callable passed as `func` to `torch._tensor._rebuild_from_type_v2`,
+/// which calls it with the stream's arguments.
+pub const CALLED_BY_REBUILD: &str = "REDUCE (called by torch._tensor._rebuild_from_type_v2)";
+
 /// One global the stream imports, with every call made on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GlobalRef {
@@ -601,6 +608,21 @@ impl Machine<'_, '_> {
         let name = source
             .map(|i| self.globals[i].qualified())
             .unwrap_or_default();
+        // Allowed constructors that call a global passed to them: the call
+        // is the global's, so it is recorded on it.
+        let passed_on = match name.as_str() {
+            // `base.__new__(cls, state)` and `base.__init__(obj, state)`.
+            "copyreg._reconstructor" | "copy_reg._reconstructor" => {
+                Some((args.get(1), CONSTRUCTED_AS_BASE))
+            }
+            // `func(*args)`, then the result is cast to `new_type`.
+            "torch._tensor._rebuild_from_type_v2" => Some((args.first(), CALLED_BY_REBUILD)),
+            _ => None,
+        };
+        if let Some((Some(V::Global(g)), how)) = passed_on {
+            let g = *g;
+            self.record_use(g, how, at);
+        }
         if PICKLE_LOADERS.contains(&name.as_str()) {
             self.nested_loads(&name, &args, at);
         }

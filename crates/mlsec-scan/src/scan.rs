@@ -655,7 +655,14 @@ impl Ctx<'_> {
                     let unexpected = g.uses.iter().find(|u| {
                         u.opcode.contains("(on its result)") && !u.opcode.starts_with("BUILD")
                             || !exact
-                                && matches!(u.opcode, "REDUCE" | "INST" | "OBJ")
+                                && matches!(
+                                    u.opcode,
+                                    "REDUCE"
+                                        | "INST"
+                                        | "OBJ"
+                                        | pickle::CONSTRUCTED_AS_BASE
+                                        | pickle::CALLED_BY_REBUILD
+                                )
                                 && !policy::is_constructor_like(&qualified)
                     });
                     match unexpected {
