@@ -263,15 +263,18 @@ stub("torch._utils", _rebuild_tensor_v2=lambda *a: None)
 class TensorStub:
     """Pickles like a torch.Tensor: _rebuild_tensor_v2 over a persistent storage."""
 
-    def __init__(self, key, numel):
+    def __init__(self, key, numel, view=None):
         self.key, self.numel = key, numel
+        # (storage_offset, size, stride); the whole storage by default.
+        self.view = view or (0, (numel,), (1,))
 
     def __reduce__(self):
         import collections
         storage = FakeStorage()
         storage.key, storage.numel = self.key, self.numel
+        offset, size, stride = self.view
         return (sys.modules["torch._utils"]._rebuild_tensor_v2,
-                (storage, 0, (self.numel,), (1,), False, collections.OrderedDict()))
+                (storage, offset, size, stride, False, collections.OrderedDict()))
 
 
 class TorchPickler(pickle.Pickler):
@@ -320,6 +323,19 @@ put("verify/storage-truncated.pt", torch_zip(torch_pickle(short_state), {"0": st
 put("verify/storage-extra-bytes.pt",
     torch_zip(torch_pickle(short_state), {"0": struct.pack("<6f", *range(6)) + pickle.dumps(system_call())}),
     "storage 0 carries bytes beyond its 6 float32 elements", max_severity="info")
+
+# CVE-2026-24747 class: a tensor view that reaches past its storage (offset 2,
+# 4 x 2 elements with stride 2 ends at element 2 + 3*2 + 1*1 + 1 = 10 > 6).
+overrun_state = collections.OrderedDict([("w", TensorStub("0", 6, (2, (4, 2), (2, 1))))])
+put("malicious/tensor-view-overrun.pt",
+    torch_zip(torch_pickle(overrun_state), {"0": struct.pack("<6f", *range(6))}),
+    "tensor view past the end of its storage (heap read/write on load, CVE-2026-24747)", "high",
+    rules=["MLS-SCAN-008"])
+# A view that shares its storage the way torch.save writes slices: in bounds.
+view_state = collections.OrderedDict([("w", TensorStub("0", 6)), ("row", TensorStub("0", 6, (3, (3,), (1,)))),
+                                      ("col", TensorStub("0", 6, (1, (2,), (3,))))])
+put("benign/tensor-views.pt", torch_zip(torch_pickle(view_state), {"0": struct.pack("<6f", *range(6))}),
+    "tensors that are views into one storage, all within it", max_severity="info")
 
 # CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
 buf = io.BytesIO()

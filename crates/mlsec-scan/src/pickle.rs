@@ -148,6 +148,24 @@ pub struct Analysis {
     pub end: u64,
     pub protocol: Option<u8>,
     pub ops: u64,
+    /// Tensors rebuilt as views that reach outside their storage.
+    pub tensor_overruns: Vec<TensorOverrun>,
+}
+
+/// A `torch._utils._rebuild_tensor(_v2)` call whose offset, sizes and
+/// strides reach past the elements its storage declares: `torch.save` never
+/// writes one, and loading it makes a view of memory outside the storage
+/// (the heap corruption of CVE-2026-24747 in `weights_only` loading).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorOverrun {
+    /// Offset of the call.
+    pub offset: u64,
+    pub storage_key: Option<String>,
+    /// Elements the storage declares.
+    pub numel: i64,
+    /// Why the view does not fit: the last element it reaches, or a
+    /// negative or inconsistent size, stride or offset.
+    pub reason: String,
 }
 
 impl Analysis {
@@ -220,6 +238,9 @@ enum V {
     Set,
     /// A value we do not model (buffers, persistent objects, …).
     Opaque,
+    /// What `persistent_load` returned for `Analysis::persistent_ids[i]`
+    /// (a PyTorch storage).
+    Storage(usize),
 }
 
 #[derive(Debug)]
@@ -622,6 +643,12 @@ impl Machine<'_, '_> {
         if let Some((Some(V::Global(g)), how)) = passed_on {
             let g = *g;
             self.record_use(g, how, at);
+        }
+        if matches!(
+            name.as_str(),
+            "torch._utils._rebuild_tensor" | "torch._utils._rebuild_tensor_v2"
+        ) {
+            self.check_tensor_view(&args, at);
         }
         if PICKLE_LOADERS.contains(&name.as_str()) {
             self.nested_loads(&name, &args, at);
@@ -1150,7 +1177,8 @@ impl Machine<'_, '_> {
                     let pid = self.pop(at, "BINPERSID")?;
                     let rec = self.persistent_id(&pid, at);
                     self.out.persistent_ids.push(rec);
-                    self.push(V::Opaque, at)?;
+                    let storage = V::Storage(self.out.persistent_ids.len() - 1);
+                    self.push(storage, at)?;
                 }
                 other => {
                     return malformed(at, format!("invalid opcode 0x{other:02x}"));
@@ -1332,6 +1360,62 @@ impl Machine<'_, '_> {
         if let V::Object(o) = target {
             if let Some(i) = o.source {
                 self.record_use(i, "BUILD (method call on its result)", at);
+            }
+        }
+    }
+
+    /// `(storage, storage_offset, size, stride, …)`: the view must stay
+    /// within the storage's declared elements.
+    fn check_tensor_view(&mut self, args: &[V], at: usize) {
+        let [V::Storage(s), V::Int(offset), V::Tuple(size), V::Tuple(stride), ..] = args else {
+            return;
+        };
+        let pid = &self.out.persistent_ids[*s];
+        let Some(numel) = pid.numel else {
+            return;
+        };
+        let ints = |t: &[V]| -> Option<Vec<i64>> {
+            t.iter()
+                .map(|v| match v {
+                    V::Int(i) => Some(*i),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (Some(size), Some(stride)) = (ints(size), ints(stride)) else {
+            return;
+        };
+        let reason = if size.len() != stride.len() {
+            Some(format!("{} sizes but {} strides", size.len(), stride.len()))
+        } else if *offset < 0 || size.iter().chain(&stride).any(|v| *v < 0) {
+            Some("a negative offset, size or stride".to_string())
+        } else if size.contains(&0) {
+            None
+        } else {
+            // Index of the last element the view reaches, plus one.
+            let end = size
+                .iter()
+                .zip(&stride)
+                .try_fold(*offset + 1, |acc, (n, st)| {
+                    (n - 1).checked_mul(*st).and_then(|d| acc.checked_add(d))
+                });
+            match end {
+                Some(end) if end <= numel => None,
+                Some(end) => Some(format!(
+                    "the view reaches element {end} of a storage of {numel}"
+                )),
+                None => Some("its extent overflows 64 bits".to_string()),
+            }
+        };
+        if let Some(reason) = reason {
+            let rec = TensorOverrun {
+                offset: at as u64,
+                storage_key: pid.key.clone(),
+                numel,
+                reason,
+            };
+            if self.out.tensor_overruns.len() < 64 {
+                self.out.tensor_overruns.push(rec);
             }
         }
     }
@@ -1702,6 +1786,41 @@ mod tests {
         assert_eq!(
             a.globals[0].uses_dropped,
             1000 - USES_KEPT_PER_OPCODE as u64
+        );
+    }
+
+    #[test]
+    fn tensor_views_must_fit_their_storage() {
+        // _rebuild_tensor_v2(persistent('storage', FloatStorage, '0', 'cpu', 6), offset, size, stride, …)
+        let tensor = |offset: &str, size: &str, stride: &str| {
+            format!(
+                "ctorch._utils\n_rebuild_tensor_v2\n((S'storage'\nctorch\nFloatStorage\nS'0'\nS'cpu'\nI6\ntQI{offset}\n({size}t({stride}tI00\n(dtR."
+            )
+        };
+        let overruns = |offset: &str, size: &str, stride: &str| {
+            analyse(tensor(offset, size, stride).as_bytes(), &Limits::default()).tensor_overruns
+        };
+        assert!(overruns("0", "I6\n", "I1\n").is_empty());
+        assert!(overruns("3", "I3\n", "I1\n").is_empty());
+        assert!(overruns("0", "I2\nI3\n", "I3\nI1\n").is_empty());
+        assert!(
+            overruns("9", "I0\n", "I1\n").is_empty(),
+            "empty tensors reach nothing"
+        );
+        let o = overruns("4", "I3\n", "I1\n");
+        assert_eq!(o.len(), 1);
+        assert!(
+            o[0].reason.contains("element 7 of a storage of 6"),
+            "{}",
+            o[0].reason
+        );
+        assert_eq!(o[0].storage_key.as_deref(), Some("0"));
+        assert_eq!(overruns("0", "I2\n", "I-1\n").len(), 1);
+        assert_eq!(overruns("0", "I2\nI2\n", "I1\n").len(), 1);
+        assert_eq!(
+            overruns("0", "I2\n", "I4611686018427387904\n").len(),
+            1,
+            "overflow"
         );
     }
 

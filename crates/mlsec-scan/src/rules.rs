@@ -175,7 +175,9 @@ pub static MALFORMED_MODEL_FILE: Rule = Rule {
         what_it_detects: "safetensors headers that are not JSON, exceed the 100 MB cap, or whose tensors \
             overlap, leave gaps, run past the data or disagree with dtype × shape; GGUF headers whose \
             counts or string lengths run past the file; ONNX tensors whose declared size disagrees with \
-            their data.",
+            their data; PyTorch tensors rebuilt (`_rebuild_tensor_v2`) as views whose offset, sizes and \
+            strides reach past the elements their storage declares, or are negative (high: a view of \
+            memory outside the storage, the heap corruption of CVE-2026-24747).",
         why_it_matters: "Parsers in C and C++ (llama.cpp, ONNX runtimes) have had memory-safety bugs on \
             exactly these inconsistencies, and gaps or trailing bytes in an otherwise safe format are \
             room to smuggle a second payload.",

@@ -685,6 +685,27 @@ impl Ctx<'_> {
                 }
             }
         }
+        for t in &a.tensor_overruns {
+            let mut f = Finding::new(
+                &MALFORMED_MODEL_FILE,
+                loc.clone().with_offset(base + t.offset),
+                format!(
+                    "tensor rebuilt at offset {} does not fit its storage{}: {}; torch.save never writes this, and loading makes a view of memory outside the storage (CVE-2026-24747)",
+                    base + t.offset,
+                    t.storage_key
+                        .as_deref()
+                        .map(|k| format!(" `{k}`"))
+                        .unwrap_or_default(),
+                    t.reason
+                ),
+            )
+            .with_severity(Severity::High)
+            .with_evidence("storage_numel", t.numel);
+            if let Some(k) = &t.storage_key {
+                f = f.with_evidence("storage", k.clone());
+            }
+            self.findings.push(f);
+        }
         // Well-known libraries: one finding per library, low (called) or info.
         for (eco, globals) in known {
             let called = globals.iter().any(|(_, c)| *c);
