@@ -669,11 +669,19 @@ impl Ctx<'_> {
                         Some(u) => self.findings.push(
                             finding(
                                 Severity::High,
-                                format!(
-                                    "{qualified} called through {} at offset {}: a {ecosystem} function that is neither a class nor an unpickling helper, so loading runs it with the file's arguments",
-                                    u.opcode,
-                                    base + u.offset
-                                ),
+                                if u.opcode.contains("(on its result)") {
+                                    format!(
+                                        "what {qualified} returned is called through {} at offset {}: a {ecosystem} object used as a gadget to reach another callable",
+                                        u.opcode,
+                                        base + u.offset
+                                    )
+                                } else {
+                                    format!(
+                                        "{qualified} called through {} at offset {}: a {ecosystem} function that is neither a class nor an unpickling helper, so loading runs it with the file's arguments",
+                                        u.opcode,
+                                        base + u.offset
+                                    )
+                                },
                                 u.opcode,
                                 base + u.offset,
                             )
