@@ -249,6 +249,14 @@ put("malicious/rebuild-from-type-func.pkl",
     b"X\x09\x00\x00\x00--version\x85}tR.",
     "torch._tensor._rebuild_from_type_v2 calls its func (here pandas' test runner)", "high",
     ["pandas.util._tester.test"])
+# A library class as a gadget: numpy.DataSource's __del__ removes its folder
+# (shutil.rmtree) when its state says the folder is temporary. The folder
+# named here does not exist.
+put("malicious/numpy-datasource-del.pkl",
+    b"\x80\x02cnumpy\nDataSource\n)\x81}(X\x0a\x00\x00\x00_istmpdest\x88X\x09\x00\x00\x00_destpath"
+    b"X\x1b\x00\x00\x00/nonexistent-mlsec-fixture/ub.",
+    "numpy.DataSource with a state that makes its collection delete a folder", "high",
+    ["numpy.DataSource"])
 
 
 # PyTorch-style zip checkpoints ---------------------------------------------

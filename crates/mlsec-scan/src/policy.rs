@@ -626,6 +626,56 @@ const DENY: &[(&str, Severity, &str)] = &[
     ("numpy.savez", Severity::High, "writes files"),
     ("numpy.savez_compressed", Severity::High, "writes files"),
     ("numpy.savetxt", Severity::High, "writes files"),
+    // Classes of well-known libraries are low as library code, except
+    // these, whose construction or collection touches files, the network
+    // or processes.
+    (
+        "numpy.DataSource",
+        Severity::High,
+        "downloads files; one whose state marks its folder temporary deletes that folder when collected",
+    ),
+    (
+        "numpy.lib._datasource.*",
+        Severity::High,
+        "downloads files; a DataSource whose state marks its folder temporary deletes that folder when collected",
+    ),
+    (
+        "numpy.memmap",
+        Severity::High,
+        "creates, truncates and maps files",
+    ),
+    (
+        "numpy.core.memmap.*",
+        Severity::High,
+        "creates, truncates and maps files",
+    ),
+    (
+        "numpy._core.memmap.*",
+        Severity::High,
+        "creates, truncates and maps files",
+    ),
+    (
+        "pandas.HDFStore",
+        Severity::High,
+        "opens, creates and truncates HDF5 files",
+    ),
+    ("pandas.ExcelWriter", Severity::High, "creates files"),
+    ("pandas.ExcelFile", Severity::High, "reads files"),
+    (
+        "torch.utils.tensorboard.*",
+        Severity::High,
+        "creates folders and writes event files",
+    ),
+    (
+        "torch.multiprocessing.*",
+        Severity::High,
+        "starts processes",
+    ),
+    (
+        "torch.library.*",
+        Severity::High,
+        "registers or overrides operator implementations",
+    ),
     (
         "pandas.eval",
         Severity::Critical,
@@ -1323,6 +1373,43 @@ mod tests {
             p.classify("builtins", "getattr"),
             Verdict::Denied { .. }
         ));
+    }
+
+    #[test]
+    fn library_classes_that_touch_files_or_processes_are_denied() {
+        let p = Policy::default();
+        for (module, name) in [
+            ("numpy", "DataSource"),
+            ("numpy.lib._datasource", "DataSource"),
+            ("numpy", "memmap"),
+            ("numpy._core.memmap", "memmap"),
+            ("pandas", "HDFStore"),
+            ("pandas", "ExcelWriter"),
+            ("torch.utils.tensorboard.writer", "SummaryWriter"),
+            ("torch.multiprocessing", "Process"),
+            ("torch.library", "Library"),
+        ] {
+            assert!(
+                matches!(
+                    p.classify(module, name),
+                    Verdict::Denied {
+                        severity: Severity::High,
+                        ..
+                    }
+                ),
+                "{module}.{name}"
+            );
+        }
+        // Their neighbours stay library classes.
+        for (module, name) in [
+            ("pandas.core.frame", "DataFrame"),
+            ("torch.utils.data.dataset", "TensorDataset"),
+        ] {
+            assert!(
+                matches!(p.classify(module, name), Verdict::Known { .. }),
+                "{module}.{name}"
+            );
+        }
     }
 
     #[test]
