@@ -489,6 +489,9 @@ pub struct DriftArgs {
     /// Seed for the MMD subsamples and permutations.
     #[arg(long, value_name = "SEED", default_value_t = 20261122)]
     pub seed: u64,
+    /// Mebibytes of reference numbers held in memory (8 bytes a value); a larger reference is sorted column by column into temporary files (under TMPDIR, removed afterwards) and compared there, so it may be larger than memory. Results are the same either way.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub reference_memory: u64,
 }
 
 #[derive(Debug, Args)]

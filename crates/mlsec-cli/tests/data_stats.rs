@@ -68,6 +68,47 @@ fn drift_alarms_at_the_first_shifted_window() {
 }
 
 #[test]
+fn a_reference_over_its_memory_budget_gives_the_same_report() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ref.csv"), csv((0..3000).map(row))).unwrap();
+    let stream = (0..2500).map(|i| {
+        let (a, b, c) = row(i + 5);
+        (a, b, if i >= 1200 { c * c } else { c })
+    });
+    std::fs::write(dir.path().join("stream.csv"), csv(stream)).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let report = |budget: &str| {
+        let mut cmd = mlsec();
+        cmd.current_dir(dir.path())
+            .env("TMPDIR", spill.path())
+            .args([
+                "data",
+                "drift",
+                "--reference",
+                "ref.csv",
+                "--stream",
+                "stream.csv",
+                "--window",
+                "100",
+                "--permutations",
+                "30",
+                "--reference-memory",
+                budget,
+            ]);
+        json_run(cmd, 1)["results"].clone()
+    };
+    // 0 MiB: every chunk of the reference is sorted into runs on disk, and
+    // MMD reads it a second time; 25 windows also sort a held reference
+    // in place.
+    let held = report("1024");
+    assert_eq!(held["windows"].as_array().unwrap().len(), 25);
+    assert_eq!(report("0"), held);
+    assert_eq!(held["alarm"], 12, "{held}");
+    // The sorted runs are removed with the reference.
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn drift_reads_a_csv_stream_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ref.csv"), csv((0..2000).map(row))).unwrap();

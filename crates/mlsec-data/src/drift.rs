@@ -4,6 +4,7 @@
 //! alarm.
 
 use crate::frame::Frame;
+use crate::reference::SortedReference;
 use crate::stats::{self, KsMethod, KsResult, MmdResult};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -79,7 +80,7 @@ fn standardised_rows(columns: &[&[f64]], rows: &[usize], mean: &[f64], sd: &[f64
     out
 }
 
-fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usize> {
+pub(crate) fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usize> {
     let mut all: Vec<usize> = (0..n).collect();
     let k = k.min(n);
     for i in 0..k {
@@ -91,10 +92,9 @@ fn sample_rows(n: usize, k: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<usi
     all
 }
 
-/// Compares a whole in-memory `stream` with `reference`, window by window.
 /// The mean and standard deviation of a column's numbers (1 where it has
 /// no spread, so that standardising never divides by zero).
-fn mean_and_deviation(c: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_and_deviation(c: &[f64]) -> (f64, f64) {
     let (mut n, mut sum) = (0usize, 0.0);
     for &x in c.iter().filter(|x| !x.is_nan()) {
         n += 1;
@@ -110,13 +110,124 @@ fn mean_and_deviation(c: &[f64]) -> (f64, f64) {
     (m, if var > 0.0 { var.sqrt() } else { 1.0 })
 }
 
+/// A reference as the monitor compares with it: whole in memory, or each
+/// column sorted on disk ([`crate::reference`]) when it was larger than
+/// the memory budget. All give the same results.
+pub enum Reference<'a> {
+    Whole(&'a Frame),
+    /// A whole frame the monitor may sort in place once the stream has
+    /// passed [`SORT_AFTER`] windows: each compared column keeps only its
+    /// numbers, sorted, so that a window then costs O(window · log n)
+    /// instead of a pass over the reference. The frame's columns are no
+    /// longer row data afterwards.
+    Sortable(&'a mut Frame),
+    Sorted(&'a SortedReference),
+}
+
+/// Windows compared with a [`Reference::Sortable`] frame before it is
+/// sorted. Sorting costs about as much as a few dozen passes of the
+/// unsorted comparison (`stats::ranked`, one pass a window), so a short
+/// stream never pays for it and a long one loses at most these passes.
+pub const SORT_AFTER: usize = 8;
+
+impl Reference<'_> {
+    pub fn names(&self) -> &[String] {
+        match self {
+            Reference::Whole(f) => &f.names,
+            Reference::Sortable(f) => &f.names,
+            Reference::Sorted(s) => &s.names,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            Reference::Whole(f) => f.rows,
+            Reference::Sortable(f) => f.rows,
+            Reference::Sorted(s) => s.rows,
+        }
+    }
+
+    /// Column `k`: every value in row order, or its numbers sorted.
+    fn column(&self, k: usize) -> &[f64] {
+        match self {
+            Reference::Whole(f) => &f.columns[k],
+            Reference::Sortable(f) => &f.columns[k],
+            Reference::Sorted(s) => s.column(k),
+        }
+    }
+
+    /// Sorts the numbers of the columns `indices` of a sortable frame in
+    /// place, one share of them per core; `false` for other references.
+    fn sort_in_place(&mut self, indices: &[usize]) -> bool {
+        let Reference::Sortable(f) = self else {
+            return false;
+        };
+        let mut picked: Vec<&mut Vec<f64>> = f
+            .columns
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| indices.contains(i))
+            .map(|(_, c)| c)
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .clamp(1, picked.len().max(1));
+        let per = picked.len().div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for part in picked.chunks_mut(per) {
+                s.spawn(move || {
+                    for c in part {
+                        c.retain(|x| !x.is_nan());
+                        c.sort_unstable_by(f64::total_cmp);
+                    }
+                });
+            }
+        });
+        true
+    }
+}
+
+impl<'a> From<&'a crate::reference::ReferenceData> for Reference<'a> {
+    fn from(r: &'a crate::reference::ReferenceData) -> Self {
+        match r {
+            crate::reference::ReferenceData::Whole(f) => Reference::Whole(f),
+            crate::reference::ReferenceData::Sorted(s) => Reference::Sorted(s),
+        }
+    }
+}
+
+impl<'a> From<&'a mut crate::reference::ReferenceData> for Reference<'a> {
+    /// A whole reference the monitor may sort in place.
+    fn from(r: &'a mut crate::reference::ReferenceData) -> Self {
+        match r {
+            crate::reference::ReferenceData::Whole(f) => Reference::Sortable(f),
+            crate::reference::ReferenceData::Sorted(s) => Reference::Sorted(s),
+        }
+    }
+}
+
+/// Compares a whole in-memory `stream` with `reference`, window by window.
 pub fn monitor(
     reference: &Frame,
     stream: &Frame,
     opts: &DriftOptions,
 ) -> Result<Vec<WindowDrift>, String> {
     let whole = std::iter::once(Ok(stream.clone()));
-    monitor_chunks(reference, &stream.names, whole, opts, |_| {})
+    monitor_chunks(
+        Reference::Whole(reference),
+        &stream.names,
+        whole,
+        opts,
+        |_| {},
+    )
+}
+
+/// The rows of the reference MMD compares with, drawn with `rng` as
+/// [`monitor_chunks`] draws them (a sorted reference read them in its
+/// second pass: [`SortedReference::prepare_mmd`]).
+pub fn mmd_reference_rows(rows: usize, opts: &DriftOptions) -> Vec<usize> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
+    sample_rows(rows, opts.mmd_rows, &mut rng)
 }
 
 /// Compares each window of a stream that arrives in chunks (each with the
@@ -125,7 +236,7 @@ pub fn monitor(
 /// held, so the stream may be larger than memory; `on_window` sees each
 /// result as soon as it is known.
 pub fn monitor_chunks(
-    reference: &Frame,
+    mut reference: Reference<'_>,
     stream_names: &[String],
     chunks: impl Iterator<Item = crate::Result<Frame>>,
     opts: &DriftOptions,
@@ -134,8 +245,8 @@ pub fn monitor_chunks(
     if opts.window == 0 {
         return Err("the window must hold at least one row".into());
     }
-    let shared: Vec<(usize, usize)> = reference
-        .names
+    let names = reference.names().to_vec();
+    let shared: Vec<(usize, usize)> = names
         .iter()
         .enumerate()
         .filter_map(|(i, n)| Some((i, stream_names.iter().position(|m| m == n)?)))
@@ -143,40 +254,78 @@ pub fn monitor_chunks(
     if shared.is_empty() {
         return Err("the reference and the stream share no numeric feature".into());
     }
-    let ref_cols: Vec<&[f64]> = shared
-        .iter()
-        .map(|&(i, _)| reference.columns[i].as_slice())
-        .collect();
+    /// The shared columns, borrowed for one window at a time (a sortable
+    /// frame is sorted in place between windows).
+    fn columns_of<'r>(r: &'r Reference<'_>, shared: &[(usize, usize)]) -> Vec<&'r [f64]> {
+        shared.iter().map(|&(i, _)| r.column(i)).collect()
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
     // MMD standardises by the reference's mean and deviation: two passes
     // over every reference value, skipped when MMD is off (they cost KS a
-    // fifth of its time), spread over the cores when it is on.
-    let (mean, sd): (Vec<f64>, Vec<f64>) = if opts.mmd {
-        stats::on_threads(ref_cols.len(), |range| {
-            range.map(|k| mean_and_deviation(ref_cols[k])).collect()
-        })
-        .into_iter()
-        .unzip()
-    } else {
-        (Vec::new(), Vec::new())
+    // fifth of its time), spread over the cores when it is on. A sorted
+    // reference computed them, in the same order, in its second pass.
+    let (mean, sd, ref_mmd) = match &reference {
+        _ if !opts.mmd => (Vec::new(), Vec::new(), None),
+        Reference::Whole(_) | Reference::Sortable(_) => {
+            let ref_cols = columns_of(&reference, &shared);
+            let (mean, sd): (Vec<f64>, Vec<f64>) = stats::on_threads(ref_cols.len(), |range| {
+                range.map(|k| mean_and_deviation(ref_cols[k])).collect()
+            })
+            .into_iter()
+            .unzip();
+            let rows = sample_rows(reference.rows(), opts.mmd_rows, &mut rng);
+            let x = standardised_rows(&ref_cols, &rows, &mean, &sd);
+            (mean, sd, Some(x))
+        }
+        Reference::Sorted(s) => {
+            let rows = sample_rows(reference.rows(), opts.mmd_rows, &mut rng);
+            let m = s
+                .mmd
+                .as_ref()
+                .filter(|m| m.rows == rows)
+                .ok_or("the sorted reference was not read for these MMD options")?;
+            let width = names.len();
+            let pick = |all: &[f64]| -> Vec<f64> { shared.iter().map(|&(i, _)| all[i]).collect() };
+            let (mean, sd) = (pick(&m.mean), pick(&m.sd));
+            let sampled: Vec<Vec<f64>> = shared
+                .iter()
+                .map(|&(i, _)| m.values.iter().skip(i).step_by(width).copied().collect())
+                .collect();
+            let columns: Vec<&[f64]> = sampled.iter().map(Vec::as_slice).collect();
+            let all: Vec<usize> = (0..rows.len()).collect();
+            let x = standardised_rows(&columns, &all, &mean, &sd);
+            (mean, sd, Some(x))
+        }
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(opts.seed);
-    let ref_mmd = if opts.mmd {
-        let rows = sample_rows(reference.rows, opts.mmd_rows, &mut rng);
-        Some(standardised_rows(&ref_cols, &rows, &mean, &sd))
-    } else {
-        None
-    };
-    let compare_window = |window: &[&[f64]], first_row: usize, w: usize, rng: &mut _| {
+    let mut sorted = matches!(reference, Reference::Sorted(_));
+    let shared_indices: Vec<usize> = shared.iter().map(|&(i, _)| i).collect();
+    let compare_window = |ref_cols: &[&[f64]],
+                          sorted: bool,
+                          window: &[&[f64]],
+                          first_row: usize,
+                          w: usize,
+                          rng: &mut _| {
         let rows = window.first().map_or(0, |c| c.len());
         let compared = stats::on_threads(shared.len(), |range| {
             range
-                .map(|k| stats::compare(ref_cols[k], window[k], opts.method, opts.psi_bins))
+                .map(|k| {
+                    if sorted {
+                        stats::sorted::compare_sorted(
+                            ref_cols[k],
+                            window[k],
+                            opts.method,
+                            opts.psi_bins,
+                        )
+                    } else {
+                        stats::compare(ref_cols[k], window[k], opts.method, opts.psi_bins)
+                    }
+                })
                 .collect()
         });
         let mut features = Vec::with_capacity(shared.len());
         let mut reasons = Vec::new();
         for (&(i, _), c) in shared.iter().zip(compared) {
-            let name = reference.names[i].clone();
+            let name = names[i].clone();
             let Some(stats::Comparison { ks, psi }) = c else {
                 continue;
             };
@@ -233,8 +382,13 @@ pub fn monitor_chunks(
         let held = pending[0].len();
         while held - start >= opts.window || (last && start < held) {
             let end = (start + opts.window).min(held);
+            if !sorted && out.len() == SORT_AFTER {
+                sorted = reference.sort_in_place(&shared_indices);
+            }
             let window: Vec<&[f64]> = pending.iter().map(|c| &c[start..end]).collect();
-            let result = compare_window(&window, first_row, out.len(), &mut rng)?;
+            let ref_cols = columns_of(&reference, &shared);
+            let result =
+                compare_window(&ref_cols, sorted, &window, first_row, out.len(), &mut rng)?;
             on_window(&result);
             out.push(result);
             first_row += end - start;

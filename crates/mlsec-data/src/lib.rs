@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod leakage;
 pub mod mnist;
 pub mod npy;
+pub mod reference;
 pub mod stats;
 pub mod stream;
 pub mod table;

@@ -2,8 +2,9 @@
 //! the chunk size, and the drift monitor gives the same windows from
 //! chunks as from a whole frame.
 
-use mlsec_data::drift::{self, DriftOptions};
+use mlsec_data::drift::{self, DriftOptions, Reference};
 use mlsec_data::frame::Frame;
+use mlsec_data::reference::{self, ReferenceData, ReferenceOptions};
 use mlsec_data::stream::{ChunkOptions, FrameChunks};
 use mlsec_data::{npy, DType, NdArray};
 use proptest::prelude::*;
@@ -373,12 +374,77 @@ fn drift_windows_from_chunks_equal_windows_from_the_whole_stream() {
         let names = chunks.names().to_vec();
         let mut seen = 0;
         let chunked =
-            drift::monitor_chunks(&reference, &names, chunks, &opts, |_| seen += 1).unwrap();
+            drift::monitor_chunks(Reference::Whole(&reference), &names, chunks, &opts, |_| {
+                seen += 1
+            })
+            .unwrap();
         assert_eq!(seen, whole.len());
         assert_eq!(
             serde_json::to_string(&chunked).unwrap(),
             serde_json::to_string(&whole).unwrap(),
             "block {block}"
+        );
+    }
+    // A reference the monitor may sort in place is sorted after
+    // `SORT_AFTER` windows; the windows after that are the same.
+    let small_windows = DriftOptions {
+        window: 10,
+        ..opts.clone()
+    };
+    let stream_frame = Frame::load(&stream_path, None).unwrap();
+    let unsorted = drift::monitor(&reference, &stream_frame, &small_windows).unwrap();
+    assert!(unsorted.len() > 3 * drift::SORT_AFTER);
+    let mut sortable = reference.clone();
+    let sorted_later = drift::monitor_chunks(
+        Reference::Sortable(&mut sortable),
+        &reference.names,
+        std::iter::once(Ok(stream_frame.clone())),
+        &small_windows,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_string(&sorted_later).unwrap(),
+        serde_json::to_string(&unsorted).unwrap()
+    );
+    assert!(sortable.columns[0].is_sorted_by(|a, b| a <= b));
+    // A reference over its memory budget is sorted on disk and read twice
+    // for MMD: the windows are the same, to the last bit.
+    let reference_path = dir.path().join("r.csv").display().to_string();
+    for budget in [8, 1000, 5000] {
+        let open = || {
+            FrameChunks::open(
+                &reference_path,
+                None,
+                ChunkOptions {
+                    csv_bytes: 500,
+                    ..ChunkOptions::default()
+                },
+            )
+        };
+        let options = ReferenceOptions {
+            memory_bytes: budget,
+            spill_dir: Some(dir.path().to_path_buf()),
+        };
+        let mut data = reference::read(open().unwrap(), &options).unwrap();
+        let ReferenceData::Sorted(sorted) = &mut data else {
+            panic!("{budget} bytes hold less than the reference")
+        };
+        sorted
+            .prepare_mmd(open, &drift::mmd_reference_rows(sorted.rows, &opts))
+            .unwrap();
+        let spilled = drift::monitor_chunks(
+            Reference::from(&data),
+            &reference.names,
+            std::iter::once(Ok(Frame::load(&stream_path, None).unwrap())),
+            &opts,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&spilled).unwrap(),
+            serde_json::to_string(&whole).unwrap(),
+            "budget {budget}"
         );
     }
 }

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use mlsec_core::{Finding, Location, Report, Style, TextBody};
 use mlsec_data::drift::{self, DriftOptions, WindowDrift, DISTRIBUTION_DRIFT};
 use mlsec_data::frame::Frame;
+use mlsec_data::reference::{ReferenceData, ReferenceOptions};
 use mlsec_data::stats::KsMethod;
 use mlsec_data::stream::{ChunkOptions, FrameChunks};
 use serde::Serialize;
@@ -85,8 +86,18 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         other => bail!("unknown --method `{other}` (expected auto, exact or asymp)"),
     };
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let reference = Frame::load_features(&args.reference, args.label.as_deref())?;
-    bar.set_message(format!("opening {}", args.stream));
+    let open_reference = || {
+        FrameChunks::open(
+            &args.reference,
+            args.label.as_deref(),
+            ChunkOptions::default(),
+        )
+    };
+    let reference_options = ReferenceOptions {
+        memory_bytes: args.reference_memory.saturating_mul(1 << 20),
+        spill_dir: None,
+    };
+    let mut reference = mlsec_data::reference::read(open_reference()?, &reference_options)?;
     // The stream is read chunk by chunk: only the reference and the window
     // being compared are held, so the stream may be larger than memory.
     let mut stream =
@@ -103,23 +114,39 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         seed: args.seed,
         ..DriftOptions::default()
     };
+    if let ReferenceData::Sorted(sorted) = &mut reference {
+        if opts.mmd {
+            if args.reference == "-" {
+                bail!(
+                    "a reference over --reference-memory is read twice for MMD, \
+                     which standard input cannot be: give a file, more memory, or --no-mmd"
+                );
+            }
+            bar.set_message(format!("reading {} again for MMD", args.reference));
+            let rows = drift::mmd_reference_rows(sorted.rows, &opts);
+            sorted.prepare_mmd(open_reference, &rows)?;
+        }
+    }
+    let reference_rows = drift::Reference::from(&reference).rows();
+    bar.set_message(format!("opening {}", args.stream));
     let progress = std::cell::Cell::new((0u64, 1u64));
     let chunks = std::iter::from_fn(|| {
         let next = stream.next();
         progress.set(stream.progress());
         next
     });
-    let windows = drift::monitor_chunks(&reference, &stream_names, chunks, &opts, |w| {
-        let (done, total) = progress.get();
-        bar.set_message(format!(
-            "window {} (rows from {}), {}",
-            w.window,
-            w.first_row,
-            read_so_far(done, total, &args.stream)
-        ));
-    })
-    .map_err(anyhow::Error::msg)
-    .with_context(|| format!("{} against {}", args.stream, args.reference))?;
+    let windows =
+        drift::monitor_chunks((&mut reference).into(), &stream_names, chunks, &opts, |w| {
+            let (done, total) = progress.get();
+            bar.set_message(format!(
+                "window {} (rows from {}), {}",
+                w.window,
+                w.first_row,
+                read_so_far(done, total, &args.stream)
+            ));
+        })
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} against {}", args.stream, args.reference))?;
     bar.finish_and_clear();
     let features = windows
         .first()
@@ -153,7 +180,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         DriftResults {
             reference: args.reference.clone(),
             stream: args.stream.clone(),
-            reference_rows: reference.rows,
+            reference_rows,
             stream_rows: windows.iter().map(|w| w.rows).sum(),
             features,
             window: args.window,

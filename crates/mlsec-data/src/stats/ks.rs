@@ -85,13 +85,22 @@ impl Extremes {
             while j < b.len() && b[j] <= v {
                 j += 1;
             }
-            let d = self.difference(i0 + i, j0 + j);
-            if d > self.max_d {
-                (self.max_d, self.max_at) = (d, v);
-            }
-            if d < self.min_d {
-                (self.min_d, self.min_at) = (d, v);
-            }
+            self.visit(v, i0 + i, j0 + j);
+        }
+    }
+
+    /// Takes the distinct value `v`, after which `i` values of the first
+    /// sample and `j` of the second are counted. Values must come in
+    /// ascending order; a caller may skip a value only where it knows the
+    /// difference there is no new extreme.
+    #[inline]
+    pub fn visit(&mut self, v: f64, i: usize, j: usize) {
+        let d = self.difference(i, j);
+        if d > self.max_d {
+            (self.max_d, self.max_at) = (d, v);
+        }
+        if d < self.min_d {
+            (self.min_d, self.min_at) = (d, v);
         }
     }
 

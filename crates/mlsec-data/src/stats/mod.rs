@@ -8,6 +8,7 @@ pub mod kolmogorov;
 pub mod ks;
 pub mod mmd;
 pub mod ranked;
+pub mod sorted;
 pub mod special;
 
 pub use drift::{chisquare, psi_sorted};
