@@ -162,27 +162,14 @@ impl Reference<'_> {
         let Reference::Sortable(f) = self else {
             return false;
         };
-        let mut picked: Vec<&mut Vec<f64>> = f
-            .columns
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| indices.contains(i))
-            .map(|(_, c)| c)
-            .collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .clamp(1, picked.len().max(1));
-        let per = picked.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            for part in picked.chunks_mut(per) {
-                s.spawn(move || {
-                    for c in part {
-                        c.retain(|x| !x.is_nan());
-                        c.sort_unstable_by(f64::total_cmp);
-                    }
-                });
-            }
-        });
+        stats::sorted::sort_numbers(
+            f.columns
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| indices.contains(i))
+                .map(|(_, c)| c)
+                .collect(),
+        );
         true
     }
 }

@@ -262,20 +262,7 @@ impl Spill {
     /// Sorts each column's numbers (NaN left out) on the cores, writes
     /// them as one run per column, and empties the columns.
     fn write_run(&mut self, columns: &mut [Vec<f64>]) -> Result<()> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |t| t.get())
-            .clamp(1, columns.len().max(1));
-        let per = columns.len().div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            for part in columns.chunks_mut(per) {
-                s.spawn(move || {
-                    for c in part {
-                        c.retain(|x| !x.is_nan());
-                        c.sort_unstable_by(f64::total_cmp);
-                    }
-                });
-            }
-        });
+        crate::stats::sorted::sort_numbers(columns.iter_mut().collect());
         for (k, c) in columns.iter_mut().enumerate() {
             let path = self
                 .folder

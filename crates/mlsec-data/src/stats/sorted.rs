@@ -79,6 +79,25 @@ pub fn compare_sorted(
     Some(Comparison { ks, psi })
 }
 
+/// Keeps only the numbers of each column (NaN dropped) and sorts them,
+/// one share of the columns per core: the form [`compare_sorted`] reads.
+pub(crate) fn sort_numbers(mut columns: Vec<&mut Vec<f64>>) {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .clamp(1, columns.len().max(1));
+    let per = columns.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for part in columns.chunks_mut(per) {
+            s.spawn(move || {
+                for c in part {
+                    c.retain(|x| !x.is_nan());
+                    c.sort_unstable_by(f64::total_cmp);
+                }
+            });
+        }
+    });
+}
+
 /// `start` plus the length of the prefix of `sorted[start..]` where
 /// `holds` is true (as `partition_point`), found by doubling steps from
 /// `start` and then bisecting the last step. A window's sorted values land
