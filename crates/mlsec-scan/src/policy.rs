@@ -618,6 +618,17 @@ const DENY: &[(&str, Severity, &str)] = &[
         Severity::High,
         "reads and writes files",
     ),
+    // NumPy 2's names for the two modules above.
+    (
+        "numpy.lib._format_impl.*",
+        Severity::High,
+        "reads and writes array files, pickled ones included",
+    ),
+    (
+        "numpy.lib._npyio_impl.*",
+        Severity::High,
+        "reads and writes files",
+    ),
     ("numpy.fromfile", Severity::High, "reads files"),
     ("numpy.loadtxt", Severity::High, "reads files"),
     ("numpy.genfromtxt", Severity::High, "reads files and URLs"),
@@ -1383,6 +1394,8 @@ mod tests {
             ("numpy.lib._datasource", "DataSource"),
             ("numpy", "memmap"),
             ("numpy._core.memmap", "memmap"),
+            ("numpy.lib._npyio_impl", "NpzFile"),
+            ("numpy.lib._format_impl", "open_memmap"),
             ("pandas", "HDFStore"),
             ("pandas", "ExcelWriter"),
             ("torch.utils.tensorboard.writer", "SummaryWriter"),
