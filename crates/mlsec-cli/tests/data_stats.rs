@@ -27,6 +27,24 @@ fn csv(rows: impl Iterator<Item = (f64, f64, f64)>) -> String {
     s
 }
 
+/// `mlsec data drift` run in `dir` against its `ref.csv`, windows of
+/// `window` rows, then `more` arguments.
+fn drift(dir: &std::path::Path, stream: &str, window: &str, more: &[&str]) -> assert_cmd::Command {
+    let mut cmd = mlsec();
+    cmd.current_dir(dir)
+        .args([
+            "data",
+            "drift",
+            "--reference",
+            "ref.csv",
+            "--stream",
+            stream,
+        ])
+        .args(["--window", window])
+        .args(more);
+    cmd
+}
+
 #[test]
 fn drift_alarms_at_the_first_shifted_window() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,20 +55,10 @@ fn drift_alarms_at_the_first_shifted_window() {
         (a, if i >= 1500 { b * 0.6 + 0.4 } else { b }, c)
     });
     std::fs::write(dir.path().join("stream.csv"), csv(stream)).unwrap();
-    let mut cmd = mlsec();
-    cmd.current_dir(dir.path()).args([
-        "data",
-        "drift",
-        "--reference",
-        "ref.csv",
-        "--stream",
-        "stream.csv",
-        "--window",
-        "500",
-        "--permutations",
-        "50",
-    ]);
-    let r = json_run(cmd, 1);
+    let r = json_run(
+        drift(dir.path(), "stream.csv", "500", &["--permutations", "50"]),
+        1,
+    );
     assert_eq!(r["results"]["alarm"], 3, "{}", r["results"]);
     let windows = r["results"]["windows"].as_array().unwrap();
     assert_eq!(windows.len(), 6);
@@ -78,23 +86,9 @@ fn a_reference_over_its_memory_budget_gives_the_same_report() {
     std::fs::write(dir.path().join("stream.csv"), csv(stream)).unwrap();
     let spill = tempfile::tempdir().unwrap();
     let report = |budget: &str| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .env("TMPDIR", spill.path())
-            .args([
-                "data",
-                "drift",
-                "--reference",
-                "ref.csv",
-                "--stream",
-                "stream.csv",
-                "--window",
-                "100",
-                "--permutations",
-                "30",
-                "--reference-memory",
-                budget,
-            ]);
+        let more = ["--permutations", "30", "--reference-memory", budget];
+        let mut cmd = drift(dir.path(), "stream.csv", "100", &more);
+        cmd.env("TMPDIR", spill.path());
         json_run(cmd, 1)["results"].clone()
     };
     // 0 MiB: every chunk of the reference is sorted into runs on disk, and
@@ -116,20 +110,8 @@ fn drift_reads_a_csv_stream_from_standard_input() {
         let (a, b, c) = row(i + 3);
         (if i >= 1000 { a + 0.5 } else { a }, b, c)
     });
-    let mut cmd = mlsec();
-    cmd.current_dir(dir.path())
-        .args([
-            "data",
-            "drift",
-            "--reference",
-            "ref.csv",
-            "--stream",
-            "-",
-            "--window",
-            "500",
-            "--no-mmd",
-        ])
-        .write_stdin(csv(stream));
+    let mut cmd = drift(dir.path(), "-", "500", &["--no-mmd"]);
+    cmd.write_stdin(csv(stream));
     let r = json_run(cmd, 1);
     assert_eq!(r["results"]["stream_rows"], 1500);
     assert_eq!(r["results"]["alarm"], 2, "{}", r["results"]);
