@@ -244,11 +244,16 @@ impl Spill {
     fn new(dir: Option<&Path>, width: usize) -> Result<Spill> {
         let mut b = tempfile::Builder::new();
         b.prefix("mlsec-reference-");
-        let folder = match dir {
-            Some(d) => b.tempdir_in(d),
-            None => b.tempdir(),
-        }
-        .map_err(|e| DataError::io("the folder for the sorted reference", &e))?;
+        let parent = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let folder = b.tempdir_in(&parent).map_err(|e| {
+            DataError::io(
+                &format!(
+                    "{} (the folder for the sorted reference; set TMPDIR to move it)",
+                    parent.display()
+                ),
+                &e,
+            )
+        })?;
         Ok(Spill {
             folder,
             runs: vec![Vec::new(); width],
