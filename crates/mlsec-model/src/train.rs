@@ -155,8 +155,7 @@ pub fn train(
     }
     let classes = train.classes.max(test.map_or(0, |t| t.classes));
     let (_, device) = devices();
-    device.seed(options.seed);
-    let mut net = architecture.init(input, classes, &device);
+    let mut net = architecture.init_seeded(input, classes, &device, options.seed);
     let mut optim = FusedAdam::init();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let n = train.len();

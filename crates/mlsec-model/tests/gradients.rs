@@ -12,8 +12,7 @@ const TOLERANCE: f64 = 2e-2;
 
 fn zoo_model(arch: Architecture, input: [usize; 3]) -> NativeModel {
     let (_, ad) = devices();
-    ad.seed(7);
-    let net = arch.init(input, 5, &ad);
+    let net = arch.init_seeded(input, 5, &ad, 7);
     let config = ModelConfig {
         format: FORMAT.into(),
         version: 1,

@@ -54,7 +54,29 @@ impl Architecture {
         }
     }
 
-    /// Builds freshly initialised weights on `device` (seed it first).
+    /// Builds weights initialised from `seed`. The backend's random
+    /// generator is one for the whole process, so seeding and drawing are
+    /// done under a lock: two models initialised at once on different
+    /// threads (tests, a server) each get their seed's weights, not an
+    /// interleaving of both draws.
+    pub fn init_seeded(
+        &self,
+        input: [usize; 3],
+        classes: usize,
+        device: &Device,
+        seed: u64,
+    ) -> Net {
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _held = INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        device.seed(seed);
+        self.init(input, classes, device)
+    }
+
+    /// Builds freshly initialised weights on `device` from the backend's
+    /// generator as it stands ([`Architecture::init_seeded`] for weights
+    /// that depend only on a seed).
     pub fn init(&self, input: [usize; 3], classes: usize, device: &Device) -> Net {
         match self {
             Architecture::Mlp { hidden } => Net::Mlp(Mlp::new(input, hidden, classes, device)),
