@@ -19,10 +19,10 @@ in-memory one.
 
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
+
+from peak_memory import run
 
 BIN = os.path.abspath(sys.argv[1])
 ROWS = int(sys.argv[sys.argv.index("--rows") + 1]) if "--rows" in sys.argv else 2_000_000
@@ -37,34 +37,6 @@ def table(path, rows, seed, drift_after=None):
             xs = [rnd.gauss(0, 1) for _ in range(10)]
             xs[0] += shift
             f.write(",".join(f"{x:.6f}" for x in xs) + f",free text about row {i},{i % 3}\n")
-
-
-def status_kib(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def run(cmd, cwd):
-    """Seconds, peak anonymous and file-backed resident MiB, and stdout."""
-    out = tempfile.TemporaryFile()
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
-    anon = file = 0
-    while p.poll() is None:
-        anon = max(anon, status_kib(p.pid, "RssAnon"))
-        file = max(file, status_kib(p.pid, "RssFile"))
-        time.sleep(0.002)
-    elapsed = time.perf_counter() - t
-    if p.returncode != 0:
-        raise SystemExit(p.stderr.read().decode())
-    out.seek(0)
-    return elapsed, anon / 1024, file / 1024, out.read()
 
 
 def main():

@@ -395,6 +395,8 @@ pub struct GateArgs {
     /// Write the quarantined rows here (CSV, with their row number and reasons).
     #[arg(long, value_name = "FILE")]
     pub quarantine: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub reference_memory: ReferenceMemory,
 }
 
 #[derive(Debug, Args)]
@@ -452,6 +454,8 @@ pub struct OutliersArgs {
     /// How many of the most anomalous rows to list.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    #[command(flatten)]
+    pub reference_memory: ReferenceMemory,
 }
 
 #[derive(Debug, Args)]
@@ -489,9 +493,25 @@ pub struct DriftArgs {
     /// Seed for the MMD subsamples and permutations.
     #[arg(long, value_name = "SEED", default_value_t = 20261122)]
     pub seed: u64,
-    /// Mebibytes of reference numbers held in memory (8 bytes a value); a larger reference is sorted column by column into temporary files (under TMPDIR, removed afterwards) and compared there, so it may be larger than memory. Results are the same either way.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    pub reference_memory: u64,
+    #[command(flatten)]
+    pub reference_memory: ReferenceMemory,
+}
+
+/// How much of a reference dataset is held in memory.
+#[derive(Debug, Args)]
+pub struct ReferenceMemory {
+    /// Mebibytes of the reference held in memory (8 bytes a number, plus its labels); a larger reference is sorted column by column into temporary files (under TMPDIR, removed afterwards) and read again for the rows the screens sample, so it may be larger than memory. Results are the same either way.
+    #[arg(long = "reference-memory", value_name = "MIB", default_value_t = 1024)]
+    pub mib: u64,
+}
+
+impl ReferenceMemory {
+    pub fn options(&self) -> mlsec_data::reference::ReferenceOptions {
+        mlsec_data::reference::ReferenceOptions {
+            memory_bytes: self.mib.saturating_mul(1 << 20),
+            spill_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -102,6 +102,47 @@ fn a_reference_over_its_memory_budget_gives_the_same_report() {
     assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
 }
 
+/// `data outliers` with its reference on disk: the forest grows on the
+/// same sampled rows, and every reference row is scored in a third pass
+/// for the contamination offset, so every score is the same.
+#[test]
+fn outliers_with_a_reference_over_its_memory_budget_score_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ref.csv"), csv((0..3000).map(row))).unwrap();
+    let mut rows: Vec<(f64, f64, f64)> = (0..700).map(|i| row(i + 11)).collect();
+    rows[40] = (6.0, -3.0, 6.0);
+    std::fs::write(dir.path().join("batch.csv"), csv(rows.into_iter())).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let score = |mib: &str, out: &str| {
+        let mut cmd = mlsec();
+        cmd.current_dir(dir.path())
+            .env("TMPDIR", spill.path())
+            .args([
+                "data",
+                "outliers",
+                "--reference",
+                "ref.csv",
+                "--batch",
+                "batch.csv",
+                "--contamination",
+                "0.03",
+                "--reference-memory",
+                mib,
+                "--scores-out",
+                out,
+            ]);
+        json_run(cmd, 1)["results"].clone()
+    };
+    let held = score("1024", "held.npy");
+    assert!(held["outliers"].as_u64().unwrap() >= 1, "{held}");
+    assert_eq!(score("0", "disk.npy"), held);
+    assert_eq!(
+        std::fs::read(dir.path().join("disk.npy")).unwrap(),
+        std::fs::read(dir.path().join("held.npy")).unwrap()
+    );
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+}
+
 #[test]
 fn drift_reads_a_csv_stream_from_standard_input() {
     let dir = tempfile::tempdir().unwrap();

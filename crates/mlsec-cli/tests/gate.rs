@@ -304,3 +304,90 @@ fn a_sealed_holdout_opens_once_per_model_and_logs_every_access() {
         .args(["holdout", "log", "test.age.access.log"]);
     c.assert().code(2);
 }
+
+/// A reference over `--reference-memory` is sorted on disk and read again
+/// for the rows the forest and the label screen sample (and a third time
+/// for a contamination offset): the decision, the held rows, their reasons
+/// and the quarantine file are those of the reference held in memory.
+#[test]
+fn a_reference_over_its_memory_budget_gates_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    dataset(&d.join("ref.csv"), 6000, 7);
+    dataset(&d.join("batch.csv"), 1500, 11);
+    run(
+        d,
+        &[
+            "attack",
+            "poison",
+            "--data",
+            "batch.csv",
+            "--rate",
+            "0.05",
+            "--kind",
+            "inject",
+            "--out",
+            "p.csv",
+            "--truth",
+            "t.csv",
+        ],
+    );
+    let unsigned = &POLICY[POLICY.find("[schema").unwrap()..];
+    let policy = format!("label = \"label\"\n{unsigned}")
+        .replace("threshold = -0.62", "contamination = 0.02")
+        .replace(
+            "min_agreement = 0.3",
+            "min_agreement = 0.3\nmax_reference = 2500",
+        );
+    std::fs::write(d.join("policy.toml"), policy).unwrap();
+    let spill = tempfile::tempdir().unwrap();
+    let gate = |mib: &str, quarantine: &str| {
+        let mut c = mlsec();
+        c.current_dir(d).env("TMPDIR", spill.path()).args([
+            "data",
+            "gate",
+            "--reference",
+            "ref.csv",
+            "--batch",
+            "p.csv",
+            "--policy",
+            "policy.toml",
+            "--reference-memory",
+            mib,
+            "--quarantine",
+            quarantine,
+        ]);
+        json_run(c, 1)["results"].clone()
+    };
+    let held = gate("1024", "q-held.csv");
+    assert_eq!(held["decision"], "partially-accepted", "{held}");
+    assert!(
+        held["quarantined"].as_object().unwrap().len() >= 50,
+        "{held}"
+    );
+    assert_eq!(gate("0", "q-disk.csv"), held);
+    assert_eq!(
+        std::fs::read(d.join("q-disk.csv")).unwrap(),
+        std::fs::read(d.join("q-held.csv")).unwrap()
+    );
+    assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+    // Standard input cannot be read again.
+    let mut c = mlsec();
+    c.current_dir(d)
+        .args([
+            "data",
+            "gate",
+            "--reference",
+            "-",
+            "--batch",
+            "p.csv",
+            "--policy",
+            "policy.toml",
+            "--reference-memory",
+            "0",
+        ])
+        .write_stdin(std::fs::read(d.join("ref.csv")).unwrap());
+    let out = c.assert().code(2).get_output().stderr.clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(err.contains("standard input"), "{err}");
+}

@@ -151,13 +151,15 @@ impl FrameChunks {
         &self.names
     }
 
-    /// A CSV's chunks carry its label column's values too (as text, as
-    /// [`Frame::load`] gives them); by default they leave them out, since
-    /// a monitored stream does not need them. Sources read whole (the
+    /// A CSV's or Parquet file's chunks carry its label column's values
+    /// too (as text, as [`Frame::load`] gives them); by default they leave
+    /// them out, since a monitored stream does not need them. Sources read whole (the
     /// bundled sample, NPZ, image folders) keep their labels either way.
     pub fn keeping_labels(mut self) -> Self {
-        if let Source::Csv(c) = &mut self.source {
-            c.keep_labels = true;
+        match &mut self.source {
+            Source::Csv(c) => c.keep_labels = true,
+            Source::Parquet(c) => c.keep_labels = true,
+            Source::Whole(_) | Source::Npy(_) => {}
         }
         self
     }
@@ -169,7 +171,8 @@ impl FrameChunks {
         match &self.source {
             Source::Whole(f) => f.as_ref().is_some_and(|f| f.labels.is_some()),
             Source::Csv(c) => c.keep_labels && c.roles.contains(&CsvRole::Label),
-            Source::Parquet(_) | Source::Npy(_) => false,
+            Source::Parquet(c) => c.label_kept().is_some(),
+            Source::Npy(_) => false,
         }
     }
 
@@ -553,7 +556,18 @@ impl CsvChunks {
 struct ParquetChunks {
     names: Vec<String>,
     skipped: Vec<String>,
-    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    /// Until the first chunk: the reader is built then, so that
+    /// [`FrameChunks::keeping_labels`] can still add the label column.
+    builder: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder<std::fs::File>>,
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    /// The features' columns in the file, ascending.
+    roots: Vec<usize>,
+    label_at: Option<usize>,
+    keep_labels: bool,
+    /// The label column, typed as the file declares it.
+    label_field: Option<arrow_schema::FieldRef>,
+    shown: String,
+    rows: usize,
     total_rows: u64,
 }
 
@@ -577,28 +591,65 @@ impl ParquetChunks {
                 _ => skipped.push(field.name().clone()),
             }
         }
-        // Only the features are decoded.
-        let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(rows)
-            .build()
-            .map_err(|e| DataError::malformed(format!("Parquet: {e}")))?;
         Ok(ParquetChunks {
             names,
             skipped,
-            reader,
+            builder: Some(builder),
+            reader: None,
+            roots,
+            label_at,
+            keep_labels: false,
+            label_field: label_at.map(|i| schema.fields()[i].clone()),
+            shown: path.display().to_string(),
+            rows,
             total_rows,
         })
     }
 
+    fn label_kept(&self) -> Option<usize> {
+        self.label_at.filter(|_| self.keep_labels)
+    }
+
     fn next_frame(&mut self) -> Result<Option<Frame>> {
-        let Some(batch) = self.reader.next() else {
+        if let Some(builder) = self.builder.take() {
+            // Only the features (and the label, if kept) are decoded.
+            let mut roots = self.roots.clone();
+            roots.extend(self.label_kept());
+            roots.sort_unstable();
+            let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+            self.reader = Some(
+                builder
+                    .with_projection(mask)
+                    .with_batch_size(self.rows)
+                    .build()
+                    .map_err(|e| DataError::malformed(format!("Parquet: {e}")))?,
+            );
+        }
+        let Some(batch) = self.reader.as_mut().and_then(Iterator::next) else {
             return Ok(None);
         };
         let batch = batch.map_err(|e| DataError::malformed(format!("Parquet: {e}")))?;
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (name, array) in self.names.iter().zip(batch.columns()) {
+        // Projected columns come in the file's order: the label sits
+        // after the features that precede it there.
+        let label_pos = self
+            .label_kept()
+            .map(|at| self.roots.iter().filter(|&&r| r < at).count());
+        let mut columns = Vec::with_capacity(self.names.len());
+        let mut labels = None;
+        let mut features = self.names.iter();
+        for (pos, array) in batch.columns().iter().enumerate() {
+            if Some(pos) == label_pos {
+                let field = self.label_field.as_ref().expect("a kept label has a field");
+                let mut c = table::Column::empty_for(field)?;
+                table::append_array(&mut c, array, &self.shown)?;
+                labels = Some(
+                    (0..c.len())
+                        .map(|r| c.cell(r).unwrap_or_default())
+                        .collect(),
+                );
+                continue;
+            }
+            let name = features.next().map_or("", String::as_str);
             let mut v = Vec::with_capacity(batch.num_rows());
             if !table::append_f64(&mut v, array) {
                 return Err(DataError::unsupported(format!(
@@ -608,7 +659,9 @@ impl ParquetChunks {
             }
             columns.push(v);
         }
-        Ok(Some(feature_frame(columns, batch.num_rows())))
+        let mut frame = feature_frame(columns, batch.num_rows());
+        frame.labels = labels;
+        Ok(Some(frame))
     }
 }
 

@@ -4,6 +4,9 @@
 //! target-leakage sample smaller than the split, a leaking feature is
 //! still found.
 
+mod common;
+
+use common::write_parquet;
 use mlsec_data::leakage::{audit, Audit, AuditOptions, SplitAuditor};
 use mlsec_data::stream::{ChunkOptions, TableChunks};
 use mlsec_data::table::{read_table, Column, ColumnData, Table};
@@ -185,32 +188,6 @@ fn csv_blocks_give_the_whole_split_audit() {
     }
 }
 
-fn write_parquet(t: &Table, path: &Path) {
-    use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-    use std::sync::Arc;
-    let arrays: Vec<(String, ArrayRef)> = t
-        .columns
-        .iter()
-        .map(|c| {
-            let a: ArrayRef = match &c.data {
-                ColumnData::Int(v) => Arc::new(Int64Array::from(v.clone())),
-                ColumnData::Float(v) => Arc::new(Float64Array::from(v.clone())),
-                ColumnData::Bool(v) => Arc::new(BooleanArray::from(v.clone())),
-                ColumnData::Str(v) => Arc::new(StringArray::from(v.iter().collect::<Vec<_>>())),
-            };
-            (c.name.clone(), a)
-        })
-        .collect();
-    let batch = RecordBatch::try_from_iter(arrays).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_max_row_group_row_count(Some(700))
-        .build();
-    let file = std::fs::File::create(path).unwrap();
-    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), Some(props)).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-}
-
 #[test]
 fn parquet_batches_give_the_whole_split_audit() {
     let dir = tempfile::tempdir().unwrap();
@@ -223,8 +200,8 @@ fn parquet_batches_give_the_whole_split_audit() {
         dir.path().join("train.parquet"),
         dir.path().join("test.parquet"),
     );
-    write_parquet(&train, &train_pq);
-    write_parquet(&test, &test_pq);
+    write_parquet(&train, &train_pq, 700);
+    write_parquet(&test, &test_pq, 700);
     let o = options();
     let whole = audit(&train, &test, "train", "test", &o).unwrap();
     for rows in [333, 5000] {

@@ -5,8 +5,7 @@ use crate::output;
 use anyhow::{bail, Context, Result};
 use mlsec_core::{Finding, Location, Report, Style, TextBody};
 use mlsec_data::drift::{self, DriftOptions, WindowDrift, DISTRIBUTION_DRIFT};
-use mlsec_data::frame::Frame;
-use mlsec_data::reference::{ReferenceData, ReferenceOptions};
+use mlsec_data::reference::ReferenceData;
 use mlsec_data::stats::KsMethod;
 use mlsec_data::stream::{ChunkOptions, FrameChunks};
 use serde::Serialize;
@@ -93,10 +92,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
             ChunkOptions::default(),
         )
     };
-    let reference_options = ReferenceOptions {
-        memory_bytes: args.reference_memory.saturating_mul(1 << 20),
-        spill_dir: None,
-    };
+    let reference_options = args.reference_memory.options();
     let mut reference = mlsec_data::reference::read(open_reference()?, &reference_options)?;
     // The stream is read chunk by chunk: only the reference and the window
     // being compared are held, so the stream may be larger than memory.
@@ -236,19 +232,29 @@ impl TextBody for OutlierResults {
 }
 
 pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<u8> {
-    use mlsec_data::frame::{finite_median, has_gap};
-    use mlsec_data::stats::{IsolationForest, IsolationForestParams};
+    use mlsec_data::stats::IsolationForestParams;
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let reference = Frame::load_features(&args.reference, args.label.as_deref())?;
+    let open_reference = || {
+        FrameChunks::open(
+            &args.reference,
+            args.label.as_deref(),
+            ChunkOptions::default(),
+        )
+    };
+    let reference_options = args.reference_memory.options();
+    let reference = mlsec_data::reference::read(open_reference()?, &reference_options)?;
     bar.set_message(format!("opening {}", args.batch));
     // The batch is scored chunk by chunk: it may be larger than memory.
     let mut batch = FrameChunks::open(&args.batch, args.label.as_deref(), ChunkOptions::default())?;
-    let names: Vec<String> = reference
-        .names
+    let reference_names = match &reference {
+        ReferenceData::Whole(f) => &f.names,
+        ReferenceData::Sorted(s) => &s.names,
+    };
+    let (features, names): (Vec<usize>, Vec<&String>) = reference_names
         .iter()
-        .filter(|n| batch.names().contains(n))
-        .cloned()
-        .collect();
+        .enumerate()
+        .filter(|(_, n)| batch.names().contains(n))
+        .unzip();
     if names.is_empty() {
         bail!(
             "{} and {} share no numeric feature",
@@ -258,30 +264,39 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
     }
     let batch_at: Vec<usize> = names
         .iter()
-        .filter_map(|n| batch.names().iter().position(|m| m == n))
+        .filter_map(|n| batch.names().iter().position(|m| m == *n))
         .collect();
-    let columns: Vec<&[f64]> = names
-        .iter()
-        .map(|n| reference.feature(n).unwrap_or(&[]))
-        .collect();
-    // A gap is filled with the reference's median, computed the first time
-    // a feature needs it (the reference's own gaps, then the batch's).
-    let mut fill: Vec<Option<f64>> = columns
-        .iter()
-        .map(|c| has_gap(c).then(|| finite_median(c)))
-        .collect();
-    let fill_values =
-        |fill: &[Option<f64>]| fill.iter().map(|f| f.unwrap_or(0.0)).collect::<Vec<_>>();
-    bar.set_message("fitting the Isolation Forest".to_string());
+    if let ReferenceData::Sorted(_) = &reference {
+        if args.reference == "-" {
+            bail!(
+                "a reference over --reference-memory is read again for the rows the forest \
+                 samples, which standard input cannot be: give a file or more memory"
+            );
+        }
+        bar.set_message(format!(
+            "reading {} again for the forest's samples",
+            args.reference
+        ));
+    } else {
+        bar.set_message("fitting the Isolation Forest".to_string());
+    }
     let params = IsolationForestParams {
         n_estimators: args.trees,
         max_samples: args.max_samples,
         seed: args.seed,
         contamination: args.contamination,
     };
-    let forest = IsolationForest::fit_columns(&columns, &fill_values(&fill), &params)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| args.reference.clone())?;
+    // A gap (in the reference or the batch) reads as the reference's
+    // median of that feature.
+    let (forest, fill) = mlsec_data::reference::rows::fit_forest(
+        &reference,
+        features,
+        &params,
+        &open_reference,
+        &reference_options,
+    )
+    .map_err(anyhow::Error::msg)
+    .with_context(|| args.reference.clone())?;
     let offset = args.threshold.unwrap_or(forest.offset);
     let mut scores_out = match &args.scores_out {
         Some(path) => Some(ScoresFile::create(path)?),
@@ -297,13 +312,8 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
             .iter()
             .map(|&j| chunk.columns[j].as_slice())
             .collect();
-        for (k, c) in cols.iter().enumerate() {
-            if fill[k].is_none() && has_gap(c) {
-                fill[k] = Some(finite_median(columns[k]));
-            }
-        }
         let scores = forest
-            .score_columns(&cols, &fill_values(&fill))
+            .score_columns(&cols, &fill)
             .map_err(anyhow::Error::msg)?;
         if let Some(out) = &mut scores_out {
             out.write(&scores)?;
@@ -350,7 +360,7 @@ pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<
         OutlierResults {
             reference: args.reference.clone(),
             batch: args.batch.clone(),
-            features: names,
+            features: names.into_iter().cloned().collect(),
             rows,
             offset,
             outliers: flagged,

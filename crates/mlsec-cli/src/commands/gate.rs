@@ -108,6 +108,7 @@ pub fn gate(global: &GlobalArgs, args: &GateArgs) -> Result<u8> {
         policy: &policy,
         policy_dir: &policy_dir,
         chunks: ChunkOptions::default(),
+        reference_options: args.reference_memory.options(),
     })
     .map_err(|e| anyhow!(e))?;
     if let Some(path) = &args.accepted {

@@ -9,8 +9,10 @@ pub mod manifest;
 pub mod policy;
 
 use crate::frame::Frame;
+use crate::reference::rows as reference;
+use crate::reference::{ReferenceData, ReferenceOptions};
 use crate::stats::{self, IsolationForest, IsolationForestParams, KsMethod};
-use crate::stream::{ChunkOptions, TableChunks};
+use crate::stream::{ChunkOptions, FrameChunks, TableChunks};
 use crate::table::{ColumnData, Table};
 use mlsec_core::{Finding, Location, OwaspMl, Rule, RuleDocs, Severity, Stage};
 use policy::{ColumnType, Policy, UnknownColumns};
@@ -158,6 +160,9 @@ pub struct GateInput<'a> {
     /// How the batch is read: in chunks of this size, so that it may be
     /// larger than memory.
     pub chunks: ChunkOptions,
+    /// How much of the reference is held in memory; past it, its columns
+    /// are sorted on disk and the rows the screens sample read again.
+    pub reference_options: ReferenceOptions,
 }
 
 /// The row as CSV text, for the quarantine file and the ledger.
@@ -213,9 +218,11 @@ enum Check {
 }
 
 /// Runs the gate on one batch. The batch is read in chunks: memory holds
-/// the reference, the batch's numeric features (for the KS and PSI
-/// screen), a digest of each value of a `unique` column and the reasons
-/// of held rows, never the batch's table whole.
+/// the batch's numeric features (for the KS and PSI screen), a digest of
+/// each value of a `unique` column and the reasons of held rows, never the
+/// batch's table whole. The reference is held while it fits
+/// `reference_options`; a larger one is sorted on disk and read again for
+/// the rows the row screens sample.
 pub fn run(input: &GateInput) -> Result<Outcome, String> {
     let policy = input.policy;
     // Streamed: the batch is hashed without holding it.
@@ -257,8 +264,26 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
             return Ok(out);
         }
     }
-    let reference =
-        Frame::load(input.reference, policy.label.as_deref()).map_err(|e| e.to_string())?;
+    let reopen = || {
+        FrameChunks::open(
+            input.reference,
+            policy.label.as_deref(),
+            ChunkOptions::default(),
+        )
+        .map(FrameChunks::keeping_labels)
+    };
+    let reference = crate::reference::read(
+        reopen().map_err(|e| e.to_string())?,
+        &input.reference_options,
+    )
+    .map_err(|e| e.to_string())?;
+    if let ReferenceData::Sorted(_) = &reference {
+        if input.reference == "-" && (policy.outliers.is_some() || policy.labels.is_some()) {
+            return Err("a reference over its memory budget is read again for the row screens \
+                 ([outliers], [labels]), which standard input cannot be: give a file or more memory"
+                .into());
+        }
+    }
     let mut schema = SchemaCheck::new(policy, chunks.names());
     let mut features: Option<BatchFeatures> = None;
     let mut rows_screen: Option<RowScreens> = None;
@@ -274,7 +299,13 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         features.add(&frame);
         // 4. Row outliers and 5. label disagreement, a chunk at a time.
         if rows_screen.is_none() {
-            rows_screen = Some(RowScreens::new(policy, &reference, &frame)?);
+            rows_screen = Some(RowScreens::new(
+                policy,
+                &reference,
+                &frame,
+                &reopen,
+                &input.reference_options,
+            )?);
         }
         if let Some(s) = &rows_screen {
             s.check(&frame, first, &mut reasons)?;
@@ -553,25 +584,38 @@ impl BatchFeatures {
 
 fn screen(
     policy: &Policy,
-    reference: &Frame,
+    reference: &ReferenceData,
     batch: &BatchFeatures,
     shown: &str,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let d = &policy.distribution;
     let mut reasons = Vec::new();
-    let shared: Vec<(&String, &[f64], &[f64])> = reference
-        .names
+    let names = match reference {
+        ReferenceData::Whole(f) => &f.names,
+        ReferenceData::Sorted(s) => &s.names,
+    };
+    let shared: Vec<(&String, usize, &[f64])> = names
         .iter()
-        .zip(&reference.columns)
-        .filter_map(|(name, r)| {
+        .enumerate()
+        .filter_map(|(k, name)| {
             let i = batch.names.iter().position(|n| n == name)?;
-            Some((name, r.as_slice(), batch.columns[i].as_slice()))
+            Some((name, k, batch.columns[i].as_slice()))
         })
         .collect();
+    // A sorted reference is compared by binary search (the same numbers
+    // as the unsorted method, `stats::sorted`).
     let compared = stats::on_threads(shared.len(), |range| {
         range
-            .map(|k| stats::compare(shared[k].1, shared[k].2, KsMethod::Auto, 10))
+            .map(|i| {
+                let (_, k, b) = shared[i];
+                match reference {
+                    ReferenceData::Whole(f) => stats::compare(&f.columns[k], b, KsMethod::Auto, 10),
+                    ReferenceData::Sorted(s) => {
+                        stats::sorted::compare_sorted(s.column(k), b, KsMethod::Auto, 10)
+                    }
+                }
+            })
             .collect()
     });
     for (&(name, _, _), c) in shared.iter().zip(compared) {
@@ -594,10 +638,23 @@ fn screen(
             psi,
         });
     }
-    if let (Some(rl), Some(bl)) = (&reference.labels, &batch.labels) {
+    let reference_labels: Option<BTreeMap<&str, f64>> = match reference {
+        ReferenceData::Whole(f) => f.labels.as_ref().map(|labels| {
+            let mut counts = BTreeMap::new();
+            for l in labels {
+                *counts.entry(l.as_str()).or_default() += 1.0;
+            }
+            counts
+        }),
+        ReferenceData::Sorted(s) => s
+            .label_counts
+            .as_ref()
+            .map(|c| c.iter().map(|(l, &n)| (l.as_str(), n as f64)).collect()),
+    };
+    if let (Some(rl), Some(bl)) = (reference_labels, &batch.labels) {
         let mut classes: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
-        for l in rl {
-            classes.entry(l).or_default().0 += 1.0;
+        for (l, n) in rl {
+            classes.entry(l).or_default().0 += n;
         }
         for (l, &n) in bl {
             classes.entry(l).or_default().1 += n;
@@ -645,47 +702,60 @@ struct RowScreens {
 }
 
 impl RowScreens {
-    fn new(policy: &Policy, reference: &Frame, first: &Frame) -> Result<RowScreens, String> {
-        let names = reference.shared_features(first);
-        let fill: Vec<f64> = names
+    fn new(
+        policy: &Policy,
+        reference: &ReferenceData,
+        first: &Frame,
+        reopen: reference::Reopen,
+        options: &ReferenceOptions,
+    ) -> Result<RowScreens, String> {
+        let (all_names, has_labels) = match reference {
+            ReferenceData::Whole(f) => (&f.names, f.labels.is_some()),
+            ReferenceData::Sorted(s) => (&s.names, s.label_counts.is_some()),
+        };
+        let (features, names): (Vec<usize>, Vec<String>) = all_names
             .iter()
-            .map(|n| {
-                reference
-                    .feature(n)
-                    .map_or(0.0, crate::frame::finite_median)
-            })
-            .collect();
+            .enumerate()
+            .filter(|(_, n)| first.names.contains(n))
+            .map(|(k, n)| (k, n.clone()))
+            .unzip();
         let mut screens = RowScreens {
             names,
-            fill,
+            fill: Vec::new(),
             forest: None,
             neighbours: None,
         };
         if screens.names.is_empty() {
             return Ok(screens);
         }
-        // Read where they lie, gaps filled on the fly: a row-major copy of
-        // the reference would double its memory, and the forest reads only
+        let params = policy.outliers.as_ref().map(|o| IsolationForestParams {
+            n_estimators: o.trees,
+            seed: o.seed,
+            contamination: o.contamination,
+            ..IsolationForestParams::default()
+        });
+        let labels = policy.labels.as_ref().filter(|_| has_labels);
+        // Read where they lie (a reference on disk: gathered in a second
+        // pass), gaps filled on the fly: the forest reads only
         // `max_samples` rows per tree, the label screen a sample.
-        let columns: Vec<&[f64]> = screens
-            .names
-            .iter()
-            .map(|n| reference.feature(n).unwrap_or(&[]))
-            .collect();
-        if let Some(o) = &policy.outliers {
-            let params = IsolationForestParams {
-                n_estimators: o.trees,
-                seed: o.seed,
-                contamination: o.contamination,
-                ..IsolationForestParams::default()
-            };
-            let forest = IsolationForest::fit_columns(&columns, &screens.fill, &params)?;
+        let rows = reference::ReferenceRows::read(
+            reference,
+            features,
+            &reference::Wanted {
+                forest: params.as_ref(),
+                neighbours: labels.map(|l| l.max_reference),
+            },
+            reopen,
+        )?;
+        if let (Some(o), Some(params)) = (&policy.outliers, &params) {
+            let forest = rows.fit_forest(reference, params, reopen, options)?;
             let threshold = o.threshold.unwrap_or(forest.offset);
             screens.forest = Some((forest, threshold));
         }
-        if let (Some(l), Some(rl)) = (&policy.labels, &reference.labels) {
-            screens.neighbours = Some(LabelNeighbours::new(l, &columns, &screens.fill, rl));
+        if let Some(l) = labels {
+            screens.neighbours = Some(LabelNeighbours::new(l, &rows));
         }
+        screens.fill = rows.fill;
         Ok(screens)
     }
 
@@ -787,52 +857,17 @@ struct LabelNeighbours {
 }
 
 impl LabelNeighbours {
-    /// `columns` are the reference's features, a non-finite value read as
-    /// its feature's `fill`.
-    fn new(
-        l: &policy::Labels,
-        columns: &[&[f64]],
-        fill: &[f64],
-        ref_labels: &[String],
-    ) -> LabelNeighbours {
-        let d = columns.len();
-        let value = |r: usize, c: usize| {
-            let v = columns[c][r];
-            if v.is_finite() {
-                v
-            } else {
-                fill[c]
-            }
-        };
-        let n_ref = ref_labels.len();
-        let (mut mean, mut sd) = (vec![0.0; d], vec![0.0; d]);
-        for (c, m) in mean.iter_mut().enumerate() {
-            for r in 0..n_ref {
-                *m += value(r, c);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n_ref.max(1) as f64);
-        for (c, s) in sd.iter_mut().enumerate() {
-            for r in 0..n_ref {
-                *s += (value(r, c) - mean[c]).powi(2);
-            }
-        }
-        sd.iter_mut()
-            .for_each(|s| *s = (*s / n_ref.max(1) as f64).sqrt().max(1e-12));
-        let mut idx: Vec<usize> = (0..n_ref).collect();
-        if n_ref > l.max_reference {
-            use rand_chacha::rand_core::{RngCore, SeedableRng};
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6c61_6265_6c73);
-            for i in 0..l.max_reference {
-                let j = i + ((rng.next_u64() as u128 * (n_ref - i) as u128) >> 64) as usize;
-                idx.swap(i, j);
-            }
-            idx.truncate(l.max_reference);
-        }
+    fn new(l: &policy::Labels, rows: &reference::ReferenceRows) -> LabelNeighbours {
+        let d = rows.fill.len();
+        let (mean, sd) = rows
+            .moments
+            .clone()
+            .expect("the label screen's reference rows carry their moments");
+        let idx = reference::neighbour_rows(rows.n, l.max_reference);
         let z = idx
             .iter()
             .flat_map(|&r| (0..d).map(move |c| (r, c)))
-            .map(|(r, c)| (value(r, c) - mean[c]) / sd[c])
+            .map(|(r, c)| (rows.value(r, c) - mean[c]) / sd[c])
             .collect();
         LabelNeighbours {
             k: l.k.min(idx.len()),
@@ -841,7 +876,7 @@ impl LabelNeighbours {
             mean,
             sd,
             z,
-            labels: idx.iter().map(|&r| ref_labels[r].clone()).collect(),
+            labels: idx.iter().map(|&r| rows.label(r).to_string()).collect(),
         }
     }
 

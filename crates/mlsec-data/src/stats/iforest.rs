@@ -202,40 +202,93 @@ impl IsolationForest {
         Self::fit_by(n, columns.len(), &value, params)
     }
 
+    /// Grows the trees on `n` rows read through `value(row, feature)`,
+    /// finite values only; then, with `contamination`, scores every row
+    /// for the offset. A caller that cannot reach every row at once (a
+    /// reference on disk) grows with [`IsolationForest::grow`], reading
+    /// only [`IsolationForest::sampled_rows`], and sets the offset with
+    /// [`IsolationForest::set_contamination_offset`].
     fn fit_by(
         n: usize,
         d: usize,
         value: &(dyn Fn(usize, usize) -> f64 + Sync),
         params: &IsolationForestParams,
     ) -> Result<Self, String> {
+        let mut forest = Self::grow(n, d, value, params)?;
+        if let Some(c) = params.contamination {
+            let mut scores = forest.score_by(n, value);
+            scores.sort_unstable_by(f64::total_cmp);
+            forest.set_contamination_offset(&scores, c)?;
+        }
+        Ok(forest)
+    }
+
+    /// The rows of `0..n` tree `t` is grown on, drawn by the tree's own
+    /// random stream, which growing the tree then goes on drawing from.
+    fn tree_sample(
+        n: usize,
+        params: &IsolationForestParams,
+        t: usize,
+    ) -> (rand_chacha::ChaCha8Rng, Vec<usize>) {
+        let max_samples = params.max_samples.min(n).max(1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+            params.seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        // Partial Fisher–Yates: `max_samples` distinct rows.
+        let rows: Vec<usize> = if n <= 4 * max_samples {
+            let mut all: Vec<usize> = (0..n).collect();
+            for i in 0..max_samples {
+                let j = i + below(&mut rng, n - i);
+                all.swap(i, j);
+            }
+            all.truncate(max_samples);
+            all
+        } else {
+            let mut seen = std::collections::HashSet::with_capacity(max_samples * 2);
+            let mut out = Vec::with_capacity(max_samples);
+            while out.len() < max_samples {
+                let r = below(&mut rng, n);
+                if seen.insert(r) {
+                    out.push(r);
+                }
+            }
+            out
+        };
+        (rng, rows)
+    }
+
+    /// Every row of `0..n` that growing a forest with `params` reads,
+    /// ascending: at most `n_estimators × max_samples` of them, so a
+    /// reference too large to hold need only have these rows gathered.
+    pub fn sampled_rows(n: usize, params: &IsolationForestParams) -> Vec<usize> {
+        let mut rows: Vec<usize> = on_threads(params.n_estimators, |range| {
+            range
+                .flat_map(|t| Self::tree_sample(n, params, t).1)
+                .collect()
+        });
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// Grows the trees reading only [`IsolationForest::sampled_rows`]
+    /// through `value(row, feature)` (finite values); the offset is
+    /// scikit-learn's "auto" (−0.5) whatever `params.contamination` says.
+    pub fn grow(
+        n: usize,
+        d: usize,
+        value: &(dyn Fn(usize, usize) -> f64 + Sync),
+        params: &IsolationForestParams,
+    ) -> Result<Self, String> {
+        if n == 0 || d == 0 {
+            return Err("Isolation Forest needs a non-empty table of rows × features".into());
+        }
         let max_samples = params.max_samples.min(n).max(1);
         let max_depth = (max_samples.max(2) as f64).log2().ceil() as usize;
         let trees: Vec<Vec<Node>> = on_threads(params.n_estimators, |range| {
             range
                 .map(|t| {
-                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
-                        params.seed ^ (t as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                    );
-                    // Partial Fisher–Yates: `max_samples` distinct rows.
-                    let mut rows: Vec<usize> = if n <= 4 * max_samples {
-                        let mut all: Vec<usize> = (0..n).collect();
-                        for i in 0..max_samples {
-                            let j = i + below(&mut rng, n - i);
-                            all.swap(i, j);
-                        }
-                        all.truncate(max_samples);
-                        all
-                    } else {
-                        let mut seen = std::collections::HashSet::with_capacity(max_samples * 2);
-                        let mut out = Vec::with_capacity(max_samples);
-                        while out.len() < max_samples {
-                            let r = below(&mut rng, n);
-                            if seen.insert(r) {
-                                out.push(r);
-                            }
-                        }
-                        out
-                    };
+                    let (rng, mut rows) = Self::tree_sample(n, params, t);
                     let mut g = Grower {
                         value,
                         d,
@@ -282,15 +335,21 @@ impl IsolationForest {
                 }
             }
         }
-        if let Some(c) = params.contamination {
-            if !(0.0..=0.5).contains(&c) {
-                return Err(format!("contamination {c} is outside [0, 0.5]"));
-            }
-            let mut scores = forest.score_by(n, value);
-            scores.sort_unstable_by(f64::total_cmp);
-            forest.offset = percentile(&scores, 100.0 * c);
-        }
         Ok(forest)
+    }
+
+    /// scikit-learn's offset for `contamination`: that percentile of the
+    /// training rows' scores, given ascending (`sorted_scores`).
+    pub fn set_contamination_offset(
+        &mut self,
+        sorted_scores: &[f64],
+        contamination: f64,
+    ) -> Result<(), String> {
+        if !(0.0..=0.5).contains(&contamination) {
+            return Err(format!("contamination {contamination} is outside [0, 0.5]"));
+        }
+        self.offset = percentile(sorted_scores, 100.0 * contamination);
+        Ok(())
     }
 
     /// Mean path lengths of a block of rows (row-major, `n_features` wide;

@@ -10,6 +10,8 @@
 //! of its rows; those come from a second pass over the file, in row order,
 //! so that the results are bit-identical to a reference held in memory.
 
+pub mod rows;
+
 use crate::error::{DataError, ErrorKind, Result};
 use crate::frame::Frame;
 use crate::stream::FrameChunks;
@@ -50,6 +52,10 @@ pub struct SortedReference {
     columns: Vec<SortedColumn>,
     /// Per column: numbers counted and their sum, in row order.
     sums: Vec<(usize, f64)>,
+    /// Per column: finite numbers counted and their sum, in row order.
+    finite_sums: Vec<(usize, f64)>,
+    /// How many rows carry each label, when the chunks carried labels.
+    pub label_counts: Option<std::collections::BTreeMap<String, usize>>,
     /// What MMD needs, once [`SortedReference::prepare_mmd`] has run.
     pub mmd: Option<MmdReference>,
     /// Holds the folder (and so the files) for as long as the maps live.
@@ -69,18 +75,73 @@ pub struct MmdReference {
     pub values: Vec<f64>,
 }
 
-enum SortedColumn {
+/// One sorted column's numbers, in a memory-mapped file.
+pub enum SortedColumn {
     Empty,
     Mapped(memmap2::Mmap),
+}
+
+impl SortedColumn {
+    fn numbers(&self) -> &[f64] {
+        match self {
+            SortedColumn::Empty => &[],
+            SortedColumn::Mapped(m) => as_numbers(m),
+        }
+    }
 }
 
 impl SortedReference {
     /// Column `k`'s numbers, sorted.
     pub fn column(&self, k: usize) -> &[f64] {
-        match &self.columns[k] {
-            SortedColumn::Empty => &[],
-            SortedColumn::Mapped(m) => as_numbers(m),
+        self.columns[k].numbers()
+    }
+
+    /// Column `k`'s finite numbers: how many, and their sum in row order.
+    pub fn finite_sum(&self, k: usize) -> (usize, f64) {
+        self.finite_sums[k]
+    }
+
+    /// The median of column `k`'s finite numbers as
+    /// [`crate::frame::finite_median`] takes it (the upper one of an even
+    /// count), read off the sorted column; 0 when it has none.
+    pub fn finite_median(&self, k: usize) -> f64 {
+        let c = self.column(k);
+        // Sorted by total order: −∞ first, +∞ last, NaN left out.
+        let lo = c.partition_point(|x| *x == f64::NEG_INFINITY);
+        let hi = c.partition_point(|x| *x != f64::INFINITY);
+        if hi <= lo {
+            return 0.0;
         }
+        c[lo + (hi - lo) / 2]
+    }
+
+    /// Reads the reference again, in row order, handing `visit` each
+    /// chunk and the index of its first row. `reopen` opens the same file
+    /// again; one whose columns or row count changed since the first pass
+    /// is an error (a visit that saw part of it has then been misled, so
+    /// the caller drops what it gathered).
+    pub fn read_again(
+        &self,
+        reopen: impl FnOnce() -> Result<FrameChunks>,
+        mut visit: impl FnMut(&Frame, usize) -> Result<()>,
+    ) -> Result<()> {
+        let chunks = reopen()?;
+        if chunks.names() != self.names.as_slice() {
+            return Err(changed());
+        }
+        let mut first_row = 0usize;
+        for chunk in chunks {
+            let chunk = chunk?;
+            if first_row + chunk.rows > self.rows {
+                return Err(changed());
+            }
+            visit(&chunk, first_row)?;
+            first_row += chunk.rows;
+        }
+        if first_row != self.rows {
+            return Err(changed());
+        }
+        Ok(())
     }
 
     /// Reads the reference's numbers a second time, in row order, for the
@@ -101,19 +162,7 @@ impl SortedReference {
         let mut squares = vec![0.0f64; width];
         let mut values = Vec::with_capacity(rows.len() * width);
         let mut wanted = rows.iter().copied().peekable();
-        let changed = || {
-            DataError::new(
-                ErrorKind::Integrity,
-                "the reference changed between its two passes",
-            )
-        };
-        let chunks = reopen()?;
-        if chunks.names() != self.names.as_slice() {
-            return Err(changed());
-        }
-        let mut first_row = 0usize;
-        for chunk in chunks {
-            let chunk = chunk?;
+        self.read_again(reopen, |chunk, first_row| {
             for (k, column) in chunk.columns.iter().enumerate() {
                 let m = mean[k];
                 let acc = &mut squares[k];
@@ -128,9 +177,9 @@ impl SortedReference {
                 values.extend(chunk.columns.iter().map(|c| c[r - first_row]));
                 wanted.next();
             }
-            first_row += chunk.rows;
-        }
-        if first_row != self.rows || wanted.next().is_some() {
+            Ok(())
+        })?;
+        if wanted.next().is_some() {
             return Err(changed());
         }
         let sd = squares
@@ -155,6 +204,13 @@ impl SortedReference {
     }
 }
 
+fn changed() -> DataError {
+    DataError::new(
+        ErrorKind::Integrity,
+        "the reference changed between its two passes",
+    )
+}
+
 /// The bytes of a sorted run or column as the numbers they hold.
 fn as_numbers(bytes: &[u8]) -> &[f64] {
     // Written by this process in native byte order; a map starts on a page
@@ -176,27 +232,51 @@ pub fn read(chunks: FrameChunks, opts: &ReferenceOptions) -> Result<ReferenceDat
     let width = names.len();
     let mut columns: Vec<Vec<f64>> = vec![Vec::new(); width];
     let mut sums = vec![(0usize, 0.0f64); width];
+    let mut finite_sums = vec![(0usize, 0.0f64); width];
+    // Labels are held row by row while the reference is; once it spills,
+    // only their counts are kept (all the label screens read of a
+    // reference on disk besides a second pass).
+    let mut labels: Option<Vec<String>> = chunks.has_labels().then(Vec::new);
+    let mut label_bytes = 0u64;
+    let mut label_counts: Option<std::collections::BTreeMap<String, usize>> = None;
     let mut rows = 0usize;
     let mut spill: Option<Spill> = None;
     for chunk in chunks {
         let chunk = chunk?;
         for (k, part) in chunk.columns.iter().enumerate() {
-            let (n, sum) = &mut sums[k];
-            for &x in part.iter().filter(|x| !x.is_nan()) {
-                *n += 1;
-                *sum += x;
-            }
             if spill.is_some() {
+                add_sums(part, &mut sums[k], &mut finite_sums[k]);
                 columns[k].extend(part.iter().copied().filter(|x| !x.is_nan()));
             } else {
                 columns[k].extend_from_slice(part);
             }
         }
+        if let Some(part) = chunk.labels {
+            if let Some(counts) = &mut label_counts {
+                count_labels(counts, part);
+            } else if let Some(held) = &mut labels {
+                // A String's heap bytes and its own 24.
+                label_bytes += part.iter().map(|l| l.len() as u64 + 24).sum::<u64>();
+                held.extend(part);
+            }
+        }
         rows += chunk.rows;
-        let held: u64 = columns.iter().map(|c| c.len() as u64 * 8).sum();
+        let held: u64 = columns.iter().map(|c| c.len() as u64 * 8).sum::<u64>() + label_bytes;
         if held > opts.memory_bytes {
             if spill.is_none() {
+                // The sums only a spilled reference needs, over the rows
+                // held so far, in row order: the additions a held
+                // reference's own sums make, so the bits are the same.
+                for (k, c) in columns.iter().enumerate() {
+                    add_sums(c, &mut sums[k], &mut finite_sums[k]);
+                }
                 spill = Some(Spill::new(opts.spill_dir.as_deref(), width)?);
+                if let Some(held) = labels.take() {
+                    let mut counts = std::collections::BTreeMap::new();
+                    count_labels(&mut counts, held);
+                    label_counts = Some(counts);
+                    label_bytes = 0;
+                }
             }
             if let Some(s) = &mut spill {
                 s.write_run(&mut columns)?;
@@ -207,10 +287,13 @@ pub fn read(chunks: FrameChunks, opts: &ReferenceOptions) -> Result<ReferenceDat
         for c in &mut columns {
             c.shrink_to_fit();
         }
+        if let Some(l) = &mut labels {
+            l.shrink_to_fit();
+        }
         return Ok(ReferenceData::Whole(Frame {
             names,
             columns,
-            labels: None,
+            labels,
             rows,
             skipped,
         }));
@@ -225,9 +308,98 @@ pub fn read(chunks: FrameChunks, opts: &ReferenceOptions) -> Result<ReferenceDat
         rows,
         columns: sorted,
         sums,
+        finite_sums,
+        label_counts,
         mmd: None,
         _folder: spill.folder,
     }))
+}
+
+/// Adds a column's numbers to its count and sum, and its finite numbers
+/// to theirs, in row order.
+fn add_sums(part: &[f64], (n, sum): &mut (usize, f64), (finite, finite_sum): &mut (usize, f64)) {
+    for &x in part.iter().filter(|x| !x.is_nan()) {
+        *n += 1;
+        *sum += x;
+        if x.is_finite() {
+            *finite += 1;
+            *finite_sum += x;
+        }
+    }
+}
+
+fn count_labels(counts: &mut std::collections::BTreeMap<String, usize>, labels: Vec<String>) {
+    for l in labels {
+        *counts.entry(l).or_default() += 1;
+    }
+}
+
+/// Numbers to be sorted that may not fit in memory (the scores of every
+/// reference row, for a contamination offset): held while they fit the
+/// budget, and past it sorted into runs on disk and merged, as a
+/// reference's columns are.
+pub struct NumberSorter {
+    held: Vec<f64>,
+    memory_bytes: u64,
+    spill_dir: Option<PathBuf>,
+    spill: Option<Spill>,
+}
+
+/// What a [`NumberSorter`] gives: its numbers ascending, NaN left out.
+pub enum SortedNumbers {
+    Held(Vec<f64>),
+    OnDisk {
+        column: SortedColumn,
+        _folder: tempfile::TempDir,
+    },
+}
+
+impl SortedNumbers {
+    pub fn as_slice(&self) -> &[f64] {
+        match self {
+            SortedNumbers::Held(v) => v,
+            SortedNumbers::OnDisk { column, .. } => column.numbers(),
+        }
+    }
+}
+
+impl NumberSorter {
+    pub fn new(opts: &ReferenceOptions) -> NumberSorter {
+        NumberSorter {
+            held: Vec::new(),
+            memory_bytes: opts.memory_bytes,
+            spill_dir: opts.spill_dir.clone(),
+            spill: None,
+        }
+    }
+
+    pub fn push(&mut self, values: &[f64]) -> Result<()> {
+        self.held.extend_from_slice(values);
+        if self.held.len() as u64 * 8 > self.memory_bytes {
+            if self.spill.is_none() {
+                self.spill = Some(Spill::new(self.spill_dir.as_deref(), 1)?);
+            }
+            if let Some(s) = &mut self.spill {
+                s.write_run(std::slice::from_mut(&mut self.held))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<SortedNumbers> {
+        let Some(mut spill) = self.spill else {
+            crate::stats::sorted::sort_numbers(vec![&mut self.held]);
+            return Ok(SortedNumbers::Held(self.held));
+        };
+        if !self.held.is_empty() {
+            spill.write_run(std::slice::from_mut(&mut self.held))?;
+        }
+        let column = spill.merge()?.pop().unwrap_or(SortedColumn::Empty);
+        Ok(SortedNumbers::OnDisk {
+            column,
+            _folder: spill.folder,
+        })
+    }
 }
 
 /// The sorted runs of every column, in a private temporary folder.
