@@ -114,23 +114,16 @@ fn outliers_with_a_reference_over_its_memory_budget_score_the_same() {
     std::fs::write(dir.path().join("batch.csv"), csv(rows.into_iter())).unwrap();
     let spill = tempfile::tempdir().unwrap();
     let score = |mib: &str, out: &str| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .env("TMPDIR", spill.path())
-            .args([
-                "data",
-                "outliers",
-                "--reference",
-                "ref.csv",
-                "--batch",
-                "batch.csv",
-                "--contamination",
-                "0.03",
-                "--reference-memory",
-                mib,
-                "--scores-out",
-                out,
-            ]);
+        let more = [
+            "--contamination",
+            "0.03",
+            "--reference-memory",
+            mib,
+            "--scores-out",
+            out,
+        ];
+        let mut cmd = outliers(dir.path(), &more);
+        cmd.env("TMPDIR", spill.path());
         json_run(cmd, 1)["results"].clone()
     };
     let held = score("1024", "held.npy");
@@ -158,6 +151,21 @@ fn drift_reads_a_csv_stream_from_standard_input() {
     assert_eq!(r["results"]["alarm"], 2, "{}", r["results"]);
 }
 
+/// `data outliers` of `batch.csv` against `ref.csv` in `dir`.
+fn outliers(dir: &std::path::Path, more: &[&str]) -> assert_cmd::Command {
+    let mut cmd = mlsec();
+    cmd.current_dir(dir).args([
+        "data",
+        "outliers",
+        "--reference",
+        "ref.csv",
+        "--batch",
+        "batch.csv",
+    ]);
+    cmd.args(more);
+    cmd
+}
+
 #[test]
 fn outliers_finds_the_planted_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -169,19 +177,7 @@ fn outliers_finds_the_planted_rows() {
     // A gap, filled with the reference's median rather than flagged.
     let batch = csv(rows.into_iter()).replacen("\n", "\n0.5,,0.25\n", 1);
     std::fs::write(dir.path().join("batch.csv"), batch).unwrap();
-    let mut cmd = mlsec();
-    cmd.current_dir(dir.path()).args([
-        "data",
-        "outliers",
-        "--reference",
-        "ref.csv",
-        "--batch",
-        "batch.csv",
-        "--top",
-        "8",
-        "--scores-out",
-        "scores.npy",
-    ]);
+    let cmd = outliers(dir.path(), &["--top", "8", "--scores-out", "scores.npy"]);
     let r = json_run(cmd, 1);
     // Row 0 is the gap row; the planted rows moved down by one.
     let scores = mlsec_data::npy::parse(&std::fs::read(dir.path().join("scores.npy")).unwrap())

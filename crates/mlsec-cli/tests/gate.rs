@@ -67,6 +67,27 @@ fn run(dir: &Path, args: &[&str]) {
     c.assert().success();
 }
 
+/// `mlsec attack poison` on `batch.csv`: the poisoned batch and its truth.
+fn poison(dir: &Path, rate: &str, kind: &str, out: &str, truth: &str) {
+    run(
+        dir,
+        &[
+            "attack",
+            "poison",
+            "--data",
+            "batch.csv",
+            "--rate",
+            rate,
+            "--kind",
+            kind,
+            "--out",
+            out,
+            "--truth",
+            truth,
+        ],
+    );
+}
+
 #[test]
 fn the_gate_catches_each_kind_of_poison_with_measured_precision_and_recall() {
     let tmp = tempfile::tempdir().unwrap();
@@ -81,23 +102,7 @@ fn the_gate_catches_each_kind_of_poison_with_measured_precision_and_recall() {
             format!("t-{kind}.csv"),
             format!("p-{kind}.dsse.json"),
         );
-        run(
-            d,
-            &[
-                "attack",
-                "poison",
-                "--data",
-                "batch.csv",
-                "--rate",
-                "0.03",
-                "--kind",
-                kind,
-                "--out",
-                &poisoned,
-                "--truth",
-                &truth,
-            ],
-        );
+        poison(d, "0.03", kind, &poisoned, &truth);
         run(
             d,
             &[
@@ -315,23 +320,7 @@ fn a_reference_over_its_memory_budget_gates_the_same() {
     let d = tmp.path();
     dataset(&d.join("ref.csv"), 6000, 7);
     dataset(&d.join("batch.csv"), 1500, 11);
-    run(
-        d,
-        &[
-            "attack",
-            "poison",
-            "--data",
-            "batch.csv",
-            "--rate",
-            "0.05",
-            "--kind",
-            "inject",
-            "--out",
-            "p.csv",
-            "--truth",
-            "t.csv",
-        ],
-    );
+    poison(d, "0.05", "inject", "p.csv", "t.csv");
     let unsigned = &POLICY[POLICY.find("[schema").unwrap()..];
     let policy = format!("label = \"label\"\n{unsigned}")
         .replace("threshold = -0.62", "contamination = 0.02")

@@ -77,6 +77,14 @@ impl TextBody for DriftResults {
     }
 }
 
+/// Opens a reference for reading in chunks, as often as its passes need.
+fn reference_opener<'a>(
+    path: &'a str,
+    label: Option<&'a str>,
+) -> impl Fn() -> mlsec_data::Result<FrameChunks> + 'a {
+    move || FrameChunks::open(path, label, ChunkOptions::default())
+}
+
 pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
     let method = match args.method.as_str() {
         "auto" => KsMethod::Auto,
@@ -85,13 +93,7 @@ pub fn run(global: &GlobalArgs, args: &DriftArgs) -> Result<u8> {
         other => bail!("unknown --method `{other}` (expected auto, exact or asymp)"),
     };
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let open_reference = || {
-        FrameChunks::open(
-            &args.reference,
-            args.label.as_deref(),
-            ChunkOptions::default(),
-        )
-    };
+    let open_reference = reference_opener(&args.reference, args.label.as_deref());
     let reference_options = args.reference_memory.options();
     let mut reference = mlsec_data::reference::read(open_reference()?, &reference_options)?;
     // The stream is read chunk by chunk: only the reference and the window
@@ -234,13 +236,7 @@ impl TextBody for OutlierResults {
 pub fn outliers(global: &GlobalArgs, args: &crate::cli::OutliersArgs) -> Result<u8> {
     use mlsec_data::stats::IsolationForestParams;
     let bar = crate::commands::data::phase_spinner(global, &format!("reading {}", args.reference));
-    let open_reference = || {
-        FrameChunks::open(
-            &args.reference,
-            args.label.as_deref(),
-            ChunkOptions::default(),
-        )
-    };
+    let open_reference = reference_opener(&args.reference, args.label.as_deref());
     let reference_options = args.reference_memory.options();
     let reference = mlsec_data::reference::read(open_reference()?, &reference_options)?;
     bar.set_message(format!("opening {}", args.batch));
