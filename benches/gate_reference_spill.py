@@ -11,8 +11,9 @@ in three Gaussian classes with a label, and a 100,000-row batch of the
 same classes in which every 33rd row is moved far away and every 29th has
 its label flipped. Gates the batch with the Isolation Forest and label
 screens on, once with an outlier threshold and once with a contamination
-offset (which scores every reference row), then runs `data outliers
---contamination`; each once with the default budget (held in memory) and
+offset (which scores every reference row), then the other way round (the
+large file as the batch, the distribution screen only, so that the batch's
+numbers spill), then runs `data outliers --contamination`; each once with the default budget (held in memory) and
 once with `--reference-memory 32` (sorted into temporary files, the sampled
 rows read again). Reports seconds, the peak of the process's anonymous
 memory (heap) and of its file-backed pages (the mapped sorted columns),
@@ -67,6 +68,8 @@ def main():
         for name, outliers in [("threshold", "threshold = -0.6"), ("contamination", "contamination = 0.01")]:
             with open(f"{d}/{name}.toml", "w") as f:
                 f.write(POLICY.format(outliers=outliers))
+        with open(f"{d}/distribution.toml", "w") as f:
+            f.write(POLICY[:POLICY.index("[outliers]")])
         size = os.path.getsize(f"{d}/ref.csv")
         print(f"reference: {rows:,} rows, {size / 1e6:.0f} MB; batch: 100,000 rows\n")
         print("| command | reference | seconds | peak anonymous MiB | peak file-backed MiB | report |")
@@ -77,6 +80,10 @@ def main():
                                          "--policy", "threshold.toml"]),
             ("gate, contamination 0.01", ["gate", "--reference", "ref.csv", "--batch", "batch.csv",
                                           "--policy", "contamination.toml"]),
+            # The roles swapped: a large batch against a small reference,
+            # the distribution screen only (KS, PSI, label chi-square).
+            ("gate, the reference as a batch against the batch, distribution screen only",
+             ["gate", "--reference", "batch.csv", "--batch", "ref.csv", "--policy", "distribution.toml"]),
             ("outliers, contamination 0.01", ["outliers", "--reference", "ref.csv", "--batch",
                                               "batch.csv", "--label", "label",
                                               "--contamination", "0.01"]),

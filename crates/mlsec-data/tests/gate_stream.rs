@@ -226,8 +226,9 @@ fn rows_are_read_again_in_order_and_a_changed_batch_is_refused() {
 
 /// Past its memory budget the reference is sorted on disk and the rows
 /// the screens sample are gathered in a second pass (a third scores every
-/// row for a contamination offset): the outcome is the held reference's,
-/// bit for bit, for CSV and Parquet references, with gaps in the features.
+/// row for a contamination offset), and so is the batch's numbers past the
+/// same budget: the outcome is that of both held, bit for bit, for CSV and
+/// Parquet references, with gaps in the features.
 #[test]
 fn a_reference_over_its_memory_budget_gives_the_same_outcome() {
     let dir = tempfile::tempdir().unwrap();
@@ -289,6 +290,31 @@ fn a_reference_over_its_memory_budget_gives_the_same_outcome() {
             }
         }
     }
+    // A reference that fits with a batch that does not: the batch is
+    // sorted on disk, the held reference sorted in place for it.
+    dataset(&dir.path().join("small.csv"), 500, 5, false, None);
+    let held = gate_with(
+        dir.path(),
+        "small.csv",
+        "batch.csv",
+        ChunkOptions::default(),
+        POLICY,
+        ReferenceOptions::default(),
+    );
+    assert!(!held.screen.is_empty());
+    let spilled_batch = gate_with(
+        dir.path(),
+        "small.csv",
+        "batch.csv",
+        ChunkOptions::default(),
+        POLICY,
+        ReferenceOptions {
+            // 500 × 6 numbers and 500 labels fit; 900 × 6 numbers do not.
+            memory_bytes: 40_000,
+            spill_dir: Some(dir.path().to_path_buf()),
+        },
+    );
+    assert_eq!(summary(&spilled_batch), summary(&held));
     // The sorted columns went with the reference.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

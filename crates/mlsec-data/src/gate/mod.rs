@@ -10,7 +10,7 @@ pub mod policy;
 
 use crate::frame::Frame;
 use crate::reference::rows as reference;
-use crate::reference::{ReferenceData, ReferenceOptions};
+use crate::reference::{ColumnSorter, ReferenceData, ReferenceOptions};
 use crate::stats::{self, IsolationForest, IsolationForestParams, KsMethod};
 use crate::stream::{ChunkOptions, FrameChunks, TableChunks};
 use crate::table::{ColumnData, Table};
@@ -218,11 +218,11 @@ enum Check {
 }
 
 /// Runs the gate on one batch. The batch is read in chunks: memory holds
-/// the batch's numeric features (for the KS and PSI screen), a digest of
-/// each value of a `unique` column and the reasons of held rows, never the
-/// batch's table whole. The reference is held while it fits
-/// `reference_options`; a larger one is sorted on disk and read again for
-/// the rows the row screens sample.
+/// a digest of each value of a `unique` column and the reasons of held
+/// rows, never the batch's table whole. The reference, and the batch's
+/// numeric features (for the KS and PSI screen), are held while each fits
+/// `reference_options`; past it they are sorted on disk, and the reference
+/// is read again for the rows the row screens sample.
 pub fn run(input: &GateInput) -> Result<Outcome, String> {
     let policy = input.policy;
     // Streamed: the batch is hashed without holding it.
@@ -295,8 +295,9 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         schema.check(&chunk, first);
         let frame = Frame::from_table(&chunk, policy.label.as_deref())
             .map_err(|e| e.at(&shown).to_string())?;
-        let features = features.get_or_insert_with(|| BatchFeatures::new(&frame));
-        features.add(&frame);
+        let features =
+            features.get_or_insert_with(|| BatchFeatures::new(&frame, &input.reference_options));
+        features.add(&frame).map_err(|e| e.to_string())?;
         // 4. Row outliers and 5. label disagreement, a chunk at a time.
         if rows_screen.is_none() {
             rows_screen = Some(RowScreens::new(
@@ -314,8 +315,9 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
     }
     schema.finish(&shown, &mut reasons, &mut out);
     // 3. Distribution screen against the reference.
-    if let Some(features) = &features {
-        screen(policy, &reference, features, &shown, &mut out)?;
+    if let Some(features) = features {
+        let mut reference = reference;
+        screen(policy, &mut reference, features, &shown, &mut out)?;
     }
     if let Some(s) = &rows_screen {
         s.report(&reasons, out.rows, &shown, &mut out);
@@ -551,27 +553,29 @@ impl<'p> SchemaCheck<'p> {
 /// The batch's numeric features and label counts, gathered chunk by chunk
 /// for the distribution screen. The first chunk names the features; a
 /// feature a later chunk holds as text counts as missing there (the
-/// schema, if it declares the column, reports the type).
+/// schema, if it declares the column, reports the type). The numbers are
+/// held while they fit the reference's budget and sorted on disk past it.
 struct BatchFeatures {
     names: Vec<String>,
-    columns: Vec<Vec<f64>>,
+    columns: ColumnSorter,
     labels: Option<BTreeMap<String, f64>>,
 }
 
 impl BatchFeatures {
-    fn new(first: &Frame) -> BatchFeatures {
+    fn new(first: &Frame, options: &ReferenceOptions) -> BatchFeatures {
         BatchFeatures {
             names: first.names.clone(),
-            columns: vec![Vec::new(); first.names.len()],
+            columns: ColumnSorter::new(first.names.len(), options),
             labels: first.labels.as_ref().map(|_| BTreeMap::new()),
         }
     }
 
-    fn add(&mut self, f: &Frame) {
-        for (name, column) in self.names.iter().zip(&mut self.columns) {
-            match f.feature(name) {
-                Some(values) => column.extend_from_slice(values),
-                None => column.resize(column.len() + f.rows, f64::NAN),
+    fn add(&mut self, f: &Frame) -> crate::error::Result<()> {
+        for (k, name) in self.names.iter().enumerate() {
+            // A missing feature's values would be gaps, which KS and PSI
+            // leave out.
+            if let Some(values) = f.feature(name) {
+                self.columns.push(k, values)?;
             }
         }
         if let (Some(counts), Some(labels)) = (&mut self.labels, &f.labels) {
@@ -579,46 +583,68 @@ impl BatchFeatures {
                 *counts.entry(l.clone()).or_default() += 1.0;
             }
         }
+        Ok(())
     }
 }
 
 fn screen(
     policy: &Policy,
-    reference: &ReferenceData,
-    batch: &BatchFeatures,
+    reference: &mut ReferenceData,
+    batch: BatchFeatures,
     shown: &str,
     out: &mut Outcome,
 ) -> Result<(), String> {
     let d = &policy.distribution;
     let mut reasons = Vec::new();
-    let names = match reference {
+    let names = match &*reference {
         ReferenceData::Whole(f) => &f.names,
         ReferenceData::Sorted(s) => &s.names,
     };
-    let shared: Vec<(&String, usize, &[f64])> = names
+    let shared: Vec<(String, usize, usize)> = names
         .iter()
         .enumerate()
         .filter_map(|(k, name)| {
             let i = batch.names.iter().position(|n| n == name)?;
-            Some((name, k, batch.columns[i].as_slice()))
+            Some((name.clone(), k, i))
         })
         .collect();
-    // A sorted reference is compared by binary search (the same numbers
-    // as the unsorted method, `stats::sorted`).
+    let sorted_batch = batch.columns.finish().map_err(|e| e.to_string())?;
+    // A batch on disk is compared with sorted reference columns, copying
+    // neither: a held reference is sorted in place for it (the row
+    // screens, which need its rows, are done by now).
+    if sorted_batch.spilled() {
+        if let ReferenceData::Whole(f) = reference {
+            let compared: Vec<usize> = shared.iter().map(|&(_, k, _)| k).collect();
+            stats::sorted::sort_numbers(
+                f.columns
+                    .iter_mut()
+                    .enumerate()
+                    .filter(|(k, _)| compared.contains(k))
+                    .map(|(_, c)| c)
+                    .collect(),
+            );
+        }
+    }
+    let reference = &*reference;
+    // The same numbers whichever pair of forms (`stats::sorted`).
     let compared = stats::on_threads(shared.len(), |range| {
         range
             .map(|i| {
                 let (_, k, b) = shared[i];
+                let b = sorted_batch.column(b);
                 match reference {
+                    ReferenceData::Whole(f) if sorted_batch.spilled() => {
+                        stats::sorted::compare_both_sorted(&f.columns[k], b, KsMethod::Auto, 10)
+                    }
                     ReferenceData::Whole(f) => stats::compare(&f.columns[k], b, KsMethod::Auto, 10),
                     ReferenceData::Sorted(s) => {
-                        stats::sorted::compare_sorted(s.column(k), b, KsMethod::Auto, 10)
+                        stats::sorted::compare_both_sorted(s.column(k), b, KsMethod::Auto, 10)
                     }
                 }
             })
             .collect()
     });
-    for (&(name, _, _), c) in shared.iter().zip(compared) {
+    for ((name, _, _), c) in shared.iter().zip(compared) {
         let Some(stats::Comparison { ks, psi }) = c else {
             continue;
         };

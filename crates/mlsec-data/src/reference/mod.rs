@@ -334,70 +334,81 @@ fn count_labels(counts: &mut std::collections::BTreeMap<String, usize>, labels: 
     }
 }
 
-/// Numbers to be sorted that may not fit in memory (the scores of every
-/// reference row, for a contamination offset): held while they fit the
-/// budget, and past it sorted into runs on disk and merged, as a
-/// reference's columns are.
-pub struct NumberSorter {
-    held: Vec<f64>,
+/// Columns of numbers to be sorted that may not fit in memory (a gate's
+/// batch, the scores of every reference row for a contamination offset):
+/// held while they fit the budget, and past it sorted into runs on disk
+/// and merged, as a reference's columns are.
+pub struct ColumnSorter {
+    held: Vec<Vec<f64>>,
     memory_bytes: u64,
     spill_dir: Option<PathBuf>,
     spill: Option<Spill>,
 }
 
-/// What a [`NumberSorter`] gives: its numbers ascending, NaN left out.
-pub enum SortedNumbers {
-    Held(Vec<f64>),
-    OnDisk {
-        column: SortedColumn,
-        _folder: tempfile::TempDir,
-    },
+/// What a [`ColumnSorter`] gives: each column's numbers ascending, NaN
+/// left out, held or in memory-mapped files.
+pub struct SortedColumns {
+    held: Vec<Vec<f64>>,
+    mapped: Vec<SortedColumn>,
+    /// Holds the files while they are mapped (none when held).
+    folder: Option<tempfile::TempDir>,
 }
 
-impl SortedNumbers {
-    pub fn as_slice(&self) -> &[f64] {
-        match self {
-            SortedNumbers::Held(v) => v,
-            SortedNumbers::OnDisk { column, .. } => column.numbers(),
+impl SortedColumns {
+    pub fn column(&self, k: usize) -> &[f64] {
+        match self.mapped.get(k) {
+            Some(m) => m.numbers(),
+            None => &self.held[k],
         }
+    }
+
+    /// Whether the numbers went to disk.
+    pub fn spilled(&self) -> bool {
+        self.folder.is_some()
     }
 }
 
-impl NumberSorter {
-    pub fn new(opts: &ReferenceOptions) -> NumberSorter {
-        NumberSorter {
-            held: Vec::new(),
+impl ColumnSorter {
+    pub fn new(width: usize, opts: &ReferenceOptions) -> ColumnSorter {
+        ColumnSorter {
+            held: vec![Vec::new(); width],
             memory_bytes: opts.memory_bytes,
             spill_dir: opts.spill_dir.clone(),
             spill: None,
         }
     }
 
-    pub fn push(&mut self, values: &[f64]) -> Result<()> {
-        self.held.extend_from_slice(values);
-        if self.held.len() as u64 * 8 > self.memory_bytes {
+    /// Appends one chunk's numbers to column `k`.
+    pub fn push(&mut self, k: usize, values: &[f64]) -> Result<()> {
+        self.held[k].extend_from_slice(values);
+        let held: u64 = self.held.iter().map(|c| c.len() as u64 * 8).sum();
+        if held > self.memory_bytes {
             if self.spill.is_none() {
-                self.spill = Some(Spill::new(self.spill_dir.as_deref(), 1)?);
+                self.spill = Some(Spill::new(self.spill_dir.as_deref(), self.held.len())?);
             }
             if let Some(s) = &mut self.spill {
-                s.write_run(std::slice::from_mut(&mut self.held))?;
+                s.write_run(&mut self.held)?;
             }
         }
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<SortedNumbers> {
+    pub fn finish(mut self) -> Result<SortedColumns> {
         let Some(mut spill) = self.spill else {
-            crate::stats::sorted::sort_numbers(vec![&mut self.held]);
-            return Ok(SortedNumbers::Held(self.held));
+            crate::stats::sorted::sort_numbers(self.held.iter_mut().collect());
+            return Ok(SortedColumns {
+                held: self.held,
+                mapped: Vec::new(),
+                folder: None,
+            });
         };
-        if !self.held.is_empty() {
-            spill.write_run(std::slice::from_mut(&mut self.held))?;
+        if self.held.iter().any(|c| !c.is_empty()) {
+            spill.write_run(&mut self.held)?;
         }
-        let column = spill.merge()?.pop().unwrap_or(SortedColumn::Empty);
-        Ok(SortedNumbers::OnDisk {
-            column,
-            _folder: spill.folder,
+        Ok(SortedColumns {
+            held: Vec::new(),
+            mapped: spill.merge()?,
+            folder: Some(spill.folder),
         })
     }
 }
@@ -420,7 +431,7 @@ impl Spill {
         let folder = b.tempdir_in(&parent).map_err(|e| {
             DataError::io(
                 &format!(
-                    "{} (the folder for the sorted reference; set TMPDIR to move it)",
+                    "{} (the folder for sorted columns too large for memory; set TMPDIR to move it)",
                     parent.display()
                 ),
                 &e,

@@ -14,7 +14,7 @@
 //! memory budget.
 
 use crate::error::Result as DataResult;
-use crate::reference::{NumberSorter, ReferenceData, ReferenceOptions, SortedNumbers};
+use crate::reference::{ColumnSorter, ReferenceData, ReferenceOptions, SortedColumns};
 use crate::stats::{IsolationForest, IsolationForestParams};
 use crate::stream::FrameChunks;
 
@@ -201,7 +201,7 @@ impl<'a> ReferenceRows<'a> {
             IsolationForest::grow(self.n, self.fill.len(), &|r, c| self.value(r, c), params)?;
         if let Some(c) = params.contamination {
             let scores = self.sorted_scores(reference, &forest, reopen, options)?;
-            forest.set_contamination_offset(scores.as_slice(), c)?;
+            forest.set_contamination_offset(scores.column(0), c)?;
         }
         Ok(forest)
     }
@@ -215,8 +215,8 @@ impl<'a> ReferenceRows<'a> {
         forest: &IsolationForest,
         reopen: Reopen,
         options: &ReferenceOptions,
-    ) -> Result<SortedNumbers, String> {
-        let mut sorter = NumberSorter::new(options);
+    ) -> Result<SortedColumns, String> {
+        let mut sorter = ColumnSorter::new(1, options);
         match (reference, &self.held) {
             (ReferenceData::Sorted(s), _) => s
                 .read_again(reopen, |chunk, _| {
@@ -228,12 +228,12 @@ impl<'a> ReferenceRows<'a> {
                     let scores = forest
                         .score_columns(&columns, &self.fill)
                         .map_err(crate::error::DataError::malformed)?;
-                    sorter.push(&scores)
+                    sorter.push(0, &scores)
                 })
                 .map_err(|e| e.to_string())?,
             (_, Held::All { columns, .. }) => {
                 let scores = forest.score_columns(columns, &self.fill)?;
-                sorter.push(&scores).map_err(|e| e.to_string())?;
+                sorter.push(0, &scores).map_err(|e| e.to_string())?;
             }
             (ReferenceData::Whole(_), Held::Sampled { .. }) => {
                 unreachable!("a reference held whole is read whole")
@@ -412,8 +412,8 @@ mod tests {
                 let fb = IsolationForest::grow(b.n, d, &|r, c| b.value(r, c), &params).unwrap();
                 let sa = a.sorted_scores(&held, &fa, &reopen, &options).unwrap();
                 let sb = b.sorted_scores(&on_disk, &fb, &reopen, &options).unwrap();
-                prop_assert_eq!(sa.as_slice().len(), rows.len());
-                prop_assert_eq!(bits(sa.as_slice()), bits(sb.as_slice()));
+                prop_assert_eq!(sa.column(0).len(), rows.len());
+                prop_assert_eq!(bits(sa.column(0)), bits(sb.column(0)));
             }
         }
     }

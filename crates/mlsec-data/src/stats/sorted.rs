@@ -27,13 +27,25 @@ pub fn compare_sorted(
     method: KsMethod,
     psi_bins: usize,
 ) -> Option<Comparison> {
-    let a = reference;
     let mut b: Vec<f64> = sample.iter().copied().filter(|v| !v.is_nan()).collect();
+    b.sort_unstable_by(f64::total_cmp);
+    compare_both_sorted(reference, &b, method, psi_bins)
+}
+
+/// [`compare_sorted`] of a sample already sorted ascending and free of
+/// NaN, as a reference is (a batch larger than memory, sorted on disk):
+/// nothing is copied.
+pub fn compare_both_sorted(
+    reference: &[f64],
+    sample: &[f64],
+    method: KsMethod,
+    psi_bins: usize,
+) -> Option<Comparison> {
+    let (a, b) = (reference, sample);
     let (n1, n2) = (a.len(), b.len());
     if n1 == 0 || n2 == 0 {
         return None;
     }
-    b.sort_unstable_by(f64::total_cmp);
 
     let mut e = Extremes::new(n1, n2);
     // Reference values at or below the previous sample value, and sample
@@ -54,7 +66,7 @@ pub fn compare_sorted(
     };
     while j < n2 {
         let v = b[j];
-        let next_j = gallop(&b, j, |x| x <= v);
+        let next_j = gallop(b, j, |x| x <= v);
         let below = gallop(a, i, |x| x < v);
         visit_gap(&mut e, i, below, j);
         let through = gallop(a, below, |x| x <= v);
@@ -74,7 +86,7 @@ pub fn compare_sorted(
                 .map(|&c| sorted.partition_point(|&x| x < c))
                 .collect()
         };
-        psi_from_counts(&below(a), n1, &below(&b), n2)
+        psi_from_counts(&below(a), n1, &below(b), n2)
     };
     Some(Comparison { ks, psi })
 }
