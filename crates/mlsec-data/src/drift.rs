@@ -162,14 +162,7 @@ impl Reference<'_> {
         let Reference::Sortable(f) = self else {
             return false;
         };
-        stats::sorted::sort_numbers(
-            f.columns
-                .iter_mut()
-                .enumerate()
-                .filter(|(i, _)| indices.contains(i))
-                .map(|(_, c)| c)
-                .collect(),
-        );
+        stats::sorted::sort_columns(&mut f.columns, indices);
         true
     }
 }

@@ -615,14 +615,7 @@ fn screen(
     if sorted_batch.spilled() {
         if let ReferenceData::Whole(f) = reference {
             let compared: Vec<usize> = shared.iter().map(|&(_, k, _)| k).collect();
-            stats::sorted::sort_numbers(
-                f.columns
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(k, _)| compared.contains(k))
-                    .map(|(_, c)| c)
-                    .collect(),
-            );
+            stats::sorted::sort_columns(&mut f.columns, &compared);
         }
     }
     let reference = &*reference;

@@ -110,6 +110,19 @@ pub(crate) fn sort_numbers(mut columns: Vec<&mut Vec<f64>>) {
     });
 }
 
+/// [`sort_numbers`] of the columns at `indices` (a frame's compared
+/// features), in place.
+pub(crate) fn sort_columns(columns: &mut [Vec<f64>], indices: &[usize]) {
+    sort_numbers(
+        columns
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| indices.contains(i))
+            .map(|(_, c)| c)
+            .collect(),
+    );
+}
+
 /// `start` plus the length of the prefix of `sorted[start..]` where
 /// `holds` is true (as `partition_point`), found by doubling steps from
 /// `start` and then bisecting the last step. A window's sorted values land
