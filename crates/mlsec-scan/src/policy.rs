@@ -380,6 +380,53 @@ const DENY: &[(&str, Severity, &str)] = &[
     ),
     ("dill.*", Severity::Critical, "deserialises code"),
     ("cloudpickle.*", Severity::Critical, "deserialises code"),
+    // YAML's unsafe loaders build any Python object a tag names
+    // (`!!python/object/apply:os.system`); `safe_load` stays unlisted.
+    (
+        "yaml.unsafe_load",
+        Severity::Critical,
+        "deserialises YAML into arbitrary Python calls",
+    ),
+    (
+        "yaml.unsafe_load_all",
+        Severity::Critical,
+        "deserialises YAML into arbitrary Python calls",
+    ),
+    (
+        "yaml.load",
+        Severity::Critical,
+        "deserialises YAML into arbitrary Python calls (with an unsafe Loader)",
+    ),
+    (
+        "yaml.load_all",
+        Severity::Critical,
+        "deserialises YAML into arbitrary Python calls (with an unsafe Loader)",
+    ),
+    (
+        "yaml.full_load",
+        Severity::Critical,
+        "deserialises YAML into Python objects (CVE-2020-14343)",
+    ),
+    (
+        "yaml.full_load_all",
+        Severity::Critical,
+        "deserialises YAML into Python objects (CVE-2020-14343)",
+    ),
+    (
+        "yaml.UnsafeLoader",
+        Severity::Critical,
+        "deserialises YAML into arbitrary Python calls",
+    ),
+    (
+        "yaml.constructor.*",
+        Severity::Critical,
+        "constructs arbitrary Python objects from YAML",
+    ),
+    (
+        "jsonpickle.*",
+        Severity::Critical,
+        "decodes JSON into arbitrary Python objects and calls",
+    ),
     ("shelve.*", Severity::High, "opens pickle databases"),
     ("joblib.load", Severity::High, "deserialises another pickle"),
     (
@@ -1383,6 +1430,38 @@ mod tests {
         assert!(matches!(
             p.classify("builtins", "getattr"),
             Verdict::Denied { .. }
+        ));
+    }
+
+    #[test]
+    fn deserialisers_that_run_code_are_critical() {
+        let p = Policy::default();
+        for (module, name) in [
+            ("yaml", "unsafe_load"),
+            ("yaml", "load"),
+            ("yaml", "full_load_all"),
+            ("yaml.constructor", "UnsafeConstructor"),
+            ("jsonpickle", "decode"),
+            ("jsonpickle.unpickler", "Unpickler"),
+        ] {
+            assert!(
+                matches!(
+                    p.classify(module, name),
+                    Verdict::Denied {
+                        severity: Severity::Critical,
+                        ..
+                    }
+                ),
+                "{module}.{name}"
+            );
+        }
+        // The safe loader is not critical.
+        assert!(!matches!(
+            p.classify("yaml", "safe_load"),
+            Verdict::Denied {
+                severity: Severity::Critical,
+                ..
+            }
         ));
     }
 
