@@ -1301,26 +1301,29 @@ mod tests {
         );
     }
 
+    /// Each `(module, name)` is denied at `severity`.
+    fn assert_denied_at(p: &Policy, severity: Severity, names: &[(&str, &str)]) {
+        for (module, name) in names {
+            match p.classify(module, name) {
+                Verdict::Denied { severity: s, .. } if s == severity => {}
+                other => panic!("{module}.{name}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn interpreter_internals_are_denied_whatever_the_module() {
         let p = Policy::default();
-        for (module, name) in [
-            ("numpy", "__builtins__"),
-            ("collections.OrderedDict", "__init__.__globals__"),
-            ("builtins", "object.__subclasses__"),
-            ("torch._utils", "_rebuild_tensor.__globals__"),
-        ] {
-            assert!(
-                matches!(
-                    p.classify(module, name),
-                    Verdict::Denied {
-                        severity: Severity::Critical,
-                        ..
-                    }
-                ),
-                "{module}.{name}"
-            );
-        }
+        assert_denied_at(
+            &p,
+            Severity::Critical,
+            &[
+                ("numpy", "__builtins__"),
+                ("collections.OrderedDict", "__init__.__globals__"),
+                ("builtins", "object.__subclasses__"),
+                ("torch._utils", "_rebuild_tensor.__globals__"),
+            ],
+        );
         // Even a policy file cannot allow them.
         let p = Policy::with_toml("[allow]\nglobals = [\"numpy.*\"]").unwrap();
         assert!(matches!(
@@ -1436,25 +1439,18 @@ mod tests {
     #[test]
     fn deserialisers_that_run_code_are_critical() {
         let p = Policy::default();
-        for (module, name) in [
-            ("yaml", "unsafe_load"),
-            ("yaml", "load"),
-            ("yaml", "full_load_all"),
-            ("yaml.constructor", "UnsafeConstructor"),
-            ("jsonpickle", "decode"),
-            ("jsonpickle.unpickler", "Unpickler"),
-        ] {
-            assert!(
-                matches!(
-                    p.classify(module, name),
-                    Verdict::Denied {
-                        severity: Severity::Critical,
-                        ..
-                    }
-                ),
-                "{module}.{name}"
-            );
-        }
+        assert_denied_at(
+            &p,
+            Severity::Critical,
+            &[
+                ("yaml", "unsafe_load"),
+                ("yaml", "load"),
+                ("yaml", "full_load_all"),
+                ("yaml.constructor", "UnsafeConstructor"),
+                ("jsonpickle", "decode"),
+                ("jsonpickle.unpickler", "Unpickler"),
+            ],
+        );
         // The safe loader is not critical.
         assert!(!matches!(
             p.classify("yaml", "safe_load"),
@@ -1468,30 +1464,23 @@ mod tests {
     #[test]
     fn library_classes_that_touch_files_or_processes_are_denied() {
         let p = Policy::default();
-        for (module, name) in [
-            ("numpy", "DataSource"),
-            ("numpy.lib._datasource", "DataSource"),
-            ("numpy", "memmap"),
-            ("numpy._core.memmap", "memmap"),
-            ("numpy.lib._npyio_impl", "NpzFile"),
-            ("numpy.lib._format_impl", "open_memmap"),
-            ("pandas", "HDFStore"),
-            ("pandas", "ExcelWriter"),
-            ("torch.utils.tensorboard.writer", "SummaryWriter"),
-            ("torch.multiprocessing", "Process"),
-            ("torch.library", "Library"),
-        ] {
-            assert!(
-                matches!(
-                    p.classify(module, name),
-                    Verdict::Denied {
-                        severity: Severity::High,
-                        ..
-                    }
-                ),
-                "{module}.{name}"
-            );
-        }
+        assert_denied_at(
+            &p,
+            Severity::High,
+            &[
+                ("numpy", "DataSource"),
+                ("numpy.lib._datasource", "DataSource"),
+                ("numpy", "memmap"),
+                ("numpy._core.memmap", "memmap"),
+                ("numpy.lib._npyio_impl", "NpzFile"),
+                ("numpy.lib._format_impl", "open_memmap"),
+                ("pandas", "HDFStore"),
+                ("pandas", "ExcelWriter"),
+                ("torch.utils.tensorboard.writer", "SummaryWriter"),
+                ("torch.multiprocessing", "Process"),
+                ("torch.library", "Library"),
+            ],
+        );
         // Their neighbours stay library classes.
         for (module, name) in [
             ("pandas.core.frame", "DataFrame"),
