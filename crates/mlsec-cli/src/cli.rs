@@ -727,6 +727,13 @@ pub struct LeakageArgs {
     /// With --images: the correlation from which two images are near-duplicates.
     #[arg(long, value_name = "R", default_value_t = 0.99)]
     pub image_threshold: f64,
+    /// With --images: the largest shift, in pixels, over which the correlation is maximised (at most 8).
+    #[arg(long, value_name = "PIXELS", default_value_t = 1)]
+    pub image_shift: usize,
+    /// With --images: the cosine of the coarse 4×4-pooled descriptors from which a pair is verified
+    /// (lower finds more heavily edited copies, and takes longer).
+    #[arg(long, value_name = "COS", default_value_t = 0.85)]
+    pub image_candidates: f64,
     /// The label column: left out of row comparison, and tested for target leakage.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,

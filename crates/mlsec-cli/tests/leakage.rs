@@ -192,18 +192,42 @@ fn image_copies_across_folders_are_found_and_distinct_images_are_not() {
         });
         other.save(test.join(name)).unwrap();
     }
-    let mut cmd = mlsec();
-    cmd.current_dir(dir.path()).args([
-        "audit", "leakage", "--train", "train", "--test", "test", "--images",
-    ]);
-    let r = json_run(cmd, 1);
-    let pairs: Vec<(u64, u64)> = r["results"]["near_duplicates"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
-        .collect();
-    assert_eq!(pairs, vec![(3, 0), (7, 1)], "{}", r["results"]);
+    let run = |extra: &[&str], code: i32| {
+        let mut cmd = mlsec();
+        cmd.current_dir(dir.path())
+            .args([
+                "audit", "leakage", "--train", "train", "--test", "test", "--images",
+            ])
+            .args(extra);
+        let r = json_run(cmd, code);
+        let pairs: Vec<(u64, u64)> = r["results"]["near_duplicates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+            .collect();
+        pairs
+    };
+    assert_eq!(run(&[], 1), vec![(3, 0), (7, 1)]);
+    // Without shifts the shifted copy is not the same image any more.
+    assert_eq!(run(&["--image-shift", "0"], 1), vec![(3, 0)]);
+    assert_eq!(run(&["--image-shift", "2"], 1), vec![(3, 0), (7, 1)]);
+    for (flag, value, says) in [
+        ("--image-shift", "9", "at most 8 pixels"),
+        ("--image-candidates", "1.5", "from -1 to 1"),
+        ("--image-threshold", "NaN", "from -1 to 1"),
+    ] {
+        let out = mlsec()
+            .current_dir(dir.path())
+            .args([
+                "audit", "leakage", "--train", "train", "--test", "test", "--images", flag, value,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
 }
 
 #[test]

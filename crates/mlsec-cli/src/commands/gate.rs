@@ -341,13 +341,28 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
             args.train.display().to_string(),
             args.test.display().to_string(),
         );
+        for (flag, value) in [
+            ("--image-threshold", args.image_threshold),
+            ("--image-candidates", args.image_candidates),
+        ] {
+            if !(-1.0..=1.0).contains(&value) {
+                bail!("{flag} {value}: a correlation, from -1 to 1");
+            }
+        }
+        if args.image_shift > 8 {
+            bail!(
+                "--image-shift {}: at most 8 pixels (the work grows with the square of the shift)",
+                args.image_shift
+            );
+        }
         // The test split is held; the training split streams through in
         // chunks, so it may be larger than memory.
         let test = Images::load(&ss).map_err(|e| anyhow!(e))?;
         let train = ImageChunks::open(&ts, 4096).map_err(|e| anyhow!(e))?;
         let p = ImageParams {
             threshold: args.image_threshold,
-            ..ImageParams::default()
+            coarse: args.image_candidates,
+            max_shift: args.image_shift,
         };
         let audit = leakage::audit_images(train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
         bar.finish_and_clear();
