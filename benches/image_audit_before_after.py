@@ -19,8 +19,6 @@ brightened, or re-encoded as JPEG (quality 75). Each split is written as
 and a larger training split, the 8,000 digits five times over with their
 brightness changed (40,000 images, uint8 NPY), against the same test split.
 """
-import gzip
-import io
 import json
 import os
 import statistics
@@ -33,6 +31,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+from mnist_planted import planted_split  # noqa: E402
 import time  # noqa: E402
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
@@ -51,32 +50,8 @@ def measured(cmd, cwd):
     return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout
 
 
-def splits():
-    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
-    with gzip.open(os.path.join(root, "mnist-sample-images-idx3-ubyte.gz")) as f:
-        raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
-    train, test = raw[:8000], raw[8000:10000].copy()
-    planted = {}
-    for j in range(0, 2000, 10):
-        i = (j * 37) % 8000
-        src = train[i]
-        kind = (j // 10) % 3
-        if kind == 0:
-            img = np.zeros_like(src)
-            img[:, 1:] = src[:, :-1]
-        elif kind == 1:
-            img = np.minimum(src * 0.7 + 60, 255).astype(np.uint8)
-        else:
-            buf = io.BytesIO()
-            Image.fromarray(src).save(buf, format="JPEG", quality=75)
-            img = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-        test[j] = img
-        planted[j] = i
-    return train, test, planted
-
-
 def main():
-    train, test, planted = splits()
+    train, test, planted = planted_split()
     tmp = tempfile.mkdtemp(prefix="mlsec-image-audit-")
     np.save(os.path.join(tmp, "train.npy"), train)
     np.save(os.path.join(tmp, "test.npy"), test)

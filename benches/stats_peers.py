@@ -229,34 +229,10 @@ with tempfile.TemporaryDirectory() as tmp:
         # 4. Image near-duplicates on the bundled MNIST split: the 8,000 training
         # digits, and 2,000 test digits of which 200 are training digits shifted
         # by one pixel, brightened, or re-encoded as JPEG (quality 75).
-        import gzip
-        import io
         from PIL import Image
         import imagehash
-        root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
-        with gzip.open(os.path.join(root, "mnist-sample-images-idx3-ubyte.gz")) as f:
-            raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
-        # The first 8,000 digits as training and the last 2,000 as test (the
-        # bundled sample's own digits; which ones go where does not matter here).
-        tr_idx = np.arange(0, 8000)
-        te_idx = np.arange(8000, 10000)
-        train_imgs, test_imgs = raw[tr_idx], raw[te_idx].copy()
-        planted = {}
-        for j in range(0, 2000, 10):
-            i = (j * 37) % 8000
-            kind = (j // 10) % 3
-            src = train_imgs[i]
-            if kind == 0:
-                img = np.zeros_like(src)
-                img[:, 1:] = src[:, :-1]
-            elif kind == 1:
-                img = np.minimum(src * 0.7 + 60, 255).astype(np.uint8)
-            else:
-                buf = io.BytesIO()
-                Image.fromarray(src).save(buf, format="JPEG", quality=75)
-                img = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
-            test_imgs[j] = img
-            planted[j] = i
+        from mnist_planted import planted_split
+        train_imgs, test_imgs, planted = planted_split()
         tr_dir, te_dir = os.path.join(tmp, "img-train"), os.path.join(tmp, "img-test")
         os.makedirs(tr_dir)
         os.makedirs(te_dir)

@@ -348,6 +348,32 @@ fn descriptor(img: &[f32], w: usize, h: usize) -> Vec<f32> {
     standardise(&d)
 }
 
+/// The descriptors of an image moved by each shift (pixels moved in from
+/// outside keep the image's own value there).
+fn shifted_descriptors(
+    img: &[f32],
+    w: usize,
+    h: usize,
+    shifts: &[(isize, isize)],
+) -> Vec<Vec<f32>> {
+    shifts
+        .iter()
+        .map(|&(dy, dx)| {
+            let shifted: Vec<f32> = (0..w * h)
+                .map(|k| {
+                    let (x, y) = ((k % w) as isize + dx, (k / w) as isize + dy);
+                    if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
+                        img[k]
+                    } else {
+                        img[y as usize * w + x as usize]
+                    }
+                })
+                .collect();
+            descriptor(&shifted, w, h)
+        })
+        .collect()
+}
+
 /// The largest normalised cross-correlation of `a` and `b` over shifts of
 /// up to `s` pixels, each computed on the overlap.
 fn shifted_ncc(a: &[f32], b: &[f32], w: usize, h: usize, s: usize) -> f64 {
@@ -849,24 +875,10 @@ impl<'a> NearDuplicateSearch<'a> {
         // Test images are described at every shift tried, so that the coarse
         // stage does not lose a shifted copy (pooling is not shift-invariant).
         let descriptors: Vec<f32> = crate::stats::on_threads(test.n, |range| {
-            let mut out = Vec::with_capacity(range.len() * shifts.len() * dim);
-            for j in range {
-                let img = test.image(j);
-                for &(dy, dx) in &shifts {
-                    let shifted: Vec<f32> = (0..w * h)
-                        .map(|k| {
-                            let (x, y) = ((k % w) as isize + dx, (k / w) as isize + dy);
-                            if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
-                                img[k]
-                            } else {
-                                img[y as usize * w + x as usize]
-                            }
-                        })
-                        .collect();
-                    out.extend(descriptor(&shifted, w, h));
-                }
-            }
-            out
+            range
+                .flat_map(|j| shifted_descriptors(test.image(j), w, h, &shifts))
+                .flatten()
+                .collect()
         });
         let views = test.n * shifts.len();
         let step = views.div_ceil(DIRECTION_SAMPLE).max(1);
@@ -1050,28 +1062,8 @@ mod tests {
     /// padded products and the screens must not change its answer.
     fn every_pair(train: &Images, test: &Images, p: &ImageParams) -> Vec<(usize, usize, f64)> {
         let (w, h) = (test.width, test.height);
-        let s = p.max_shift as isize;
         let views: Vec<Vec<Vec<f32>>> = (0..test.n)
-            .map(|j| {
-                let img = test.image(j);
-                let mut out = Vec::new();
-                for dy in -s..=s {
-                    for dx in -s..=s {
-                        let shifted: Vec<f32> = (0..w * h)
-                            .map(|k| {
-                                let (x, y) = ((k % w) as isize + dx, (k / w) as isize + dy);
-                                if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
-                                    img[k]
-                                } else {
-                                    img[y as usize * w + x as usize]
-                                }
-                            })
-                            .collect();
-                        out.push(descriptor(&shifted, w, h));
-                    }
-                }
-                out
-            })
+            .map(|j| shifted_descriptors(test.image(j), w, h, &shifts(p.max_shift)))
             .collect();
         let mut found = Vec::new();
         for (j, views) in views.iter().enumerate() {
