@@ -708,6 +708,7 @@ pub enum AuditCommand {
             MinHash/LSH over character shingles, every candidate verified by exact Jaccard. Both splits are read \
             in chunks: memory holds the test split's row hashes, texts and times, one chunk of the training split \
             and the target-leakage sample (--screen-rows), so the training split may be larger than memory. \
+            With --images both splits are read in chunks, the test split held in blocks of --test-memory. \
             See docs/data.md."
     )]
     Leakage(LeakageArgs),
@@ -734,6 +735,10 @@ pub struct LeakageArgs {
     /// (lower finds more heavily edited copies, and takes longer).
     #[arg(long, value_name = "COS", default_value_t = 0.85)]
     pub image_candidates: f64,
+    /// With --images: memory for the test split's search state; a larger test split is held in blocks,
+    /// the training split read once per block.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, requires = "images")]
+    pub test_memory: usize,
     /// The label column: left out of row comparison, and tested for target leakage.
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,

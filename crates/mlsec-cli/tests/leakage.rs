@@ -4,7 +4,7 @@
 //! precision of the near-duplicate search are measured.
 
 mod common;
-use common::{json_run, mlsec};
+use common::{json_run, mlsec, npy_bytes};
 
 const WORDS: &[&str] = &[
     "model", "data", "training", "gradient", "loss", "batch", "layer", "weights", "robust",
@@ -296,4 +296,90 @@ fn an_option_naming_a_missing_column_fails_before_the_split_is_read() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("train.csv has no column `body`"), "{err}");
+}
+
+#[test]
+fn a_test_split_held_in_blocks_is_audited_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    // 8×8 byte images: bars at different places, 40 for training; 600 for
+    // testing (more than one read of 256), every 50th a training image,
+    // every 50th + 25 a brightened one.
+    let image = |k: usize| -> Vec<u8> {
+        (0..64)
+            .map(|p| {
+                let (x, y) = (p % 8, p / 8);
+                if (x * 3 + k) % 8 < 2 || (y * (k % 5 + 1) + k / 7) % 8 == 0 {
+                    200
+                } else {
+                    (k * 13 + p * 7) as u8 % 40
+                }
+            })
+            .collect()
+    };
+    let train: Vec<u8> = (0..40).flat_map(image).collect();
+    let test: Vec<u8> = (0..600)
+        .flat_map(|j| match j % 50 {
+            0 => image(j / 50),
+            25 => image(j / 50 + 1)
+                .iter()
+                .map(|&v| (v as f32 * 0.8 + 30.0) as u8)
+                .collect(),
+            _ => image(1000 + j),
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("train.npy"),
+        npy_bytes("|u1", "(40, 8, 8)", &train),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("test.npy"),
+        npy_bytes("|u1", "(600, 8, 8)", &test),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = mlsec();
+        cmd.current_dir(dir.path())
+            .args([
+                "audit",
+                "leakage",
+                "--images",
+                "--train",
+                "train.npy",
+                "--test",
+                "test.npy",
+            ])
+            .args(extra);
+        json_run(cmd, 1)
+    };
+    let whole = run(&[]);
+    let exact = whole["results"]["exact_duplicates"]
+        .as_array()
+        .unwrap()
+        .len();
+    let near = whole["results"]["near_duplicates"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(exact >= 12 && near >= 12, "{}", whole["results"]);
+    let blocks = run(&["--test-memory", "0"]);
+    assert_eq!(blocks["results"], whole["results"]);
+    assert_eq!(blocks["findings"], whole["findings"]);
+    // Only the image audit holds its test split in blocks.
+    let out = mlsec()
+        .current_dir(dir.path())
+        .args([
+            "audit",
+            "leakage",
+            "--train",
+            "a.csv",
+            "--test",
+            "b.csv",
+            "--test-memory",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--images"));
 }

@@ -231,3 +231,65 @@ fn image_chunks_from_a_folder_and_an_npy_file_join_into_the_whole_split() {
         "{err}"
     );
 }
+
+#[test]
+fn a_test_split_in_blocks_gives_the_whole_splits_audit() {
+    use mlsec_data::array::{DType, NdArray};
+    use mlsec_data::leakage::{audit_images, audit_images_in_blocks, images::ImageBlocks};
+    let train = digits(0, 300);
+    // More test images than one read of `ImageBlocks`, so that small
+    // budgets make several blocks.
+    let mut test = planted_test(&train);
+    for _ in 0..5 {
+        let more = planted_test(&train);
+        test.pixels.extend(more.pixels);
+        test.n += more.n;
+    }
+    let p = ImageParams::default();
+    let whole = audit_images([Ok(train.clone())], &test, "train", "test", &p).unwrap();
+    assert!(!whole.exact_duplicates.is_empty() && !whole.near_duplicates.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let npy = dir.path().join("test.npy");
+    let array = NdArray::new(
+        DType::F32,
+        vec![test.n, test.height, test.width],
+        test.pixels.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    )
+    .unwrap();
+    std::fs::write(&npy, mlsec_data::npy::write(&array)).unwrap();
+    let per_image = mlsec_data::leakage::images::NearDuplicateSearch::bytes_per_test_image(
+        test.width,
+        test.height,
+        p.max_shift,
+    );
+    for (budget, blocks) in [(0, 2), (per_image * 200, 2), (per_image * 1000, 1)] {
+        let opened = ImageBlocks::open(npy.to_str().unwrap(), budget, p.max_shift).unwrap();
+        let sizes: Vec<usize> = opened.map(|b| b.unwrap().n).collect();
+        assert_eq!(sizes.len(), blocks, "budget {budget}: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), test.n);
+        let mut opens = 0;
+        let open_train = || {
+            opens += 1;
+            Ok([Ok(train.clone())])
+        };
+        let test_blocks = ImageBlocks::open(npy.to_str().unwrap(), budget, p.max_shift).unwrap();
+        let audit = audit_images_in_blocks(open_train, test_blocks, "train", "test", &p).unwrap();
+        assert_eq!(opens, blocks, "the training split is read once per block");
+        assert_eq!(
+            audit.exact_duplicates, whole.exact_duplicates,
+            "budget {budget}"
+        );
+        assert_eq!(
+            audit.near_duplicates, whole.near_duplicates,
+            "budget {budget}"
+        );
+        assert_eq!((audit.train_rows, audit.test_rows), (300, test.n));
+        let messages = |a: &mlsec_data::leakage::Audit| {
+            a.findings
+                .iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(messages(&audit), messages(&whole));
+    }
+}

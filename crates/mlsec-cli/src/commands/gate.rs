@@ -336,7 +336,7 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
     use mlsec_data::leakage::{self, minhash::MinHashParams, AuditOptions};
     let bar = crate::commands::data::phase_spinner(global, "auditing the split");
     if args.images {
-        use mlsec_data::leakage::images::{ImageChunks, ImageParams, Images};
+        use mlsec_data::leakage::images::{ImageBlocks, ImageChunks, ImageParams};
         let (ts, ss) = (
             args.train.display().to_string(),
             args.test.display().to_string(),
@@ -355,16 +355,19 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
                 args.image_shift
             );
         }
-        // The test split is held; the training split streams through in
-        // chunks, so it may be larger than memory.
-        let test = Images::load(&ss).map_err(|e| anyhow!(e))?;
-        let train = ImageChunks::open(&ts, 4096).map_err(|e| anyhow!(e))?;
         let p = ImageParams {
             threshold: args.image_threshold,
             coarse: args.image_candidates,
             max_shift: args.image_shift,
         };
-        let audit = leakage::audit_images(train, &test, &ts, &ss, &p).map_err(|e| anyhow!(e))?;
+        // The training split streams through in chunks, once per block of
+        // the test split that fits --test-memory: both may be larger than
+        // memory.
+        let test = ImageBlocks::open(&ss, args.test_memory.saturating_mul(1 << 20), p.max_shift)
+            .map_err(|e| anyhow!(e))?;
+        let open_train = || ImageChunks::open(&ts, 4096);
+        let audit = leakage::audit_images_in_blocks(open_train, test, &ts, &ss, &p)
+            .map_err(|e| anyhow!(e))?;
         bar.finish_and_clear();
         let findings = audit.findings.clone();
         let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));

@@ -274,6 +274,70 @@ impl Iterator for ImageChunks {
     }
 }
 
+/// A split of images in blocks of about `budget` bytes of search state
+/// each (see [`NearDuplicateSearch::bytes_per_test_image`]), read a chunk
+/// of [`ImageBlocks::READ`] images at a time: the test split of an image
+/// audit larger than memory, held one block at a time. A block holds at
+/// least one chunk.
+pub struct ImageBlocks {
+    chunks: ImageChunks,
+    budget: usize,
+    max_shift: usize,
+    done: bool,
+}
+
+impl ImageBlocks {
+    /// Images read at a time.
+    pub const READ: usize = 256;
+
+    pub fn open(spec: &str, budget: usize, max_shift: usize) -> Result<ImageBlocks, String> {
+        Ok(ImageBlocks {
+            chunks: ImageChunks::open(spec, Self::READ)?,
+            budget,
+            max_shift,
+            done: false,
+        })
+    }
+}
+
+impl Iterator for ImageBlocks {
+    type Item = Result<Images, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut block: Option<Images> = None;
+        loop {
+            match self.chunks.next() {
+                None => {
+                    self.done = true;
+                    return block.map(Ok);
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Some(Ok(chunk)) => {
+                    let block =
+                        block.get_or_insert_with(|| Images::empty(chunk.width, chunk.height));
+                    block.pixels.extend(chunk.pixels);
+                    block.n += chunk.n;
+                    let cost = NearDuplicateSearch::bytes_per_test_image(
+                        block.width,
+                        block.height,
+                        self.max_shift,
+                    );
+                    if block.n.saturating_mul(cost) >= self.budget {
+                        break;
+                    }
+                }
+            }
+        }
+        block.map(Ok)
+    }
+}
+
 /// The (width, height) of an NPY file of images (N×H×W or N×H×W×1), or
 /// `None` when the file is not NPY.
 fn npy_image_size(path: &std::path::Path) -> Result<Option<(usize, usize)>, String> {
@@ -914,6 +978,17 @@ impl<'a> NearDuplicateSearch<'a> {
         }
     }
 
+    /// About how many bytes the search (and the audit around it) holds per
+    /// test image of `w × h` pixels: the image, its padded copies, its
+    /// descriptors at every shift with their projections, its overlap
+    /// sums, and its best match and digest.
+    pub fn bytes_per_test_image(w: usize, h: usize, max_shift: usize) -> usize {
+        let views = (2 * max_shift + 1).pow(2);
+        let padded = (h + 2 * max_shift + 2) * (w + max_shift);
+        let dim = w.div_ceil(4) * h.div_ceil(4);
+        4 * w * h + 6 * padded + views * (4 * dim + std::mem::size_of::<Projected>() + 16) + 128
+    }
+
     /// Compares the next training images (numbered on from the previous
     /// chunks) with every test image.
     pub fn add_train(&mut self, train: &Images) -> Result<(), String> {
@@ -1330,7 +1405,7 @@ mod tests {
         let rows: Vec<Vec<f32>> = (0..200u32)
             .map(|r| {
                 let v: Vec<f32> = (0..49u32)
-                    .map(|c| (((r + 3) * (c + 7) * 2654435761u32) >> 20) as f32)
+                    .map(|c| (((r + 3) * (c + 7)).wrapping_mul(2654435761) >> 20) as f32)
                     .collect();
                 standardise(&v)
             })

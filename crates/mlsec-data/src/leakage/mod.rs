@@ -754,6 +754,55 @@ pub fn audit_images(
     test_name: &str,
     p: &images::ImageParams,
 ) -> Result<Audit, String> {
+    let mut out = Audit::empty(0, test.n);
+    out.train_rows = image_block(train, test, 0, p, &mut out)?;
+    image_findings(&mut out, train_name, test_name, p);
+    Ok(out)
+}
+
+/// The image audit with the test split too given in blocks, for a test
+/// split larger than memory: each block is held in turn while the whole
+/// training split streams past it (`open_train` opens it again for every
+/// block). A test image's match depends only on that image and the
+/// training split, so the pairs are those of [`audit_images`] on the whole
+/// test split.
+pub fn audit_images_in_blocks<T>(
+    mut open_train: impl FnMut() -> Result<T, String>,
+    test_blocks: impl IntoIterator<Item = Result<images::Images, String>>,
+    train_name: &str,
+    test_name: &str,
+    p: &images::ImageParams,
+) -> Result<Audit, String>
+where
+    T: IntoIterator<Item = Result<images::Images, String>>,
+{
+    let mut out = Audit::empty(0, 0);
+    for block in test_blocks {
+        let block = block?;
+        let first = out.test_rows;
+        out.train_rows = image_block(open_train()?, &block, first, p, &mut out)?;
+        out.test_rows += block.n;
+    }
+    if out.test_rows == 0 {
+        // No test images: the training split is still counted.
+        for chunk in open_train()? {
+            out.train_rows += chunk?.n;
+        }
+    }
+    image_findings(&mut out, train_name, test_name, p);
+    Ok(out)
+}
+
+/// Compares one block of test images (numbered from `first`) with the
+/// whole training split, adding its exact and near-duplicate pairs to
+/// `out`; returns the training split's length.
+fn image_block(
+    train: impl IntoIterator<Item = Result<images::Images, String>>,
+    test: &images::Images,
+    first: usize,
+    p: &images::ImageParams,
+    out: &mut Audit,
+) -> Result<usize, String> {
     let per = test.width * test.height;
     let digest = |im: &images::Images, i: usize| -> [u8; 32] {
         let mut h = sha2::Sha256::new();
@@ -771,25 +820,35 @@ pub fn audit_images(
     let mut search = images::NearDuplicateSearch::new(test, p);
     for chunk in train {
         let chunk = chunk?;
-        let first = search.train_seen();
+        let seen = search.train_seen();
         search.add_train(&chunk)?;
         for i in 0..chunk.n {
             if let Some(js) = by_digest.get(&digest(&chunk, i)) {
                 for &j in js {
-                    exact[j].get_or_insert(first + i);
+                    exact[j].get_or_insert(seen + i);
                 }
             }
         }
     }
-    let mut out = Audit::empty(search.train_seen(), test.n);
-    out.exact_duplicates = exact
-        .iter()
-        .enumerate()
-        .filter_map(|(j, i)| i.map(|i| (i, j)))
-        .collect();
-    let mut near = search.finish();
-    near.retain(|&(_, j, _)| exact[j].is_none());
-    out.near_duplicates = near;
+    let train_rows = search.train_seen();
+    out.exact_duplicates.extend(
+        exact
+            .iter()
+            .enumerate()
+            .filter_map(|(j, i)| i.map(|i| (i, first + j))),
+    );
+    out.near_duplicates.extend(
+        search
+            .finish()
+            .into_iter()
+            .filter(|&(_, j, _)| exact[j].is_none())
+            .map(|(i, j, c)| (i, first + j, c)),
+    );
+    Ok(train_rows)
+}
+
+/// The image audit's findings from its pairs.
+fn image_findings(out: &mut Audit, train_name: &str, test_name: &str, p: &images::ImageParams) {
     if !out.exact_duplicates.is_empty() {
         let (i, j) = out.exact_duplicates[0];
         out.findings.push(
@@ -799,7 +858,7 @@ pub fn audit_images(
                 format!(
                     "{} of {} test images are pixel-identical to training images (first: test {j} = {train_name} {i})",
                     out.exact_duplicates.len(),
-                    test.n
+                    out.test_rows
                 ),
             )
             .with_evidence("pairs", out.exact_duplicates.iter().take(1000).map(|&(a, b)| vec![a, b]).collect::<Vec<_>>()),
@@ -821,7 +880,6 @@ pub fn audit_images(
             .with_evidence("pairs", out.near_duplicates.iter().take(1000).map(|q| serde_json::json!([q.0, q.1, q.2])).collect::<Vec<_>>()),
         );
     }
-    Ok(out)
 }
 
 #[cfg(test)]
