@@ -217,16 +217,13 @@ fn image_copies_across_folders_are_found_and_distinct_images_are_not() {
         ("--image-candidates", "1.5", "from -1 to 1"),
         ("--image-threshold", "NaN", "from -1 to 1"),
     ] {
-        let out = mlsec()
-            .current_dir(dir.path())
-            .args([
-                "audit", "leakage", "--train", "train", "--test", "test", "--images", flag, value,
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(says), "{err}");
+        audit_fails_with(
+            dir.path(),
+            &[
+                "--train", "train", "--test", "test", "--images", flag, value,
+            ],
+            says,
+        );
     }
 }
 
@@ -279,23 +276,31 @@ fn an_option_naming_a_missing_column_fails_before_the_split_is_read() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("train.csv"), "a,b\n1,2\n").unwrap();
     std::fs::write(dir.path().join("test.csv"), "a,b\n1,2\n").unwrap();
-    let out = mlsec()
-        .current_dir(dir.path())
-        .args([
-            "audit",
-            "leakage",
+    audit_fails_with(
+        dir.path(),
+        &[
             "--train",
             "train.csv",
             "--test",
             "test.csv",
             "--text",
             "body",
-        ])
+        ],
+        "train.csv has no column `body`",
+    );
+}
+
+/// `mlsec audit leakage ARGS` in `dir` exits 2 and says `says`.
+fn audit_fails_with(dir: &std::path::Path, args: &[&str], says: &str) {
+    let out = mlsec()
+        .current_dir(dir)
+        .args(["audit", "leakage"])
+        .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("train.csv has no column `body`"), "{err}");
+    assert!(err.contains(says), "{args:?}: {err}");
 }
 
 #[test]
@@ -366,20 +371,9 @@ fn a_test_split_held_in_blocks_is_audited_the_same() {
     assert_eq!(blocks["results"], whole["results"]);
     assert_eq!(blocks["findings"], whole["findings"]);
     // Only the image audit holds its test split in blocks.
-    let out = mlsec()
-        .current_dir(dir.path())
-        .args([
-            "audit",
-            "leakage",
-            "--train",
-            "a.csv",
-            "--test",
-            "b.csv",
-            "--test-memory",
-            "5",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--images"));
+    audit_fails_with(
+        dir.path(),
+        &["--train", "a.csv", "--test", "b.csv", "--test-memory", "5"],
+        "--images",
+    );
 }

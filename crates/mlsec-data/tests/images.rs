@@ -159,14 +159,7 @@ fn the_training_split_in_chunks_gives_the_whole_splits_audit() {
         }
         assert_eq!(search.finish(), whole, "chunks of {chunk}");
         let audit = audit_images(chunks(), &test, "train", "test", &p).unwrap();
-        assert_eq!(
-            audit.exact_duplicates, audit_whole.exact_duplicates,
-            "chunks of {chunk}"
-        );
-        assert_eq!(
-            audit.near_duplicates, audit_whole.near_duplicates,
-            "chunks of {chunk}"
-        );
+        assert_same_pairs(&audit, &audit_whole, &format!("chunks of {chunk}"));
         assert_eq!(audit.train_rows, 300);
     }
 }
@@ -275,14 +268,7 @@ fn a_test_split_in_blocks_gives_the_whole_splits_audit() {
         let test_blocks = ImageBlocks::open(npy.to_str().unwrap(), budget, p.max_shift).unwrap();
         let audit = audit_images_in_blocks(open_train, test_blocks, "train", "test", &p).unwrap();
         assert_eq!(opens, blocks, "the training split is read once per block");
-        assert_eq!(
-            audit.exact_duplicates, whole.exact_duplicates,
-            "budget {budget}"
-        );
-        assert_eq!(
-            audit.near_duplicates, whole.near_duplicates,
-            "budget {budget}"
-        );
+        assert_same_pairs(&audit, &whole, &format!("budget {budget}"));
         assert_eq!((audit.train_rows, audit.test_rows), (300, test.n));
         let messages = |a: &mlsec_data::leakage::Audit| {
             a.findings
@@ -292,4 +278,14 @@ fn a_test_split_in_blocks_gives_the_whole_splits_audit() {
         };
         assert_eq!(messages(&audit), messages(&whole));
     }
+}
+
+/// The same exact and near-duplicate pairs (and correlations).
+fn assert_same_pairs(
+    got: &mlsec_data::leakage::Audit,
+    want: &mlsec_data::leakage::Audit,
+    what: &str,
+) {
+    assert_eq!(got.exact_duplicates, want.exact_duplicates, "{what}");
+    assert_eq!(got.near_duplicates, want.near_duplicates, "{what}");
 }
