@@ -706,10 +706,10 @@ pub enum AuditCommand {
         after_help = "Rows are compared over the columns both splits share, minus --label, --time and --ignore \
             columns, after normalisation (trim, collapse whitespace, lower case, canonical numbers). --text adds \
             MinHash/LSH over character shingles, every candidate verified by exact Jaccard. Both splits are read \
-            in chunks: memory holds the test split's row hashes, texts and times, one chunk of the training split \
-            and the target-leakage sample (--screen-rows), so the training split may be larger than memory. \
-            With --images both splits are read in chunks, the test split held in blocks of --test-memory. \
-            See docs/data.md."
+            in chunks: memory holds one block of the test split's row hashes and texts (--test-memory), one chunk \
+            of the training split and the target-leakage sample (--screen-rows). A test split whose state is \
+            larger than --test-memory is held in blocks, the training split read once per block, so both splits \
+            may be larger than memory. With --images the same holds for images. See docs/data.md."
     )]
     Leakage(LeakageArgs),
 }
@@ -735,9 +735,9 @@ pub struct LeakageArgs {
     /// (lower finds more heavily edited copies, and takes longer).
     #[arg(long, value_name = "COS", default_value_t = 0.85)]
     pub image_candidates: f64,
-    /// With --images: memory for the test split's search state; a larger test split is held in blocks,
-    /// the training split read once per block.
-    #[arg(long, value_name = "MIB", default_value_t = 1024, requires = "images")]
+    /// Memory for the test split's state (row hashes and texts, or images); a larger test split is
+    /// held in blocks, the training split read once per block (a block closes at the first chunk past it).
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub test_memory: usize,
     /// The label column: left out of row comparison, and tested for target leakage.
     #[arg(long, value_name = "NAME")]

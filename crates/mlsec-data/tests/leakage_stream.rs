@@ -7,7 +7,7 @@
 mod common;
 
 use common::write_parquet;
-use mlsec_data::leakage::{audit, Audit, AuditOptions, SplitAuditor};
+use mlsec_data::leakage::{audit, audit_in_blocks, Audit, AuditOptions, Reading, SplitAuditor};
 use mlsec_data::stream::{ChunkOptions, TableChunks};
 use mlsec_data::table::{read_table, Column, ColumnData, Table};
 use proptest::prelude::*;
@@ -124,7 +124,7 @@ fn chunked(train: &Path, test: &Path, o: &AuditOptions, c: ChunkOptions) -> Audi
         assert!(chunk.rows > 0, "chunks are never empty");
         a.add_train(&chunk).unwrap();
     }
-    a.finish()
+    a.finish().unwrap()
 }
 
 fn assert_same(a: &Audit, b: &Audit) {
@@ -373,6 +373,179 @@ proptest! {
         for w in bounds.windows(2) {
             a.add_train(&rows_of(&train, w[0]..w[1])).unwrap();
         }
-        assert_same(&a.finish(), &whole);
+        assert_same(&a.finish().unwrap(), &whole);
     }
+
+    /// However the test split is cut into blocks (one per chunk), the
+    /// audit is the one of the whole split.
+    #[test]
+    fn any_blocking_of_the_test_split_gives_the_same_audit(
+        (train, test) in small_split(),
+        cuts in prop::collection::vec(0usize..30, 0..5),
+    ) {
+        let (train, test) = (table_of(&train), table_of(&test));
+        let o = AuditOptions {
+            label: Some("label".into()),
+            text: Some("t".into()),
+            minhash: mlsec_data::leakage::minhash::MinHashParams {
+                shingle: 2,
+                threshold: 0.3,
+                ..Default::default()
+            },
+            ..AuditOptions::default()
+        };
+        let whole = audit(&train, &test, "train", "test", &o).unwrap();
+        let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let a = SplitAuditor::new("train", &names(&train), "test", &names(&test), &o).unwrap();
+        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(test.rows)).collect();
+        bounds.extend([0, test.rows]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let blocks: Vec<Result<Table, String>> =
+            bounds.windows(2).map(|w| Ok(rows_of(&test, w[0]..w[1]))).collect();
+        let once = || vec![Ok::<_, String>(train.clone())].into_iter();
+        let blocked =
+            audit_in_blocks(a, blocks.into_iter(), once(), || Ok(once()), 0, |_, _| {}).unwrap();
+        let held = bounds.len().saturating_sub(1);
+        prop_assert_eq!(blocked.test_blocks, (held > 1).then_some(held));
+        assert_same(&blocked, &whole);
+    }
+}
+
+/// `test` with every row dated 2026-03-01 but row `early`, dated
+/// 2026-02-01: the earliest test row, inside the split rather than at
+/// either end.
+fn with_one_early_test_row(test: &Path, early: usize) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(test).unwrap();
+    let mut out = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line
+            .replace(",2026-02-10,", ",2026-03-01,")
+            .replace(",2026-03-05,", ",2026-03-01,");
+        if i == early + 1 {
+            out.push_str(&line.replace(",2026-03-01,", ",2026-02-01,"));
+        } else {
+            out.push_str(&line);
+        }
+        out.push('\n');
+    }
+    let path = test.with_file_name("test-early.csv");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+/// The blocked audit of `train` and `test` read in chunks of `c`, with a
+/// test block budget of `bytes`; the readings it reported.
+fn in_blocks(
+    train: &Path,
+    test: &Path,
+    o: &AuditOptions,
+    c: ChunkOptions,
+    bytes: usize,
+) -> (Audit, Vec<Reading>) {
+    let open = || TableChunks::open(train, c);
+    let (train_chunks, test_chunks) = (open().unwrap(), TableChunks::open(test, c).unwrap());
+    let a = SplitAuditor::new(
+        "train",
+        train_chunks.names(),
+        "test",
+        test_chunks.names(),
+        o,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let audit = audit_in_blocks(a, test_chunks, train_chunks, open, bytes, |r, _| {
+        if seen.last() != Some(&r) {
+            seen.push(r);
+        }
+    })
+    .unwrap();
+    (audit, seen)
+}
+
+#[test]
+fn a_test_split_held_in_blocks_gives_the_one_block_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = splits(dir.path());
+    let test = with_one_early_test_row(&test, 200);
+    // No split time: the cut is the earliest test row, in a middle block.
+    let o = AuditOptions {
+        split_time: None,
+        ..options()
+    };
+    let whole = audit(
+        &read_table(&train).unwrap(),
+        &read_table(&test).unwrap(),
+        "train",
+        "test",
+        &o,
+    )
+    .unwrap();
+    assert_eq!(whole.exact_duplicates.len(), 30);
+    assert!(whole.near_duplicates.len() >= 57);
+    assert_eq!(whole.newer_training_rows.len(), 3000);
+    assert_eq!(whole.leaking_features.len(), 2);
+    let c = ChunkOptions {
+        csv_bytes: 4000,
+        ..ChunkOptions::default()
+    };
+    for bytes in [0, 60_000, usize::MAX] {
+        let (blocked, readings) = in_blocks(&train, &test, &o, c, bytes);
+        assert_same(&blocked, &whole);
+        let blocks = readings
+            .iter()
+            .filter(|r| matches!(r, Reading::Train { .. }))
+            .count();
+        // Each block is read, then the training split streams past it;
+        // only the final pass is the last.
+        let expected: Vec<Reading> = (0..blocks)
+            .flat_map(|block| {
+                [
+                    Reading::Test { block },
+                    Reading::Train {
+                        block,
+                        last: block + 1 == blocks,
+                    },
+                ]
+            })
+            .collect();
+        assert_eq!(readings, expected, "budget {bytes}");
+        if bytes == usize::MAX {
+            assert_eq!(blocks, 1);
+        } else {
+            assert!(blocks >= 3, "budget {bytes}: {blocks} blocks");
+        }
+    }
+}
+
+#[test]
+fn a_training_split_that_changes_between_blocks_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train, test) = splits(dir.path());
+    let (train, test) = (read_table(&train).unwrap(), read_table(&test).unwrap());
+    let o = options();
+    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    let a = SplitAuditor::new("train.csv", &names(&train), "test", &names(&test), &o).unwrap();
+    let chunks = |t: &Table, at: &[usize]| -> std::vec::IntoIter<Result<Table, String>> {
+        at.windows(2)
+            .map(|w| Ok(rows_of(t, w[0]..w[1])))
+            .collect::<Vec<_>>()
+            .into_iter()
+    };
+    let first = chunks(&train, &[0, 1000, 3000]);
+    let shorter = || Ok::<_, String>(chunks(&train, &[0, 1000, 2999]));
+    let err = audit_in_blocks(
+        a,
+        chunks(&test, &[0, 200, 400]),
+        first,
+        shorter,
+        0,
+        |_, _| {},
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        "train.csv changed while it was audited: 3000 rows in one read, 2999 in the next"
+    );
 }

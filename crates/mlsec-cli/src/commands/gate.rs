@@ -315,6 +315,12 @@ impl TextBody for AuditView {
             "train {} rows, test {} rows",
             a.train_rows, a.test_rows
         )?;
+        if let Some(blocks) = a.test_blocks {
+            writeln!(
+                out,
+                "test blocks           {blocks} (the training split read once per block)"
+            )?;
+        }
         writeln!(out, "exact duplicates      {}", a.exact_duplicates.len())?;
         writeln!(out, "near duplicates       {}", a.near_duplicates.len())?;
         writeln!(out, "newer training rows   {}", a.newer_training_rows.len())?;
@@ -403,39 +409,47 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
         args.train.display().to_string(),
         args.test.display().to_string(),
     );
-    let mut train = TableChunks::open(&args.train, ChunkOptions::default())?;
-    let mut test = TableChunks::open(&args.test, ChunkOptions::default())?;
-    let mut auditor =
+    let budget = args.test_memory.saturating_mul(1 << 20);
+    let train_chunks = || TableChunks::open(&args.train, ChunkOptions::default());
+    let train = train_chunks()?;
+    // Test chunks small against the budget, so that blocks end near it:
+    // a row's state (hash, map slot, shingles, band keys) takes several
+    // times its CSV bytes.
+    let test = TableChunks::open(
+        &args.test,
+        ChunkOptions {
+            csv_bytes: (budget / 16).clamp(64 << 10, 16 << 20),
+            rows: (budget >> 10).clamp(1024, 64 * 1024),
+            ..ChunkOptions::default()
+        },
+    )?;
+    let auditor =
         leakage::SplitAuditor::new(&train_name, train.names(), &test_name, test.names(), &o)
             .map_err(|e| anyhow!(e))?;
     // The test split first: its compact state is what the training split,
-    // streamed after it, is compared with.
-    for (chunks, name, is_test) in [
-        (&mut test, &test_name, true),
-        (&mut train, &train_name, false),
-    ] {
-        bar.set_message(format!("reading {name}"));
-        while let Some(chunk) = chunks.next() {
-            let chunk = chunk?;
-            if is_test {
-                auditor.add_test(&chunk)
-            } else {
-                auditor.add_train(&chunk)
+    // streamed after it, is compared with; a test split too large for the
+    // budget is held in blocks, and the training split read for each.
+    let show = |reading: leakage::Reading, chunks: &TableChunks| {
+        let (name, block, what) = match reading {
+            leakage::Reading::Test { block } => (&test_name, block, "read"),
+            leakage::Reading::Train { block, .. } => (&train_name, block, "audited"),
+        };
+        let (done, total) = chunks.progress();
+        bar.set_message(format!(
+            "{}{} rows of {name} {what}{}",
+            match block {
+                0 => String::new(),
+                _ => format!("test block {}: ", block + 1),
+            },
+            chunks.rows_read(),
+            match total {
+                0 => String::new(),
+                _ => format!(" ({:.0}%)", 100.0 * done as f64 / total as f64),
             }
-            .map_err(|e| anyhow!(e))
-            .with_context(|| format!("{name}, rows from {}", chunks.rows_read() - chunk.rows))?;
-            let (done, total) = chunks.progress();
-            bar.set_message(format!(
-                "{} rows of {name} audited{}",
-                chunks.rows_read(),
-                match total {
-                    0 => String::new(),
-                    _ => format!(" ({:.0}%)", 100.0 * done as f64 / total as f64),
-                }
-            ));
-        }
-    }
-    let audit = auditor.finish();
+        ));
+    };
+    let audit = leakage::audit_in_blocks(auditor, test, train, train_chunks, budget, show)
+        .map_err(|e| anyhow!(e))?;
     bar.finish_and_clear();
     let findings = audit.findings.clone();
     let mut report = Report::new(output::tool(), "audit leakage", AuditView(audit));

@@ -144,6 +144,8 @@ pub struct TextIndex {
     params: MinHashParams,
     coef: (Vec<u32>, Vec<u32>),
     shingles: Vec<Vec<u64>>,
+    /// The shingle sets' heap bytes, for [`TextIndex::held_bytes`].
+    shingle_bytes: usize,
     table: Vec<(u64, u32)>,
     sorted: bool,
     /// Where the keys with each value of their top `prefix_bits` bits
@@ -160,6 +162,7 @@ impl TextIndex {
             params: *p,
             coef: coefficients(p),
             shingles: Vec::new(),
+            shingle_bytes: 0,
             table: Vec::new(),
             sorted: true,
             starts: vec![0, 0],
@@ -192,9 +195,21 @@ impl TextIndex {
             for band in 0..self.params.bands {
                 self.table.push((band_key(&sig, band, rows), id));
             }
+            self.shingle_bytes += sh.capacity() * std::mem::size_of::<u64>();
             self.shingles.push(sh);
         }
         self.sorted = false;
+    }
+
+    /// Bytes the index holds on the heap (what memory budgets count).
+    pub fn held_bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.shingle_bytes
+            + self.shingles.capacity() * size_of::<Vec<u64>>()
+            + self.table.capacity() * size_of::<(u64, u32)>()
+            // Sealing adds about one prefix start per band key.
+            + self.starts.capacity().max(self.table.len() + 1) * size_of::<usize>()
+            + self.coef.0.capacity() * 2 * size_of::<u32>()
     }
 
     /// Texts indexed so far.

@@ -126,6 +126,10 @@ pub struct Audit {
     /// a uniform sample of `screen_rows`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub screened_rows: Option<usize>,
+    /// Blocks the test split was held in, when more than one (the training
+    /// split was read once per block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_blocks: Option<usize>,
     #[serde(skip)]
     pub findings: Vec<Finding>,
 }
@@ -140,6 +144,7 @@ impl Audit {
             newer_training_rows: Vec::new(),
             leaking_features: Vec::new(),
             screened_rows: None,
+            test_blocks: None,
             findings: Vec::new(),
         }
     }
@@ -445,31 +450,77 @@ impl LeakageSample {
     }
 }
 
-/// The test split's state, kept while the training split streams past.
-struct TestSide {
+/// One block of the test split, kept while the training split streams past.
+struct TestBlock {
+    /// Test rows in the blocks before this one.
+    first: usize,
     rows: usize,
     hashes: Vec<RowHash>,
     /// The first training row with each test row's hash.
     first_train_row: HashMap<RowHash, Option<usize>>,
     texts: Option<minhash::TextIndex>,
-    earliest: Option<f64>,
 }
 
-/// A leakage audit fed in chunks: every chunk of the test split first,
-/// then the training split's. Memory holds the test split's compact state
-/// (a 32-byte hash per row, its texts' shingles and LSH band keys), one
+impl TestBlock {
+    fn new(first: usize, o: &AuditOptions) -> TestBlock {
+        TestBlock {
+            first,
+            rows: 0,
+            hashes: Vec::new(),
+            first_train_row: HashMap::new(),
+            texts: o.text.as_ref().map(|_| minhash::TextIndex::new(&o.minhash)),
+        }
+    }
+
+    fn held_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // A map slot: key, value and one control byte.
+        let slot = size_of::<RowHash>() + size_of::<Option<usize>>() + 1;
+        self.hashes.capacity() * size_of::<RowHash>()
+            + self.first_train_row.capacity() * slot
+            + self
+                .texts
+                .as_ref()
+                .map_or(0, minhash::TextIndex::held_bytes)
+    }
+}
+
+/// One read of the training split, against one test block.
+struct TrainingPass {
+    /// The last pass also runs the checks of the training split alone
+    /// (temporal bleed, target leakage), once the whole test split is
+    /// known.
+    last: bool,
+    /// The cut for temporal bleed (the split time, or the earliest test
+    /// row), in the last pass.
+    cut: Option<f64>,
+    rows: usize,
+}
+
+/// A leakage audit fed in chunks: the test split's chunks first, then the
+/// training split's. Memory holds the test split's compact state (a
+/// 32-byte hash per row, its texts' shingles and LSH band keys), one
 /// training chunk, and the target-leakage sample — never the training
 /// split whole, so it may be larger than memory.
+///
+/// When the test split's state is too large as well, it is audited in
+/// blocks: add a block's chunks, call [`SplitAuditor::start_training_pass`]
+/// (`last` for the final block), stream the whole training split, and
+/// call [`SplitAuditor::next_test_block`] before the next block's chunks.
+/// [`audit_in_blocks`] does this within a byte budget. The result is the
+/// one-block audit's.
 pub struct SplitAuditor<'o> {
     o: &'o AuditOptions,
     train_name: String,
     test_name: String,
     shared: Vec<String>,
-    test: TestSide,
-    /// The cut for temporal bleed, fixed when the first training chunk
-    /// arrives (the split time, or the earliest test row).
-    cut: Option<Option<f64>>,
-    train_rows: usize,
+    block: TestBlock,
+    /// The earliest time in the test rows seen so far, every block.
+    earliest: Option<f64>,
+    pass: Option<TrainingPass>,
+    /// The training split's length, once a pass has read it whole.
+    train_rows: Option<usize>,
+    exact: Vec<(usize, usize)>,
     near: Vec<(usize, usize, f64)>,
     newer: Vec<usize>,
     sample: Option<LeakageSample>,
@@ -537,15 +588,11 @@ impl<'o> SplitAuditor<'o> {
             train_name: train_name.to_string(),
             test_name: test_name.to_string(),
             shared,
-            test: TestSide {
-                rows: 0,
-                hashes: Vec::new(),
-                first_train_row: HashMap::new(),
-                texts: o.text.as_ref().map(|_| minhash::TextIndex::new(&o.minhash)),
-                earliest: None,
-            },
-            cut: None,
-            train_rows: 0,
+            block: TestBlock::new(0, o),
+            earliest: None,
+            pass: None,
+            train_rows: None,
+            exact: Vec::new(),
             near: Vec::new(),
             newer: Vec::new(),
             sample,
@@ -556,83 +603,157 @@ impl<'o> SplitAuditor<'o> {
         self.shared.iter().map(|n| column_at(t, n)).collect()
     }
 
-    /// The next chunk of the test split.
+    /// The next chunk of the test split, into the current block.
     pub fn add_test(&mut self, t: &Table) -> Result<(), String> {
-        if self.cut.is_some() {
+        if self.pass.is_some() {
             return Err("test chunks must come before training chunks".into());
         }
         let hashes = row_hashes(t, &self.shared_at(t)?);
+        let block = &mut self.block;
         for h in &hashes {
-            self.test.first_train_row.entry(*h).or_insert(None);
+            block.first_train_row.entry(*h).or_insert(None);
         }
-        self.test.hashes.extend(hashes);
-        if let (Some(index), Some(col)) = (&mut self.test.texts, &self.o.text) {
+        block.hashes.extend(hashes);
+        if let (Some(index), Some(col)) = (&mut block.texts, &self.o.text) {
             index.add(&text_cells(t, column_at(t, col)?));
         }
         if let Some(col) = &self.o.time {
-            let earliest = time_cells(t, column_at(t, col)?)
+            self.earliest = time_cells(t, column_at(t, col)?)
                 .into_iter()
                 .flatten()
-                .chain(self.test.earliest)
+                .chain(self.earliest)
                 .reduce(f64::min);
-            self.test.earliest = earliest;
         }
-        self.test.rows += t.rows;
+        block.rows += t.rows;
+        Ok(())
+    }
+
+    /// Bytes the current test block holds (row hashes, their map, texts'
+    /// shingles and band keys).
+    pub fn test_block_bytes(&self) -> usize {
+        self.block.held_bytes()
+    }
+
+    /// Test rows in the current block.
+    pub fn test_block_rows(&self) -> usize {
+        self.block.rows
+    }
+
+    /// Ends the current test block's chunks: the training split streams
+    /// next. `last` says no test block follows, so this pass also runs the
+    /// checks of the training split alone. Without this call, the first
+    /// training chunk starts the last pass.
+    pub fn start_training_pass(&mut self, last: bool) -> Result<(), String> {
+        if self.pass.is_some() {
+            return Err("a training pass has already started".into());
+        }
+        if let Some(index) = &mut self.block.texts {
+            index.seal();
+        }
+        let cut = match (&self.o.split_time, last) {
+            (_, false) => None,
+            (Some(s), true) => parse_time(s),
+            (None, true) => self.earliest,
+        };
+        self.pass = Some(TrainingPass { last, cut, rows: 0 });
         Ok(())
     }
 
     /// The next chunk of the training split.
     pub fn add_train(&mut self, t: &Table) -> Result<(), String> {
-        let cut = *self.cut.get_or_insert_with(|| {
-            if let Some(index) = &mut self.test.texts {
-                index.seal();
-            }
-            match &self.o.split_time {
-                Some(s) => parse_time(s),
-                None => self.test.earliest,
-            }
-        });
-        let first = self.train_rows;
+        if self.pass.is_none() {
+            self.start_training_pass(true)?;
+        }
+        let shared = self.shared_at(t)?;
+        let Some(pass) = &mut self.pass else {
+            return Err("no training pass".into());
+        };
+        let first = pass.rows;
+        let block = &mut self.block;
         // 1. Exact copies: the first training row with each test row's hash.
-        for (r, h) in row_hashes(t, &self.shared_at(t)?).into_iter().enumerate() {
-            if let Some(slot @ None) = self.test.first_train_row.get_mut(&h) {
+        for (r, h) in row_hashes(t, &shared).into_iter().enumerate() {
+            if let Some(slot @ None) = block.first_train_row.get_mut(&h) {
                 *slot = Some(first + r);
             }
         }
         // 2. Near-duplicate texts.
-        if let (Some(index), Some(col)) = (&self.test.texts, &self.o.text) {
+        if let (Some(index), Some(col)) = (&block.texts, &self.o.text) {
             let found = index.matches(&text_cells(t, column_at(t, col)?));
-            self.near
-                .extend(found.into_iter().map(|(i, j, s)| (first + i, j, s)));
-        }
-        // 3. Temporal bleed.
-        if let (Some(cut), Some(col)) = (cut, &self.o.time) {
-            let times = time_cells(t, column_at(t, col)?);
-            self.newer.extend(
-                times
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| x.is_some_and(|x| x > cut))
-                    .map(|(r, _)| first + r),
+            self.near.extend(
+                found
+                    .into_iter()
+                    .map(|(i, j, s)| (first + i, block.first + j, s)),
             );
         }
-        // 4. The sample for target leakage.
-        if let Some(sample) = &mut self.sample {
-            sample.add(t)?;
+        if pass.last {
+            // 3. Temporal bleed.
+            if let (Some(cut), Some(col)) = (pass.cut, &self.o.time) {
+                let times = time_cells(t, column_at(t, col)?);
+                self.newer.extend(
+                    times
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.is_some_and(|x| x > cut))
+                        .map(|(r, _)| first + r),
+                );
+            }
+            // 4. The sample for target leakage.
+            if let Some(sample) = &mut self.sample {
+                sample.add(t)?;
+            }
         }
-        self.train_rows += t.rows;
+        pass.rows += t.rows;
         Ok(())
     }
 
-    /// The audit's results and findings.
-    pub fn finish(mut self) -> Audit {
-        let (train_name, test_name, o) = (&self.train_name, &self.test_name, self.o);
-        let mut out = Audit::empty(self.train_rows, self.test.rows);
-        for (s, h) in self.test.hashes.iter().enumerate() {
-            if let Some(Some(t)) = self.test.first_train_row.get(h) {
-                out.exact_duplicates.push((*t, s));
+    /// Ends a training pass: keeps the block's exact copies, and checks
+    /// that every pass read the same training split.
+    fn end_pass(&mut self) -> Result<(), String> {
+        let rows = self.pass.take().map_or(0, |p| p.rows);
+        match self.train_rows {
+            Some(before) if before != rows => return Err(format!(
+                "{} changed while it was audited: {before} rows in one read, {rows} in the next",
+                self.train_name
+            )),
+            _ => self.train_rows = Some(rows),
+        }
+        let block = &self.block;
+        for (s, h) in block.hashes.iter().enumerate() {
+            if let Some(Some(t)) = block.first_train_row.get(h) {
+                self.exact.push((*t, block.first + s));
             }
         }
+        Ok(())
+    }
+
+    /// Ends the current test block once the training split has streamed
+    /// past it, freeing its state for the next block's chunks.
+    pub fn next_test_block(&mut self) -> Result<(), String> {
+        match &self.pass {
+            Some(p) if !p.last => {}
+            Some(_) => return Err("the last test block has been audited".into()),
+            None => return Err("the training split has not streamed past this block".into()),
+        }
+        self.end_pass()?;
+        self.block = TestBlock::new(self.block.first + self.block.rows, self.o);
+        Ok(())
+    }
+
+    /// The audit's results and findings: after the last block's training
+    /// pass (or, with no training chunk, a pass over an empty split).
+    pub fn finish(mut self) -> Result<Audit, String> {
+        match &self.pass {
+            Some(p) if !p.last => return Err("the audit ended before its last test block".into()),
+            Some(_) => {}
+            None => self.start_training_pass(true)?,
+        }
+        self.end_pass()?;
+        let (train_name, test_name, o) = (&self.train_name, &self.test_name, self.o);
+        let mut out = Audit::empty(
+            self.train_rows.unwrap_or(0),
+            self.block.first + self.block.rows,
+        );
+        out.exact_duplicates = std::mem::take(&mut self.exact);
         if let Some(&(t, s)) = out.exact_duplicates.first() {
             let n = out.exact_duplicates.len();
             out.findings.push(
@@ -724,7 +845,7 @@ impl<'o> SplitAuditor<'o> {
                 out.leaking_features.push((name, measure.into(), score));
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -740,7 +861,78 @@ pub fn audit(
     let mut auditor = SplitAuditor::new(train_name, &names(train), test_name, &names(test), o)?;
     auditor.add_test(test)?;
     auditor.add_train(train)?;
-    Ok(auditor.finish())
+    auditor.finish()
+}
+
+/// Where [`audit_in_blocks`] is, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Reading test block `block` (from 0).
+    Test { block: usize },
+    /// Streaming the training split past test block `block`; `last` when
+    /// no block follows.
+    Train { block: usize, last: bool },
+}
+
+/// Runs `auditor` with the test split held in blocks of about
+/// `block_bytes` (a block is closed at the first chunk boundary past the
+/// budget, and always holds at least one chunk). The training split is
+/// `train` for the first block and `reopen_train()` for each later one;
+/// `on_chunk` sees every chunk's reader after the chunk is audited. The
+/// result is the audit of the whole test split in one block.
+pub fn audit_in_blocks<I, E>(
+    mut auditor: SplitAuditor<'_>,
+    mut test: I,
+    train: I,
+    mut reopen_train: impl FnMut() -> Result<I, E>,
+    block_bytes: usize,
+    mut on_chunk: impl FnMut(Reading, &I),
+) -> Result<Audit, String>
+where
+    I: Iterator<Item = Result<Table, E>>,
+    E: std::fmt::Display,
+{
+    let (train_name, test_name) = (auditor.train_name.clone(), auditor.test_name.clone());
+    let mut train = Some(train);
+    let mut next = test.next();
+    let mut block = 0;
+    loop {
+        let mut test_rows = auditor.block.first;
+        while let Some(chunk) = next {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            auditor
+                .add_test(&chunk)
+                .map_err(|e| format!("{test_name}, rows from {test_rows}: {e}"))?;
+            test_rows += chunk.rows;
+            on_chunk(Reading::Test { block }, &test);
+            next = test.next();
+            if auditor.test_block_bytes() >= block_bytes {
+                break;
+            }
+        }
+        let last = next.is_none();
+        auditor.start_training_pass(last)?;
+        let mut chunks = match train.take() {
+            Some(first) => first,
+            None => reopen_train().map_err(|e| e.to_string())?,
+        };
+        let mut train_rows = 0;
+        while let Some(chunk) = chunks.next() {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            auditor
+                .add_train(&chunk)
+                .map_err(|e| format!("{train_name}, rows from {train_rows}: {e}"))?;
+            train_rows += chunk.rows;
+            on_chunk(Reading::Train { block, last }, &chunks);
+        }
+        if last {
+            let mut audit = auditor.finish()?;
+            audit.test_blocks = (block > 0).then_some(block + 1);
+            return Ok(audit);
+        }
+        auditor.next_test_block()?;
+        block += 1;
+    }
 }
 
 /// The image audit: test images that are pixel-identical to a training
@@ -777,8 +969,10 @@ where
     T: IntoIterator<Item = Result<images::Images, String>>,
 {
     let mut out = Audit::empty(0, 0);
+    let mut blocks = 0;
     for block in test_blocks {
         let block = block?;
+        blocks += 1;
         let first = out.test_rows;
         out.train_rows = image_block(open_train()?, &block, first, p, &mut out)?;
         out.test_rows += block.n;
@@ -789,6 +983,7 @@ where
             out.train_rows += chunk?.n;
         }
     }
+    out.test_blocks = (blocks > 1).then_some(blocks);
     image_findings(&mut out, train_name, test_name, p);
     Ok(out)
 }
