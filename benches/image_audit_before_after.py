@@ -22,7 +22,6 @@ brightness changed (40,000 images, uint8 NPY), against the same test split.
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -30,9 +29,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+from peak_rss import measured as measure_command  # noqa: E402
 from mnist_planted import planted_split  # noqa: E402
-import time  # noqa: E402
 
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
@@ -42,12 +40,7 @@ OLD, NEW = (os.path.abspath(b) for b in ARGS[:2])
 
 
 def measured(cmd, cwd):
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t
-    if r.returncode not in (0, 1):
-        raise SystemExit(r.stderr)
-    return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout
+    return measure_command(cmd, cwd, ok=(0, 1))
 
 
 def main():

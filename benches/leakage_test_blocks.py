@@ -17,25 +17,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+from peak_rss import measured  # noqa: E402
 
 import numpy as np
 import pandas as pd
-
-
-def measured(cmd, cwd):
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(r.stderr)
-    return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout
 
 
 def splits(d, test_rows):

@@ -16,3 +16,18 @@ PEAK_RSS_HELPER = (
     "sys.stderr.write(f'\\nMAXRSS_KIB {usage.ru_maxrss}\\n')\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
+
+
+def measured(cmd, cwd, ok=(0,)):
+    """Runs `cmd` in `cwd` through the helper: (seconds, peak RSS in MiB,
+    stdout). An exit status outside `ok` stops the benchmark with stderr."""
+    import subprocess
+    import sys
+    import time
+
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if r.returncode not in ok:
+        raise SystemExit(r.stderr)
+    return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout

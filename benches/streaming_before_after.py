@@ -30,13 +30,11 @@ process, measured by a small forking helper (peak RSS from wait4).
 """
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peak_rss import PEAK_RSS_HELPER  # noqa: E402
+from peak_rss import measured  # noqa: E402
 
 import numpy as np
 import pandas as pd
@@ -45,15 +43,6 @@ BINS = [os.path.abspath(b) for b in sys.argv[1:] if not b.startswith("--")]
 SMALL = "--small" in sys.argv
 REFERENCES_ONLY = "--references" in sys.argv
 
-
-
-def measured(cmd, cwd):
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", PEAK_RSS_HELPER, *cmd], cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(r.stderr)
-    return elapsed, int(r.stderr.rsplit("MAXRSS_KIB", 1)[1]) / 1024, r.stdout
 
 
 def repeat(src, dst, times):

@@ -334,6 +334,24 @@ fn small_split() -> impl Strategy<Value = (Vec<Row>, Vec<Row>)> {
     )
 }
 
+/// Options for the small splits: short shingles, a low threshold.
+fn small_options() -> AuditOptions {
+    AuditOptions {
+        label: Some("label".into()),
+        text: Some("t".into()),
+        minhash: mlsec_data::leakage::minhash::MinHashParams {
+            shingle: 2,
+            threshold: 0.3,
+            ..Default::default()
+        },
+        ..AuditOptions::default()
+    }
+}
+
+fn names(t: &Table) -> Vec<String> {
+    t.columns.iter().map(|c| c.name.clone()).collect()
+}
+
 fn table_of(rows: &[Row]) -> Table {
     let mut csv = String::from("x,t,label\n");
     for (x, t, l) in rows {
@@ -353,18 +371,8 @@ proptest! {
         cuts in prop::collection::vec(0usize..60, 0..5),
     ) {
         let (train, test) = (table_of(&train), table_of(&test));
-        let o = AuditOptions {
-            label: Some("label".into()),
-            text: Some("t".into()),
-            minhash: mlsec_data::leakage::minhash::MinHashParams {
-                shingle: 2,
-                threshold: 0.3,
-                ..Default::default()
-            },
-            ..AuditOptions::default()
-        };
+        let o = small_options();
         let whole = audit(&train, &test, "train", "test", &o).unwrap();
-        let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let mut a = SplitAuditor::new("train", &names(&train), "test", &names(&test), &o).unwrap();
         a.add_test(&test).unwrap();
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(train.rows)).collect();
@@ -384,18 +392,8 @@ proptest! {
         cuts in prop::collection::vec(0usize..30, 0..5),
     ) {
         let (train, test) = (table_of(&train), table_of(&test));
-        let o = AuditOptions {
-            label: Some("label".into()),
-            text: Some("t".into()),
-            minhash: mlsec_data::leakage::minhash::MinHashParams {
-                shingle: 2,
-                threshold: 0.3,
-                ..Default::default()
-            },
-            ..AuditOptions::default()
-        };
+        let o = small_options();
         let whole = audit(&train, &test, "train", "test", &o).unwrap();
-        let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let a = SplitAuditor::new("train", &names(&train), "test", &names(&test), &o).unwrap();
         let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(test.rows)).collect();
         bounds.extend([0, test.rows]);
@@ -524,7 +522,6 @@ fn a_training_split_that_changes_between_blocks_is_an_error() {
     let (train, test) = splits(dir.path());
     let (train, test) = (read_table(&train).unwrap(), read_table(&test).unwrap());
     let o = options();
-    let names = |t: &Table| t.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     let a = SplitAuditor::new("train.csv", &names(&train), "test", &names(&test), &o).unwrap();
     let chunks = |t: &Table, at: &[usize]| -> std::vec::IntoIter<Result<Table, String>> {
         at.windows(2)

@@ -711,10 +711,12 @@ impl<'o> SplitAuditor<'o> {
     fn end_pass(&mut self) -> Result<(), String> {
         let rows = self.pass.take().map_or(0, |p| p.rows);
         match self.train_rows {
-            Some(before) if before != rows => return Err(format!(
+            Some(before) if before != rows => {
+                return Err(format!(
                 "{} changed while it was audited: {before} rows in one read, {rows} in the next",
                 self.train_name
-            )),
+            ))
+            }
             _ => self.train_rows = Some(rows),
         }
         let block = &self.block;
