@@ -1,7 +1,8 @@
 #![no_main]
 //! CSV reader with type inference, whole and in chunks, and the leakage
 //! audit of whatever table it reads (the table against itself, in two
-//! chunks, with its first column as text and its last as the label).
+//! chunks, with its first column as text and its last as the label; and
+//! the same with the test split held in two blocks).
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,9 +16,11 @@ fuzz_target!(|data: &[u8]| {
     // The chunked reader, with blocks small enough to cut most inputs
     // several times (the first byte picks the block size).
     let block = usize::from(data.first().copied().unwrap_or(1)) + 1;
-    if let Ok(chunks) =
-        mlsec_data::stream::FrameChunks::csv_from_reader(std::io::Cursor::new(data.to_vec()), None, block)
-    {
+    if let Ok(chunks) = mlsec_data::stream::FrameChunks::csv_from_reader(
+        std::io::Cursor::new(data.to_vec()),
+        None,
+        block,
+    ) {
         let width = chunks.names().len();
         for chunk in chunks {
             let Ok(chunk) = chunk else { break };
@@ -31,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn audit_against_itself(t: &mlsec_data::table::Table) {
-    use mlsec_data::leakage::{AuditOptions, SplitAuditor};
+    use mlsec_data::leakage::{audit_in_blocks, AuditOptions, SplitAuditor};
     let names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
     let o = AuditOptions {
         text: names.first().cloned(),
@@ -45,12 +48,31 @@ fn audit_against_itself(t: &mlsec_data::table::Table) {
     // A test split with no rows: nothing to match.
     let mut lone = SplitAuditor::new("train", &names, "test", &names, &o).unwrap();
     lone.add_train(t).unwrap();
-    assert!(lone.finish().near_duplicates.is_empty());
+    assert!(lone.finish().unwrap().near_duplicates.is_empty());
     auditor.add_test(t).unwrap();
     auditor.add_train(t).unwrap();
     auditor.add_train(t).unwrap();
-    let a = auditor.finish();
+    let a = auditor.finish().unwrap();
     // Every test row is in the training split.
     assert_eq!(a.exact_duplicates.len(), t.rows);
     assert_eq!(a.train_rows, 2 * t.rows);
+    // The same, with the test split held in blocks of one chunk each.
+    let blocked = SplitAuditor::new("train", &names, "test", &names, &o).unwrap();
+    let chunks = |n: usize| {
+        (0..n)
+            .map(|_| Ok::<_, String>(t.clone()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    };
+    let b = audit_in_blocks(
+        blocked,
+        chunks(2),
+        chunks(1),
+        || Ok(chunks(1)),
+        0,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(b.exact_duplicates.len(), 2 * t.rows);
+    assert_eq!((b.train_rows, b.test_rows), (t.rows, 2 * t.rows));
 }
