@@ -500,7 +500,7 @@ pub struct DriftArgs {
 /// How much of a reference dataset is held in memory.
 #[derive(Debug, Args)]
 pub struct ReferenceMemory {
-    /// Mebibytes of the reference held in memory (8 bytes a number, plus its labels); a larger reference is sorted column by column into temporary files (under TMPDIR, removed afterwards) and read again for the rows the screens sample, so it may be larger than memory. `data gate` gives its batch's numbers the same budget. Results are the same either way.
+    /// Mebibytes of the reference held in memory (8 bytes a number, plus its labels); a larger reference is sorted column by column into temporary files (under TMPDIR, removed afterwards) and read again for the rows the screens sample, so it may be larger than memory. `data gate` gives its batch's numbers, and the values of its `unique` columns, the same budget. Results are the same either way.
     #[arg(long = "reference-memory", value_name = "MIB", default_value_t = 1024)]
     pub mib: u64,
 }

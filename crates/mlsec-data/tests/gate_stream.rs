@@ -323,3 +323,69 @@ fn a_reference_over_its_memory_budget_gives_the_same_outcome() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The `unique` check past its memory budget writes its values to disk
+/// and finds the repeats by merging them: the outcome is the in-memory
+/// one, with each row's reasons in the same order (here rows failing a
+/// column before `id`, `id` and `key` themselves, and one after).
+#[test]
+fn unique_values_past_the_memory_budget_give_the_same_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(&dir.path().join("ref.csv"), 500, 5, false, None);
+    let mut batch = String::from("id,f0,f1,f2,amount,code,label,key\n");
+    for i in 0..3000 {
+        let amount = if i % 5 == 0 { "-1" } else { "2.5" };
+        let label = if i % 7 == 0 {
+            "z"
+        } else {
+            ["a", "b", "c"][i % 3]
+        };
+        let f = [0.0, 4.0 * (i % 2) as f64, 0.5];
+        batch.push_str(&format!(
+            "{},{},{},{},{amount},1,{label},k{}\n",
+            i % 1000,
+            f[0],
+            f[1],
+            f[2],
+            i % 700
+        ));
+    }
+    std::fs::write(dir.path().join("batch.csv"), batch).unwrap();
+    let policy = format!("{POLICY}\n[schema.columns.key]\ntype = \"string\"\nunique = true\n");
+    let run = |memory_bytes| {
+        gate_with(
+            dir.path(),
+            "ref.csv",
+            "batch.csv",
+            blocks(20_000),
+            &policy,
+            ReferenceOptions {
+                memory_bytes,
+                spill_dir: Some(dir.path().to_path_buf()),
+            },
+        )
+    };
+    let held = run(1 << 30);
+    // Row 1400: a negative amount, then `id` 400 and `key` k0 repeated.
+    assert_eq!(
+        held.quarantined[&1400][..3],
+        [
+            "amount: -1 < min 0",
+            "id: `400` repeats row 400",
+            "key: `k0` repeats row 0",
+        ]
+    );
+    for memory_bytes in [0, 30_000] {
+        assert_eq!(
+            summary(&run(memory_bytes)),
+            summary(&held),
+            "{memory_bytes} bytes"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("mlsec-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

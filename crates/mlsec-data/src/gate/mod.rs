@@ -7,6 +7,7 @@
 pub mod ledger;
 pub mod manifest;
 pub mod policy;
+mod unique;
 
 use crate::frame::Frame;
 use crate::reference::rows as reference;
@@ -284,7 +285,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
                 .into());
         }
     }
-    let mut schema = SchemaCheck::new(policy, chunks.names());
+    let mut schema = SchemaCheck::new(policy, chunks.names(), &input.reference_options);
     let mut features: Option<BatchFeatures> = None;
     let mut rows_screen: Option<RowScreens> = None;
     let mut reasons: Vec<(usize, Check, String)> = Vec::new();
@@ -292,7 +293,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         let chunk = chunk.map_err(|e| e.to_string())?;
         let first = out.rows;
         // 2. Schema.
-        schema.check(&chunk, first);
+        schema.check(&chunk, first)?;
         let frame = Frame::from_table(&chunk, policy.label.as_deref())
             .map_err(|e| e.at(&shown).to_string())?;
         let features =
@@ -313,7 +314,7 @@ pub fn run(input: &GateInput) -> Result<Outcome, String> {
         }
         out.rows += chunk.rows;
     }
-    schema.finish(&shown, &mut reasons, &mut out);
+    schema.finish(&shown, &mut reasons, &mut out)?;
     // 3. Distribution screen against the reference.
     if let Some(features) = features {
         let mut reference = reference;
@@ -384,31 +385,19 @@ struct SchemaCheck<'p> {
     /// Columns whose values are not of the declared type in some chunk:
     /// a batch-level violation, and their per-row checks are dropped.
     mistyped: Vec<String>,
-    /// Values seen so far in each `unique` column, with their first row,
-    /// keyed by [`value_digest`]: 16 bytes per distinct value whatever its
-    /// length, so a batch of long unique strings does not keep them all.
-    seen: HashMap<String, HashMap<ValueDigest, usize>>,
+    /// Values seen so far in each `unique` column, with their first row:
+    /// 16 bytes of digest per distinct value whatever its length, in
+    /// memory while they fit `unique_budget`, on disk past it.
+    seen: HashMap<String, unique::UniqueValues>,
+    unique_budget: usize,
+    spill_dir: Option<std::path::PathBuf>,
     /// Per-row failures: (row, reason, rule key, column).
     failures: Vec<(usize, String, String, String)>,
 }
 
-/// A cell's value as the uniqueness check keeps it.
-type ValueDigest = [u8; 16];
-
-/// The first 128 bits of the value's SHA-256. A cryptographic hash, because
-/// the batch is the attacker's: with a fast non-cryptographic one, a sender
-/// could craft distinct values that collide and get honest rows quarantined
-/// as repeats. At 128 bits an accidental collision needs ~2^64 values.
-fn value_digest(text: &str) -> ValueDigest {
-    use sha2::Digest;
-    let full = sha2::Sha256::digest(text.as_bytes());
-    let mut digest = [0u8; 16];
-    digest.copy_from_slice(&full[..16]);
-    digest
-}
-
 impl<'p> SchemaCheck<'p> {
-    fn new(policy: &'p Policy, names: &[String]) -> SchemaCheck<'p> {
+    /// `options` bounds what the `unique` columns hold together.
+    fn new(policy: &'p Policy, names: &[String], options: &ReferenceOptions) -> SchemaCheck<'p> {
         let schema = &policy.schema;
         let mut batch_level = Vec::new();
         if !schema.columns.is_empty() {
@@ -430,11 +419,20 @@ impl<'p> SchemaCheck<'p> {
             batch_level,
             mistyped: Vec::new(),
             seen: HashMap::new(),
+            unique_budget: usize::try_from(options.memory_bytes).unwrap_or(usize::MAX)
+                / policy
+                    .schema
+                    .columns
+                    .values()
+                    .filter(|c| c.unique)
+                    .count()
+                    .max(1),
+            spill_dir: options.spill_dir.clone(),
             failures: Vec::new(),
         }
     }
 
-    fn check(&mut self, t: &Table, first: usize) {
+    fn check(&mut self, t: &Table, first: usize) -> Result<(), String> {
         for (name, rule) in &self.policy.schema.columns {
             let Some(ci) = t.column(name) else { continue };
             let col = &t.columns[ci];
@@ -462,7 +460,11 @@ impl<'p> SchemaCheck<'p> {
             if self.mistyped.contains(name) {
                 continue;
             }
-            let seen = self.seen.entry(name.clone()).or_default();
+            let (budget, dir) = (self.unique_budget, self.spill_dir.as_deref());
+            let seen = self
+                .seen
+                .entry(name.clone())
+                .or_insert_with(|| unique::UniqueValues::new(budget, dir));
             for r in 0..t.rows {
                 let row = first + r;
                 let mut fail = |check: &str, why: String| {
@@ -505,18 +507,44 @@ impl<'p> SchemaCheck<'p> {
                     }
                 }
                 if rule.unique {
-                    let digest = value_digest(&text);
-                    if let Some(first) = seen.get(&digest) {
-                        fail("unique", format!("`{text}` repeats row {first}"));
-                    } else {
-                        seen.insert(digest, row);
+                    if let Some(first) = seen.check(&text, row)? {
+                        fail("unique", unique_reason(&text, first));
                     }
                 }
             }
         }
+        Ok(())
     }
 
-    fn finish(self, shown: &str, reasons: &mut Vec<(usize, Check, String)>, out: &mut Outcome) {
+    fn finish(
+        mut self,
+        shown: &str,
+        reasons: &mut Vec<(usize, Check, String)>,
+        out: &mut Outcome,
+    ) -> Result<(), String> {
+        // Repeats found on disk, then every failure in the order the
+        // in-memory check gives: by row, then by column (the policy's
+        // order), each column's `unique` last.
+        for (name, seen) in std::mem::take(&mut self.seen) {
+            for (row, text, first) in seen.finish()? {
+                self.failures.push((
+                    row,
+                    format!("{name}: {}", unique_reason(&text, first)),
+                    format!("{name} unique"),
+                    name.clone(),
+                ));
+            }
+        }
+        let order: HashMap<&String, usize> = self
+            .policy
+            .schema
+            .columns
+            .keys()
+            .enumerate()
+            .map(|(i, name)| (name, i))
+            .collect();
+        self.failures
+            .sort_by_key(|(row, _, _, column)| (*row, order.get(column).copied()));
         let mut per_rule: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (r, reason, key, column) in self.failures {
             if self.mistyped.contains(&column) {
@@ -547,7 +575,12 @@ impl<'p> SchemaCheck<'p> {
             }
             out.batch_reasons.extend(self.batch_level);
         }
+        Ok(())
     }
+}
+
+fn unique_reason(text: &str, first: usize) -> String {
+    format!("`{text}` repeats row {first}")
 }
 
 /// The batch's numeric features and label counts, gathered chunk by chunk
@@ -939,7 +972,7 @@ impl LabelNeighbours {
 
 #[cfg(test)]
 mod value_digest_tests {
-    use super::value_digest;
+    use super::unique::value_digest;
 
     #[test]
     fn equal_values_share_a_digest_and_near_equal_long_ones_do_not() {
