@@ -397,3 +397,45 @@ fn assert_same_in_blocks(blocks: &mut serde_json::Value, whole: &serde_json::Val
     assert_eq!(blocks["results"], whole["results"]);
     assert_eq!(blocks["findings"], whole["findings"]);
 }
+
+#[test]
+fn a_parquet_test_split_is_held_in_blocks_too() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test split: 3,000 Parquet rows (f, g, name, target); the
+    // training split copies every tenth of them.
+    common::write_parquet(&dir.path().join("test.parquet"), 3000);
+    let mut train = String::from("f,g,name,target\n");
+    for i in (0..3000).step_by(10) {
+        train.push_str(&format!(
+            "{},{},item-{i},{}\n",
+            i as f64 * 0.5,
+            i * 7 % 13,
+            i % 3
+        ));
+    }
+    train.push_str("0.25,1,item-x,0\n");
+    std::fs::write(dir.path().join("train.csv"), train).unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = mlsec();
+        cmd.current_dir(dir.path())
+            .args([
+                "audit",
+                "leakage",
+                "--train",
+                "train.csv",
+                "--test",
+                "test.parquet",
+                "--label",
+                "target",
+            ])
+            .args(extra);
+        json_run(cmd, 1)
+    };
+    let whole = run(&[]);
+    let pairs = whole["results"]["exact_duplicates"].as_array().unwrap();
+    assert_eq!(pairs.len(), 300);
+    assert_eq!(pairs[1], serde_json::json!([1, 10]));
+    // Read 1,024 rows at a time, one block each.
+    let mut blocks = run(&["--test-memory", "0"]);
+    assert_same_in_blocks(&mut blocks, &whole);
+}

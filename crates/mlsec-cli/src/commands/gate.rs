@@ -414,13 +414,15 @@ pub fn leakage(global: &GlobalArgs, args: &crate::cli::LeakageArgs) -> Result<u8
     let train = train_chunks()?;
     // Test chunks small against the budget, so that blocks end near it:
     // a row's state (hash, map slot, shingles, band keys) takes several
-    // times its CSV bytes.
+    // times its CSV bytes. A Parquet file is decoded whole only when it is
+    // small against the budget too.
+    let defaults = ChunkOptions::default();
     let test = TableChunks::open(
         &args.test,
         ChunkOptions {
-            csv_bytes: (budget / 16).clamp(64 << 10, 16 << 20),
-            rows: (budget >> 10).clamp(1024, 64 * 1024),
-            ..ChunkOptions::default()
+            csv_bytes: (budget / 16).clamp(64 << 10, defaults.csv_bytes),
+            rows: (budget >> 10).clamp(1024, defaults.rows),
+            whole_bytes: (budget as u64 / 16).min(defaults.whole_bytes),
         },
     )?;
     let auditor =
