@@ -5,14 +5,15 @@ The fixture corpus (scripts/make_scan_fixtures.py) imitates each library's
 globals with stub modules so that CI needs no PyTorch. This script writes
 the same kinds of artifact with PyTorch, scikit-learn, SciPy, NumPy, pandas
 and joblib themselves (checkpoints, whole-model pickles, fitted estimators,
-DataFrames with every pandas dtype, time zones included), then scans them
+DataFrames with every pandas dtype, time zones and Arrow-backed columns
+included, Arrow tables), then scans them
 with mlsec, picklescan and modelscan, and prints the highest severity mlsec
 gives each file. A benign artifact must get no finding at medium or above
 (whole-model pickles and fitted estimators are reported low: loading them
 runs the library's code, see docs/scanner.md).
 
 Usage (benchmark-only environments, not part of CI):
-    ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib
+    ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib pyarrow
     cargo build --release -p mlsec-cli
     ~/.cache/mlsec/torch-venv/bin/python benches/scan_benign_libraries.py target/release/mlsec \
         [--peers ~/.cache/mlsec/bench-venv/bin]
@@ -149,6 +150,33 @@ def write_pandas(out):
                      "dti": pd.DatetimeIndex(["2024-01-01"])}, f, protocol=4)
 
 
+def write_arrow(out):
+    """pandas 3 keeps strings in Arrow arrays when pyarrow is installed, and
+    pickles them through Arrow's own reducers; Arrow tables pickle the same way."""
+    import array
+
+    import pyarrow as pa
+    frames = {
+        "strings": pd.DataFrame({"name": ["alice", "bob", None], "n": [1, 2, 3]}),
+        "arrow_dtypes": pd.DataFrame({
+            "i": pd.array([1, None, 3], dtype=pd.ArrowDtype(pa.int64())),
+            "l": pd.array([[1], [2, 3], None], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+            "ts": pd.array([1, 2, 3], dtype=pd.ArrowDtype(pa.timestamp("ms", tz="UTC"))),
+            "dec": pd.array([1, 2, 3], dtype=pd.ArrowDtype(pa.decimal128(5, 2)))}),
+    }
+    for name, df in frames.items():
+        for proto in (2, 5):
+            with open(os.path.join(out, f"pandas_arrow_{name}_p{proto}.pkl"), "wb") as f:
+                pickle.dump(df, f, protocol=proto)
+        joblib.dump(df, os.path.join(out, f"pandas_arrow_{name}.joblib"))
+    table = pa.table({"s": ["x", "y"], "d": pa.array(["u", "v"]).dictionary_encode(),
+                      "m": pa.array([{"k": 1}, {"k": 2}]), "b": pa.array([b"a", b"b"], pa.binary(1))})
+    with open(os.path.join(out, "pyarrow_values.pkl"), "wb") as f:
+        pickle.dump({"table": table, "batch": table.to_batches()[0], "schema": table.schema,
+                     "scalar": pa.scalar(1.5), "buffer": pa.py_buffer(b"abc"),
+                     "stdlib_array": array.array("d", [1.0, 2.0])}, f, protocol=4)
+
+
 def peer_flags(peers, folder):
     """Files each peer CLI reports as infected/unsafe (their own exit codes)."""
     out = {}
@@ -170,7 +198,7 @@ def main():
     mlsec = os.path.abspath(sys.argv[1])
     peers = sys.argv[sys.argv.index("--peers") + 1] if "--peers" in sys.argv else None
     with tempfile.TemporaryDirectory() as out:
-        for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas):
+        for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas, write_arrow):
             write(out)
         r = subprocess.run([mlsec, "scan", out, "-q", "--format", "json", "--fail-on", "never"],
                            capture_output=True, text=True, check=True)

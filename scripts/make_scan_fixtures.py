@@ -521,6 +521,32 @@ put("benign/zoneinfo-datetime.pkl",
     pickle.dumps(datetime.datetime(2024, 1, 1, tzinfo=zoneinfo.ZoneInfo("UTC")), protocol=4),
     "a datetime in a ZoneInfo time zone (getattr(ZoneInfo, '_unpickle'))", max_severity="info")
 
+import array  # noqa: E402
+for proto in (2, 4):
+    put(f"benign/stdlib-array-p{proto}.pkl", pickle.dumps(array.array("d", [1.0, 2.0]), protocol=proto),
+        f"a standard-library array.array, protocol {proto}", max_severity="info")
+
+# pandas 3 stores strings in Arrow arrays: a DataFrame's string column is
+# pickled through Arrow's own reducers (the same globals as pyarrow 23).
+stub("pyarrow.lib", _restore_array=lambda *a: None, type_for_alias=lambda *a: None,
+     py_buffer=lambda *a: None, chunked_array=lambda *a: None, foreign_buffer=lambda *a: None)
+
+
+def _arrow(name, *args):
+    return type("Reduced", (), {"__reduce__": lambda self: (getattr(sys.modules["pyarrow.lib"], name), args)})()
+
+
+arrow_type = _arrow("type_for_alias", "large_string")
+arrow_array = _arrow("_restore_array", (arrow_type, 2, 0, 0,
+                                        [None, _arrow("py_buffer", b"\0\0\0\0\1\0\0\0\2\0\0\0"),
+                                         _arrow("py_buffer", b"ab")], [], None))
+put("benign/arrow-string-column.pkl",
+    pickle.dumps({"name": _arrow("chunked_array", [arrow_array], arrow_type)}, protocol=5),
+    "an Arrow-backed string column as pandas 3 pickles it (pyarrow.lib reducers)", max_severity="info")
+put("malicious/arrow-foreign-buffer.pkl", pickle.dumps(_arrow("foreign_buffer", 0x7f0000000000, 4096), protocol=4),
+    "pyarrow.lib.foreign_buffer wraps any process address: a memory read", "critical",
+    ["pyarrow.lib.foreign_buffer"])
+
 put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
     max_severity="info")
 

@@ -177,6 +177,48 @@ const ALLOW: &[&str] = &[
     "decimal.Decimal",
     "fractions.Fraction",
     "uuid.UUID",
+    // The standard library's typed arrays: `_array_reconstructor` builds
+    // an `array.array` (or a subclass, itself a global checked on its own)
+    // from a type code and bytes.
+    "array.array",
+    "array._array_reconstructor",
+    // Apache Arrow values as their own `__reduce__` writes them, which is
+    // how pandas 3 pickles its default (Arrow-backed) string columns and
+    // any `ArrowDtype` column: arrays from their buffers, chunked arrays,
+    // record batches, tables, schemas, fields, scalars and data types.
+    // Arrow's file systems, datasets, expressions and compute functions
+    // (`FileSystem._from_uri`, `PyFileSystem`, `get_function`) are not here.
+    "pyarrow.lib._restore_array",
+    "pyarrow.lib.chunked_array",
+    "pyarrow.lib._reconstruct_record_batch",
+    "pyarrow.lib._reconstruct_table",
+    "pyarrow.lib.py_buffer",
+    "pyarrow.lib.schema",
+    "pyarrow.lib.field",
+    "pyarrow.lib.KeyValueMetadata",
+    "pyarrow.lib.scalar",
+    "pyarrow.lib.DictionaryScalar._reconstruct",
+    "pyarrow.lib.type_for_alias",
+    "pyarrow.lib.list_",
+    "pyarrow.lib.large_list",
+    "pyarrow.lib.list_view",
+    "pyarrow.lib.large_list_view",
+    "pyarrow.lib.map_",
+    "pyarrow.lib.struct",
+    "pyarrow.lib.union",
+    "pyarrow.lib.dictionary",
+    "pyarrow.lib.timestamp",
+    "pyarrow.lib.binary",
+    "pyarrow.lib.decimal32",
+    "pyarrow.lib.decimal64",
+    "pyarrow.lib.decimal128",
+    "pyarrow.lib.decimal256",
+    "pyarrow.lib.run_end_encoded",
+    "pyarrow.lib.fixed_shape_tensor",
+    "pyarrow.lib.json_",
+    "pyarrow.lib.uuid",
+    "pyarrow.lib.bool8",
+    "pyarrow.lib.opaque",
     // Time zones as pickled by datetime and pandas values: `ZoneInfo` is
     // written as `getattr(ZoneInfo, '_unpickle')(key, …)`, pytz zones as
     // `pytz._p(…)`; both only look a zone up in the time-zone database.
@@ -751,6 +793,66 @@ const DENY: &[(&str, Severity, &str)] = &[
     ),
     ("pandas.read_*", Severity::High, "reads files and URLs"),
     (
+        "pyarrow.lib.foreign_buffer",
+        Severity::Critical,
+        "reads process memory at any address",
+    ),
+    (
+        "pyarrow.fs.*",
+        Severity::High,
+        "opens local and remote file systems (S3, GCS, HDFS, Azure)",
+    ),
+    (
+        "pyarrow._fs.*",
+        Severity::High,
+        "opens local and remote file systems (S3, GCS, HDFS, Azure)",
+    ),
+    (
+        "pyarrow._s3fs.*",
+        Severity::High,
+        "connects to S3",
+    ),
+    (
+        "pyarrow._gcsfs.*",
+        Severity::High,
+        "connects to Google Cloud Storage",
+    ),
+    (
+        "pyarrow._hdfs.*",
+        Severity::High,
+        "connects to HDFS",
+    ),
+    (
+        "pyarrow._azurefs.*",
+        Severity::High,
+        "connects to Azure storage",
+    ),
+    (
+        "pyarrow._dataset*",
+        Severity::High,
+        "reads and writes dataset files",
+    ),
+    (
+        "pyarrow.dataset.*",
+        Severity::High,
+        "reads and writes dataset files",
+    ),
+    (
+        "pyarrow.parquet.*",
+        Severity::High,
+        "reads and writes files",
+    ),
+    (
+        "pyarrow.csv.*",
+        Severity::High,
+        "reads and writes files",
+    ),
+    (
+        "pyarrow._flight.*",
+        Severity::High,
+        "connects to Arrow Flight servers",
+    ),
+    (
         "sklearn.datasets.*",
         Severity::High,
         "downloads and reads files",
@@ -922,6 +1024,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("sklearn.*", "scikit-learn"),
     ("scipy.*", "SciPy"),
     ("pandas.*", "pandas"),
+    ("pyarrow.*", "Apache Arrow"),
     ("xgboost.*", "XGBoost"),
     ("lightgbm.*", "LightGBM"),
     ("catboost.*", "CatBoost"),
