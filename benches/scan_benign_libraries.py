@@ -6,14 +6,16 @@ globals with stub modules so that CI needs no PyTorch. This script writes
 the same kinds of artifact with PyTorch, scikit-learn, SciPy, NumPy, pandas
 and joblib themselves (checkpoints, whole-model pickles, fitted estimators,
 DataFrames with every pandas dtype, time zones and Arrow-backed columns
-included, Arrow tables), then scans them
+included, Arrow tables, and what a fine-tuning run leaves: transformers'
+training_args.bin, a PEFT adapter and config, a Lightning checkpoint), then scans them
 with mlsec, picklescan and modelscan, and prints the highest severity mlsec
 gives each file. A benign artifact must get no finding at medium or above
 (whole-model pickles and fitted estimators are reported low: loading them
 runs the library's code, see docs/scanner.md).
 
 Usage (benchmark-only environments, not part of CI):
-    ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib pyarrow
+    ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib pyarrow \
+        transformers accelerate peft lightning omegaconf
     cargo build --release -p mlsec-cli
     ~/.cache/mlsec/torch-venv/bin/python benches/scan_benign_libraries.py target/release/mlsec \
         [--peers ~/.cache/mlsec/bench-venv/bin]
@@ -177,6 +179,38 @@ def write_arrow(out):
                      "stdlib_array": array.array("d", [1.0, 2.0])}, f, protocol=4)
 
 
+def write_hugging_face_and_lightning(out):
+    """What a fine-tuning run leaves: `training_args.bin` (TrainingArguments
+    with Accelerate's state), a PEFT adapter and its pickled config, and a
+    Lightning checkpoint whose hyper-parameters are an OmegaConf config."""
+    import lightning as L
+    from omegaconf import OmegaConf
+    from peft import LoraConfig, get_peft_model
+    from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+
+    torch.save(TrainingArguments(output_dir=os.path.join(out, "run"), report_to="none",
+                                 lr_scheduler_type="cosine"), os.path.join(out, "hf_training_args.bin"))
+    os.rmdir(os.path.join(out, "run")) if os.path.isdir(os.path.join(out, "run")) else None
+    bert = BertForSequenceClassification(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                                    intermediate_size=37, vocab_size=100))
+    peft_model = get_peft_model(bert, LoraConfig(r=2, target_modules=["query", "value"]))
+    torch.save(peft_model.peft_config, os.path.join(out, "peft_config.bin"))
+    torch.save({k: v for k, v in peft_model.state_dict().items() if "lora" in k},
+               os.path.join(out, "peft_adapter_model.bin"))
+
+    class Module(L.LightningModule):
+        def __init__(self, cfg=None):
+            super().__init__()
+            self.save_hyperparameters()
+            self.layer = torch.nn.Linear(3, 1)
+
+    model = Module(cfg=OmegaConf.create({"model": {"lr": 0.1, "layers": [1, 2]}, "name": "x"}))
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        default_root_dir=os.path.join(out, "pl"))
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(os.path.join(out, "lightning.ckpt"))
+
+
 def peer_flags(peers, folder):
     """Files each peer CLI reports as infected/unsafe (their own exit codes)."""
     out = {}
@@ -198,7 +232,8 @@ def main():
     mlsec = os.path.abspath(sys.argv[1])
     peers = sys.argv[sys.argv.index("--peers") + 1] if "--peers" in sys.argv else None
     with tempfile.TemporaryDirectory() as out:
-        for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas, write_arrow):
+        for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas, write_arrow,
+                      write_hugging_face_and_lightning):
             write(out)
         r = subprocess.run([mlsec, "scan", out, "-q", "--format", "json", "--fail-on", "never"],
                            capture_output=True, text=True, check=True)

@@ -213,6 +213,11 @@ LIBRARY_PAYLOADS = [
     ("pandas.io.parsers.readers", "read_csv", "high", "modelscan issue 338: exfiltration by URL"),
     ("numpy.ctypeslib", "load_library", "critical", "loads a native library"),
     ("pandas.core.computation.eval", "eval", "critical", "pandas.eval evaluates expressions"),
+    ("typing", "get_type_hints", "critical", "typing.get_type_hints evaluates annotation strings"),
+    ("accelerate.commands.launch", "launch_command", "critical", "Accelerate's launcher runs scripts"),
+    ("lightning.pytorch.cli", "LightningCLI", "high", "LightningCLI instantiates the classes its arguments name"),
+    ("torchvision.datasets", "MNIST", "high", "a torchvision dataset class downloads files"),
+    ("omegaconf", "OmegaConf.load", "high", "OmegaConf.load reads files"),
 ]
 for module, name, severity, why in LIBRARY_PAYLOADS:
     m, n = module.encode(), name.encode()
@@ -546,6 +551,41 @@ put("benign/arrow-string-column.pkl",
 put("malicious/arrow-foreign-buffer.pkl", pickle.dumps(_arrow("foreign_buffer", 0x7f0000000000, 4096), protocol=4),
     "pyarrow.lib.foreign_buffer wraps any process address: a memory read", "critical",
     ["pyarrow.lib.foreign_buffer"])
+
+# A Hugging Face `training_args.bin` holds Accelerate's state and enums; a
+# Lightning checkpoint's hyper-parameters are OmegaConf containers typed
+# with `typing.Any`; a PEFT adapter pickles its config.
+import typing  # noqa: E402
+
+
+def _enum_member(module, cls, value):
+    member = type(cls, (), {"__reduce__": lambda self: (getattr(sys.modules[module], cls), (value,))})
+    stub(module, **{cls: member})
+    return member()
+
+
+stub("accelerate.state", PartialState=type("PartialState", (), {}))
+stub("transformers.training_args", TrainingArguments=type("TrainingArguments", (), {}))
+state = sys.modules["accelerate.state"].PartialState()
+state.__dict__.update({"_cpu": True, "backend": None,
+                       "distributed_type": _enum_member("accelerate.utils.dataclasses", "DistributedType", "NO")})
+training_args = sys.modules["transformers.training_args"].TrainingArguments()
+training_args.__dict__.update({"output_dir": "out", "learning_rate": 5e-5, "distributed_state": state,
+                               "lr_scheduler_type": _enum_member("transformers.trainer_utils", "SchedulerType",
+                                                                 "linear")})
+put("benign/training-args.pkl", pickle.dumps(training_args, protocol=2),
+    "a transformers training_args.bin (TrainingArguments, Accelerate's PartialState and enums)",
+    max_severity="low")
+stub("omegaconf.dictconfig", DictConfig=type("DictConfig", (), {}))
+stub("omegaconf.base", ContainerMetadata=type("ContainerMetadata", (), {}))
+meta = sys.modules["omegaconf.base"].ContainerMetadata()
+meta.__dict__.update({"ref_type": typing.Any, "object_type": dict, "key_type": typing.Any,
+                      "element_type": typing.Any})
+config = sys.modules["omegaconf.dictconfig"].DictConfig()
+config.__dict__.update({"_metadata": meta, "_content": {"lr": 0.1, "layers": [1, 2]}})
+put("benign/lightning-hparams.pkl", pickle.dumps({"hyper_parameters": {"cfg": config}, "epoch": 1}, protocol=2),
+    "Lightning checkpoint hyper-parameters: an OmegaConf DictConfig typed with typing.Any",
+    max_severity="low")
 
 put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
     max_severity="info")

@@ -793,6 +793,62 @@ const DENY: &[(&str, Severity, &str)] = &[
     ),
     ("pandas.read_*", Severity::High, "reads files and URLs"),
     (
+        "torchvision.datasets.*",
+        Severity::High,
+        "downloads and reads files",
+    ),
+    (
+        "torchaudio.datasets.*",
+        Severity::High,
+        "downloads and reads files",
+    ),
+    ("torchvision.io.*", Severity::High, "reads and writes files"),
+    (
+        "lightning.pytorch.cli.*",
+        Severity::High,
+        "instantiates the classes its arguments name, and trains",
+    ),
+    (
+        "pytorch_lightning.cli.*",
+        Severity::High,
+        "instantiates the classes its arguments name, and trains",
+    ),
+    (
+        "accelerate.commands.*",
+        Severity::Critical,
+        "starts processes and runs scripts",
+    ),
+    (
+        "typing.get_type_hints",
+        Severity::Critical,
+        "evaluates annotation strings as code",
+    ),
+    (
+        "typing._eval_type",
+        Severity::Critical,
+        "evaluates annotation strings as code",
+    ),
+    (
+        "typing.evaluate_forward_ref",
+        Severity::Critical,
+        "evaluates annotation strings as code",
+    ),
+    (
+        "typing.ForwardRef",
+        Severity::High,
+        "compiles its string, which evaluating the reference runs",
+    ),
+    (
+        "omegaconf.OmegaConf.*",
+        Severity::High,
+        "loads and saves files, resolves interpolations",
+    ),
+    (
+        "omegaconf.omegaconf.OmegaConf.*",
+        Severity::High,
+        "loads and saves files, resolves interpolations",
+    ),
+    (
         "pyarrow.lib.foreign_buffer",
         Severity::Critical,
         "reads process memory at any address",
@@ -1035,6 +1091,25 @@ const KNOWN: &[(&str, &str)] = &[
     ("torch.*", "PyTorch"),
     ("transformers.*", "Hugging Face transformers"),
     ("tokenizers.*", "Hugging Face tokenizers"),
+    // Every `training_args.bin` holds Accelerate's state and enums, PEFT
+    // adapters pickle their configs, Lightning checkpoints their hyper-
+    // parameters as OmegaConf containers typed with `typing.Any`.
+    ("accelerate.*", "Hugging Face Accelerate"),
+    ("peft.*", "Hugging Face PEFT"),
+    ("trl.*", "Hugging Face TRL"),
+    ("sentence_transformers.*", "sentence-transformers"),
+    ("diffusers.*", "Hugging Face diffusers"),
+    ("timm.*", "timm"),
+    ("torchvision.*", "torchvision"),
+    ("torchaudio.*", "torchaudio"),
+    ("lightning.*", "Lightning"),
+    ("pytorch_lightning.*", "PyTorch Lightning"),
+    ("lightning_fabric.*", "Lightning Fabric"),
+    (
+        "omegaconf.*",
+        "OmegaConf configurations (Hydra, Lightning, NeMo)",
+    ),
+    ("typing.*", "Python type annotations"),
     ("numpy.*", "NumPy"),
     ("collections.*", "Python collections"),
     ("re._compile", "Python regular expressions"),
