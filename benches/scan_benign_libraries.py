@@ -7,7 +7,8 @@ the same kinds of artifact with PyTorch, scikit-learn, SciPy, NumPy, pandas
 and joblib themselves (checkpoints, whole-model pickles, fitted estimators,
 DataFrames with every pandas dtype, time zones and Arrow-backed columns
 included, Arrow tables, and what a fine-tuning run leaves: transformers'
-training_args.bin, a PEFT adapter and config, a Lightning checkpoint), then scans them
+training_args.bin, a PEFT adapter and config, a Lightning checkpoint; statsmodels, gensim,
+NLTK, imbalanced-learn, XGBoost and LightGBM models), then scans them
 with mlsec, picklescan and modelscan, and prints the highest severity mlsec
 gives each file. A benign artifact must get no finding at medium or above
 (whole-model pickles and fitted estimators are reported low: loading them
@@ -15,7 +16,7 @@ runs the library's code, see docs/scanner.md).
 
 Usage (benchmark-only environments, not part of CI):
     ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib pyarrow \
-        transformers accelerate peft lightning omegaconf
+        transformers accelerate peft lightning omegaconf gensim nltk statsmodels imbalanced-learn xgboost lightgbm
     cargo build --release -p mlsec-cli
     ~/.cache/mlsec/torch-venv/bin/python benches/scan_benign_libraries.py target/release/mlsec \
         [--peers ~/.cache/mlsec/bench-venv/bin]
@@ -211,6 +212,41 @@ def write_hugging_face_and_lightning(out):
     trainer.save_checkpoint(os.path.join(out, "lightning.ckpt"))
 
 
+def write_other_ecosystems(out):
+    """Models other libraries pickle: statsmodels results (Cython classes
+    typed by BLAS prefix), gensim word vectors, an NLTK Punkt tokenizer, an
+    imbalanced-learn pipeline, XGBoost and LightGBM estimators."""
+    import lightgbm as lgb
+    import statsmodels.api as sm
+    import xgboost as xgb
+    from gensim.models import Word2Vec
+    from imblearn.over_sampling import SMOTE
+    from imblearn.pipeline import make_pipeline as imb_pipeline
+    from nltk.tokenize.punkt import PunktSentenceTokenizer, PunktTrainer
+    from sklearn.linear_model import LogisticRegression
+    from statsmodels.tsa.arima.model import ARIMA
+
+    rng = np.random.RandomState(0)
+    x = sm.add_constant(rng.rand(30, 2))
+    sm.OLS(x @ [1, 2, 3] + rng.rand(30), x).fit().save(os.path.join(out, "statsmodels_ols.pickle"))
+    ARIMA(rng.rand(40), order=(1, 0, 0)).fit().save(os.path.join(out, "statsmodels_arima.pickle"))
+    w2v = Word2Vec([["cat", "dog", "fish"], ["dog", "bird"]] * 20, vector_size=8, min_count=1, epochs=1,
+                   workers=1, seed=1)
+    w2v.save(os.path.join(out, "gensim_word2vec.model"))
+    w2v.wv.save(os.path.join(out, "gensim_vectors.kv"))
+    trainer = PunktTrainer()
+    trainer.train("Hello there. This is Mr. Smith. He is here. Dr. Who is not.", finalize=True)
+    with open(os.path.join(out, "nltk_punkt.pickle"), "wb") as f:
+        pickle.dump(PunktSentenceTokenizer(trainer.get_params()), f)
+    xc, yc = rng.rand(40, 3), (np.arange(40) < 8).astype(int)
+    joblib.dump(imb_pipeline(SMOTE(k_neighbors=3), LogisticRegression()).fit(xc, yc),
+                os.path.join(out, "imblearn_pipeline.joblib"))
+    with open(os.path.join(out, "xgboost_classifier.pkl"), "wb") as f:
+        pickle.dump(xgb.XGBClassifier(n_estimators=2).fit(xc, yc), f)
+    with open(os.path.join(out, "lightgbm_classifier.pkl"), "wb") as f:
+        pickle.dump(lgb.LGBMClassifier(n_estimators=2, verbose=-1).fit(xc, yc), f)
+
+
 def peer_flags(peers, folder):
     """Files each peer CLI reports as infected/unsafe (their own exit codes)."""
     out = {}
@@ -233,7 +269,7 @@ def main():
     peers = sys.argv[sys.argv.index("--peers") + 1] if "--peers" in sys.argv else None
     with tempfile.TemporaryDirectory() as out:
         for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas, write_arrow,
-                      write_hugging_face_and_lightning):
+                      write_hugging_face_and_lightning, write_other_ecosystems):
             write(out)
         r = subprocess.run([mlsec, "scan", out, "-q", "--format", "json", "--fail-on", "never"],
                            capture_output=True, text=True, check=True)

@@ -218,6 +218,9 @@ LIBRARY_PAYLOADS = [
     ("lightning.pytorch.cli", "LightningCLI", "high", "LightningCLI instantiates the classes its arguments name"),
     ("torchvision.datasets", "MNIST", "high", "a torchvision dataset class downloads files"),
     ("omegaconf", "OmegaConf.load", "high", "OmegaConf.load reads files"),
+    ("statsmodels.iolib.smpickle", "load_pickle", "critical", "statsmodels' load_pickle loads another pickle"),
+    ("gensim.utils", "unpickle", "critical", "gensim.utils.unpickle loads another pickle"),
+    ("nltk.data", "load", "critical", "nltk.data.load loads resources, pickles included, from files and URLs"),
 ]
 for module, name, severity, why in LIBRARY_PAYLOADS:
     m, n = module.encode(), name.encode()
@@ -586,6 +589,21 @@ config.__dict__.update({"_metadata": meta, "_content": {"lr": 0.1, "layers": [1,
 put("benign/lightning-hparams.pkl", pickle.dumps({"hyper_parameters": {"cfg": config}, "epoch": 1}, protocol=2),
     "Lightning checkpoint hyper-parameters: an OmegaConf DictConfig typed with typing.Any",
     max_severity="low")
+
+# statsmodels results: Cython state-space classes typed by BLAS prefix
+# (dStatespace, zKalmanFilter) and a types.SimpleNamespace; gensim keeps
+# `hash` as Word2Vec's hash function.
+_filter = _enum_member("statsmodels.tsa.statespace._kalman_filter", "dKalmanFilter", 1)
+stub("statsmodels.tsa.arima.model", ARIMAResults=type("ARIMAResults", (), {}))
+results = sys.modules["statsmodels.tsa.arima.model"].ARIMAResults()
+results.__dict__.update({"filter": _filter, "fixed": types.SimpleNamespace(params=[1.0])})
+put("benign/statsmodels-results.pkl", pickle.dumps(results, protocol=4),
+    "statsmodels ARIMA results (BLAS-prefixed Cython classes, types.SimpleNamespace)", max_severity="low")
+stub("gensim.models.word2vec", Word2Vec=type("Word2Vec", (), {}))
+w2v = sys.modules["gensim.models.word2vec"].Word2Vec()
+w2v.__dict__.update({"vector_size": 8, "hashfxn": hash})
+put("benign/gensim-word2vec.pkl", pickle.dumps(w2v, protocol=4),
+    "a gensim Word2Vec model (its hash function is builtins.hash)", max_severity="low")
 
 put("benign/readme.txt", b"cat\ndog\nthis is text, not a pickle\n", "text that starts like GLOBAL",
     max_severity="info")

@@ -177,6 +177,12 @@ const ALLOW: &[&str] = &[
     "decimal.Decimal",
     "fractions.Fraction",
     "uuid.UUID",
+    // A namespace of attributes: pickled as the class called with nothing,
+    // then its attributes set (statsmodels' results hold them).
+    "types.SimpleNamespace",
+    // A value kept as an attribute, such as gensim's `Word2Vec.hashfxn`:
+    // calling it only hashes an object this stream built.
+    "builtins.hash",
     // The standard library's typed arrays: `_array_reconstructor` builds
     // an `array.array` (or a subclass, itself a global checked on its own)
     // from a type code and bytes.
@@ -819,6 +825,42 @@ const DENY: &[(&str, Severity, &str)] = &[
         "starts processes and runs scripts",
     ),
     (
+        "statsmodels.iolib.smpickle.*",
+        Severity::Critical,
+        "loads and saves pickles",
+    ),
+    (
+        "statsmodels.iolib.*",
+        Severity::High,
+        "reads and writes files",
+    ),
+    (
+        "gensim.utils.unpickle",
+        Severity::Critical,
+        "loads a pickle from a file or URL",
+    ),
+    (
+        "gensim.utils.pickle",
+        Severity::High,
+        "writes files",
+    ),
+    (
+        "gensim.downloader.*",
+        Severity::High,
+        "downloads models and data",
+    ),
+    (
+        "nltk.data.*",
+        Severity::Critical,
+        "loads resources from files and URLs, pickles included",
+    ),
+    (
+        "nltk.downloader.*",
+        Severity::High,
+        "downloads data",
+    ),
+    ("nltk.download", Severity::High, "downloads data"),
+    (
         "typing.get_type_hints",
         Severity::Critical,
         "evaluates annotation strings as code",
@@ -1110,6 +1152,11 @@ const KNOWN: &[(&str, &str)] = &[
         "OmegaConf configurations (Hydra, Lightning, NeMo)",
     ),
     ("typing.*", "Python type annotations"),
+    ("statsmodels.*", "statsmodels"),
+    ("gensim.*", "gensim"),
+    ("nltk.*", "NLTK"),
+    ("imblearn.*", "imbalanced-learn"),
+    ("sentencepiece.*", "SentencePiece"),
     ("numpy.*", "NumPy"),
     ("collections.*", "Python collections"),
     ("re._compile", "Python regular expressions"),
@@ -1161,13 +1208,13 @@ const INTERNALS: &[&str] = &[
 /// global.
 pub fn is_constructor_like(qualified: &str) -> bool {
     let last = qualified.rsplit('.').next().unwrap_or(qualified);
-    if last
-        .trim_start_matches('_')
-        .chars()
-        .next()
-        .is_some_and(char::is_uppercase)
-    {
-        return true;
+    let mut chars = last.trim_start_matches('_').chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), _) if first.is_uppercase() => return true,
+        // Classes typed by BLAS prefix, one per precision (statsmodels'
+        // Cython `sStatespace`, `dKalmanFilter`, `zInitialization`).
+        (Some('s' | 'd' | 'c' | 'z'), Some(second)) if second.is_uppercase() => return true,
+        _ => {}
     }
     let lower = last.to_ascii_lowercase();
     ["unpickle", "reconstruct", "rebuild"]
@@ -1534,6 +1581,8 @@ mod tests {
             "numpy.random.mtrand.__RandomState_ctor",
             "sklearn.metrics._dist_metrics.newObj",
             "transformers.trainer_utils.IntervalStrategy.STEPS",
+            "statsmodels.tsa.statespace._kalman_filter.dKalmanFilter",
+            "statsmodels.tsa.statespace._representation.zStatespace",
         ] {
             assert!(is_constructor_like(name), "{name}");
         }
@@ -1543,6 +1592,9 @@ mod tests {
             "torch.utils.collect_env.run",
             "torch.fx.experimental.symbolic_shapes.ShapeEnv.evaluate_guards_expression",
             "collections.namedtuple",
+            "scipy.linalg.solve",
+            "numpy.dot",
+            "gensim.utils.call_on_class_only",
         ] {
             assert!(!is_constructor_like(name), "{name}");
         }
