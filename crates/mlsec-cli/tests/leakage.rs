@@ -85,30 +85,23 @@ fn planted_leaks_are_found_with_measured_recall_and_precision() {
         }
     }
     std::fs::write(dir.path().join("test.csv"), &test).unwrap();
-    let run = |extra: &[&str]| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .args([
-                "audit",
-                "leakage",
-                "--train",
-                "train.csv",
-                "--test",
-                "test.csv",
-                "--label",
-                "label",
-                "--ignore",
-                "id",
-                "--text",
-                "text",
-                "--time",
-                "day",
-                "--split-time",
-                "2026-03-01",
-            ])
-            .args(extra);
-        json_run(cmd, 1)
-    };
+    let args = [
+        "--train",
+        "train.csv",
+        "--test",
+        "test.csv",
+        "--label",
+        "label",
+        "--ignore",
+        "id",
+        "--text",
+        "text",
+        "--time",
+        "day",
+        "--split-time",
+        "2026-03-01",
+    ];
+    let run = |extra: &[&str]| audit_json(dir.path(), &args, extra, 1);
     let r = run(&[]);
     // The test split held in blocks (64 KiB of CSV each, the smallest):
     // the training split is read once per block, with the same report.
@@ -202,13 +195,8 @@ fn image_copies_across_folders_are_found_and_distinct_images_are_not() {
         other.save(test.join(name)).unwrap();
     }
     let run = |extra: &[&str], code: i32| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .args([
-                "audit", "leakage", "--train", "train", "--test", "test", "--images",
-            ])
-            .args(extra);
-        let r = json_run(cmd, code);
+        let args = ["--train", "train", "--test", "test", "--images"];
+        let r = audit_json(dir.path(), &args, extra, code);
         let pairs: Vec<(u64, u64)> = r["results"]["near_duplicates"]
             .as_array()
             .unwrap()
@@ -299,6 +287,22 @@ fn an_option_naming_a_missing_column_fails_before_the_split_is_read() {
     );
 }
 
+/// The JSON report of `mlsec audit leakage ARGS EXTRA` run in `dir`, which
+/// must exit with `code`.
+fn audit_json(
+    dir: &std::path::Path,
+    args: &[&str],
+    extra: &[&str],
+    code: i32,
+) -> serde_json::Value {
+    let mut cmd = mlsec();
+    cmd.current_dir(dir)
+        .args(["audit", "leakage"])
+        .args(args)
+        .args(extra);
+    json_run(cmd, code)
+}
+
 /// `mlsec audit leakage ARGS` in `dir` exits 2 and says `says`.
 fn audit_fails_with(dir: &std::path::Path, args: &[&str], says: &str) {
     let out = mlsec()
@@ -351,21 +355,8 @@ fn a_test_split_held_in_blocks_is_audited_the_same() {
         npy_bytes("|u1", "(600, 8, 8)", &test),
     )
     .unwrap();
-    let run = |extra: &[&str]| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .args([
-                "audit",
-                "leakage",
-                "--images",
-                "--train",
-                "train.npy",
-                "--test",
-                "test.npy",
-            ])
-            .args(extra);
-        json_run(cmd, 1)
-    };
+    let args = ["--images", "--train", "train.npy", "--test", "test.npy"];
+    let run = |extra: &[&str]| audit_json(dir.path(), &args, extra, 1);
     let whole = run(&[]);
     let exact = whole["results"]["exact_duplicates"]
         .as_array()
@@ -415,22 +406,15 @@ fn a_parquet_test_split_is_held_in_blocks_too() {
     }
     train.push_str("0.25,1,item-x,0\n");
     std::fs::write(dir.path().join("train.csv"), train).unwrap();
-    let run = |extra: &[&str]| {
-        let mut cmd = mlsec();
-        cmd.current_dir(dir.path())
-            .args([
-                "audit",
-                "leakage",
-                "--train",
-                "train.csv",
-                "--test",
-                "test.parquet",
-                "--label",
-                "target",
-            ])
-            .args(extra);
-        json_run(cmd, 1)
-    };
+    let args = [
+        "--train",
+        "train.csv",
+        "--test",
+        "test.parquet",
+        "--label",
+        "target",
+    ];
+    let run = |extra: &[&str]| audit_json(dir.path(), &args, extra, 1);
     let whole = run(&[]);
     let pairs = whole["results"]["exact_duplicates"].as_array().unwrap();
     assert_eq!(pairs.len(), 300);
