@@ -8,7 +8,7 @@ and joblib themselves (checkpoints, whole-model pickles, fitted estimators,
 DataFrames with every pandas dtype, time zones and Arrow-backed columns
 included, Arrow tables, and what a fine-tuning run leaves: transformers'
 training_args.bin, a PEFT adapter and config, a Lightning checkpoint; statsmodels, gensim,
-NLTK, imbalanced-learn, XGBoost and LightGBM models), then scans them
+NLTK, imbalanced-learn, XGBoost and LightGBM models; Keras 3 models), then scans them
 with mlsec, picklescan and modelscan, and prints the highest severity mlsec
 gives each file. A benign artifact must get no finding at medium or above
 (whole-model pickles and fitted estimators are reported low: loading them
@@ -16,7 +16,8 @@ runs the library's code, see docs/scanner.md).
 
 Usage (benchmark-only environments, not part of CI):
     ~/.cache/mlsec/torch-venv/bin/pip install torch scikit-learn scipy pandas joblib pyarrow \
-        transformers accelerate peft lightning omegaconf gensim nltk statsmodels imbalanced-learn xgboost lightgbm
+        transformers accelerate peft lightning omegaconf gensim nltk statsmodels imbalanced-learn xgboost lightgbm \
+        keras h5py
     cargo build --release -p mlsec-cli
     ~/.cache/mlsec/torch-venv/bin/python benches/scan_benign_libraries.py target/release/mlsec \
         [--peers ~/.cache/mlsec/bench-venv/bin]
@@ -247,6 +248,27 @@ def write_other_ecosystems(out):
         pickle.dump(lgb.LGBMClassifier(n_estimators=2, verbose=-1).fit(xc, yc), f)
 
 
+def write_keras(out):
+    """Keras 3 models (on the PyTorch backend) in the `.keras` zip and the
+    legacy HDF5 format, and weights alone."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    from keras import layers
+
+    inp = keras.Input((28, 28, 1))
+    x = layers.MaxPooling2D()(layers.BatchNormalization()(layers.Conv2D(4, 3, activation="relu")(inp)))
+    x = layers.Dense(16, activation=keras.activations.gelu,
+                     kernel_regularizer=keras.regularizers.L2(1e-4))(layers.Flatten()(layers.Dropout(0.2)(x)))
+    model = keras.Model(inp, layers.Dense(10, activation="softmax")(layers.Rescaling(1 / 255.0)(x)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.save(os.path.join(out, "keras_functional.keras"))
+    model.save(os.path.join(out, "keras_functional.h5"))
+    model.save_weights(os.path.join(out, "keras_functional.weights.h5"))
+    keras.Sequential([keras.Input((5,), dtype="int32"), layers.Embedding(20, 4), layers.LSTM(3),
+                      layers.Dense(1, activation="sigmoid")]).save(os.path.join(out, "keras_lstm.keras"))
+
+
 def peer_flags(peers, folder):
     """Files each peer CLI reports as infected/unsafe (their own exit codes)."""
     out = {}
@@ -269,7 +291,7 @@ def main():
     peers = sys.argv[sys.argv.index("--peers") + 1] if "--peers" in sys.argv else None
     with tempfile.TemporaryDirectory() as out:
         for write in (write_torch, write_sklearn, write_scipy_numpy, write_pandas, write_arrow,
-                      write_hugging_face_and_lightning, write_other_ecosystems):
+                      write_hugging_face_and_lightning, write_other_ecosystems, write_keras):
             write(out)
         r = subprocess.run([mlsec, "scan", out, "-q", "--format", "json", "--fail-on", "never"],
                            capture_output=True, text=True, check=True)
