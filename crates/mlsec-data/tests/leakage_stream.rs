@@ -348,6 +348,15 @@ fn small_options() -> AuditOptions {
     }
 }
 
+/// `cuts` within `0..=rows`, with both ends, in order (repeats kept: an
+/// empty chunk is a cut too).
+fn cut_points(cuts: Vec<usize>, rows: usize) -> Vec<usize> {
+    let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(rows)).collect();
+    bounds.extend([0, rows]);
+    bounds.sort_unstable();
+    bounds
+}
+
 fn names(t: &Table) -> Vec<String> {
     t.columns.iter().map(|c| c.name.clone()).collect()
 }
@@ -375,9 +384,7 @@ proptest! {
         let whole = audit(&train, &test, "train", "test", &o).unwrap();
         let mut a = SplitAuditor::new("train", &names(&train), "test", &names(&test), &o).unwrap();
         a.add_test(&test).unwrap();
-        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(train.rows)).collect();
-        bounds.extend([0, train.rows]);
-        bounds.sort_unstable();
+        let bounds = cut_points(cuts, train.rows);
         for w in bounds.windows(2) {
             a.add_train(&rows_of(&train, w[0]..w[1])).unwrap();
         }
@@ -395,9 +402,7 @@ proptest! {
         let o = small_options();
         let whole = audit(&train, &test, "train", "test", &o).unwrap();
         let a = SplitAuditor::new("train", &names(&train), "test", &names(&test), &o).unwrap();
-        let mut bounds: Vec<usize> = cuts.into_iter().map(|c| c.min(test.rows)).collect();
-        bounds.extend([0, test.rows]);
-        bounds.sort_unstable();
+        let mut bounds = cut_points(cuts, test.rows);
         bounds.dedup();
         let blocks: Vec<Result<Table, String>> =
             bounds.windows(2).map(|w| Ok(rows_of(&test, w[0]..w[1]))).collect();
