@@ -76,6 +76,26 @@ def cnn():
     return model(nodes, inits, [1, 12, 12], [10]), [1, 12, 12], True
 
 
+def lenet():
+    # 5×5 convolutions with stride 1 and 8+ channels each side take the
+    # Winograd kernels (crates/mlsec-model/src/ops/winograd.rs); the odd
+    # 7×7 planes of the second one give tiles past the output's edge.
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", "w1", "b1"], ["c1"], pads=[2, 2, 2, 2], kernel_shape=[5, 5]),
+        n("Relu", ["c1"], ["r1"]),
+        n("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("Conv", ["p1", "w2", "b2"], ["c2"], pads=[2, 2, 2, 2], kernel_shape=[5, 5]),
+        n("Relu", ["c2"], ["r2"]),
+        n("Conv", ["r2", "w3"], ["c3"], pads=[1, 1, 1, 1], kernel_shape=[5, 5]),
+        n("Flatten", ["c3"], ["f"], axis=1),
+        n("Gemm", ["f", "w4", "b4"], ["y"], transB=1),
+    ]
+    inits = [init("w1", w(8, 1, 5, 5)), init("b1", w(8)), init("w2", w(12, 8, 5, 5, scale=0.1)), init("b2", w(12)),
+             init("w3", w(8, 12, 5, 5, scale=0.1)), init("w4", w(10, 8 * 5 * 5, scale=0.1)), init("b4", w(10))]
+    return model(nodes, inits, [1, 14, 14], [10]), [1, 14, 14], False
+
+
 def resnet():
     n = helper.make_node
     nodes = [
@@ -152,7 +172,7 @@ def cross_entropy(probs, labels):
 
 
 with tempfile.TemporaryDirectory() as tmp:
-    for name, build in [("cnn", cnn), ("resnet", resnet), ("mlp", mlp)]:
+    for name, build in [("cnn", cnn), ("lenet", lenet), ("resnet", resnet), ("mlp", mlp)]:
         m, shape, softmax_out = build()
         path = os.path.join(tmp, f"{name}.onnx")
         onnx.save(m, path)

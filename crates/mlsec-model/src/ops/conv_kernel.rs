@@ -11,6 +11,7 @@
 //! pass is one patch matrix per sample and one product, with samples split
 //! across threads and no copy of the batch.
 
+use super::winograd;
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -68,7 +69,7 @@ impl Geometry {
     }
 
     /// Columns of the patch matrix: one per output position.
-    fn positions(&self) -> usize {
+    pub(super) fn positions(&self) -> usize {
         self.out_height() * self.out_width()
     }
 
@@ -345,16 +346,16 @@ fn col2im_add(g: &Geometry, patches: &[f32], image: &mut [f32]) {
 
 /// A strided view of a matrix inside a slice.
 #[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
+pub(super) struct Matrix<'a> {
+    pub(super) data: &'a [f32],
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) row_stride: usize,
+    pub(super) col_stride: usize,
 }
 
 impl<'a> Matrix<'a> {
-    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub(super) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Matrix {
             data,
             rows,
@@ -364,7 +365,7 @@ impl<'a> Matrix<'a> {
         }
     }
 
-    fn transposed(self) -> Self {
+    pub(super) fn transposed(self) -> Self {
         Matrix {
             rows: self.cols,
             cols: self.rows,
@@ -383,12 +384,14 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// Where a product goes: `out[m×n]` row-major, or its transpose (`out[n×m]`
-/// row-major, element `(i, j)` of the product at `j * m + i`).
+/// Where a product goes: `out[m×n]` row-major, its transpose (`out[n×m]`
+/// row-major, element `(i, j)` of the product at `j * m + i`), or row-major
+/// with rows `stride` values apart.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Layout {
+pub(super) enum Layout {
     RowMajor,
     Transposed,
+    RowStride(usize),
 }
 
 /// `out[m×n] (row-major) = (accumulate ? out : 0) + lhs · rhs`.
@@ -397,7 +400,7 @@ fn matmul(out: &mut [f32], accumulate: bool, lhs: Matrix, rhs: Matrix, paralleli
 }
 
 /// `out = (accumulate ? out : 0) + lhs · rhs`, `out` laid out as `layout`.
-fn matmul_into(
+pub(super) fn matmul_into(
     out: &mut [f32],
     layout: Layout,
     accumulate: bool,
@@ -407,23 +410,39 @@ fn matmul_into(
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "inner dimensions");
-    assert!(out.len() >= m * n && lhs.in_bounds() && rhs.in_bounds());
+    let (out_row_stride, out_col_stride) = match layout {
+        Layout::RowMajor => (n, 1),
+        Layout::Transposed => (1, m),
+        Layout::RowStride(stride) => (stride, 1),
+    };
+    let out_view = Matrix {
+        data: out,
+        rows: m,
+        cols: n,
+        row_stride: out_row_stride,
+        col_stride: out_col_stride,
+    };
+    assert!(out_view.in_bounds() && lhs.in_bounds() && rhs.in_bounds());
+    assert!(
+        out_row_stride >= n || out_col_stride >= m,
+        "rows of the output overlap"
+    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            out[..m * n].fill(0.0);
+            for i in 0..m {
+                for j in 0..n {
+                    out[i * out_row_stride + j * out_col_stride] = 0.0;
+                }
+            }
         }
         return;
     }
-    let (out_row_stride, out_col_stride) = match layout {
-        Layout::RowMajor => (n, 1),
-        Layout::Transposed => (1, m),
-    };
     // SAFETY: the asserts above keep every address the strides reach inside
-    // the three slices (`out` holds m × n values under either layout), and
-    // `out` is borrowed mutably, so it aliases neither input.
+    // the three slices, no two elements of `out` share an address, and `out`
+    // is borrowed mutably, so it aliases neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -451,7 +470,7 @@ fn matmul_into(
 
 /// Samples per worker, and the parallelism left for the matrix products when
 /// there are fewer samples than threads.
-fn split(batch: usize) -> (usize, Parallelism) {
+pub(super) fn split(batch: usize) -> (usize, Parallelism) {
     let threads = rayon::current_num_threads().max(1);
     let inner = if batch < threads && threads > 1 {
         Parallelism::Rayon(threads)
@@ -479,6 +498,9 @@ fn channels_last(g: &Geometry) -> bool {
 pub fn forward(g: &Geometry, input: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     assert_eq!(input.len(), g.batch * g.input_len(), "input size");
     assert_eq!(weight.len(), g.weight_len(), "weight size");
+    if winograd::applies(g) {
+        return winograd::forward(g, input, weight, bias);
+    }
     let (rows, positions) = (g.patch_rows(), g.positions());
     let total = g.batch * g.output_len();
     let mut output = Vec::<f32>::with_capacity(total);
@@ -582,6 +604,9 @@ pub fn backward(
         g.batch * g.output_len(),
         "output gradient size"
     );
+    if winograd::applies(g) {
+        return winograd::backward(g, input, weight, output_grad, wanted);
+    }
     let (rows, positions) = (g.patch_rows(), g.positions());
     let (per_worker, inner) = split(g.batch);
     let kernel_t = Matrix::row_major(weight, g.channels_out, rows).transposed();
@@ -684,7 +709,7 @@ pub fn backward(
 /// keeps in one vector register; `iter().sum()` adds one value at a time,
 /// each addition waiting for the last (the bias gradient had been 2 % of a
 /// LeNet training epoch).
-fn sum(values: &[f32]) -> f32 {
+pub(super) fn sum(values: &[f32]) -> f32 {
     let mut partial = [0.0f32; 8];
     let mut blocks = values.chunks_exact(8);
     for block in &mut blocks {
@@ -709,7 +734,7 @@ fn transpose(matrix: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 /// The element-wise sum of equally long vectors (at least one).
-fn add_up(parts: Vec<Vec<f32>>) -> Vec<f32> {
+pub(super) fn add_up(parts: Vec<Vec<f32>>) -> Vec<f32> {
     let mut parts = parts.into_iter();
     let mut total = parts.next().expect("at least one worker");
     for part in parts {
@@ -818,6 +843,33 @@ mod tests {
             )
     }
 
+    /// Geometries the Winograd kernels take: 5×5, stride 1, at least eight
+    /// channels each side, odd and even output sides, every padding up to 3.
+    fn winograd_geometry() -> impl Strategy<Value = Geometry> {
+        (
+            1usize..4,
+            8usize..11,
+            1usize..11,
+            1usize..11,
+            8usize..11,
+            0usize..4,
+            0usize..4,
+        )
+            .prop_filter_map("kernel fits", |(batch, cin, h, w, cout, ph, pw)| {
+                Geometry {
+                    batch,
+                    channels_in: cin,
+                    height: h,
+                    width: w,
+                    channels_out: cout,
+                    kernel: [5, 5],
+                    stride: [1, 1],
+                    padding: [ph, pw],
+                }
+                .checked()
+            })
+    }
+
     fn close(a: &[f32], b: &[f32]) -> bool {
         a.len() == b.len()
             && a.iter()
@@ -853,6 +905,50 @@ mod tests {
             for (o, got) in grads.bias.unwrap().iter().enumerate() {
                 let expected: f32 = dy.chunks_exact(positions).skip(o).step_by(g.channels_out).flatten().sum();
                 prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
+            }
+        }
+
+        #[test]
+        fn winograd_forward_matches_the_definition(g in winograd_geometry(), seed in any::<u64>(), with_bias in any::<bool>()) {
+            prop_assert!(winograd::applies(&g));
+            let x = values(g.batch * g.input_len(), seed);
+            let w = values(g.weight_len(), seed ^ 1);
+            let b = values(g.channels_out, seed ^ 2);
+            let bias = with_bias.then_some(&b[..]);
+            prop_assert!(close(&forward(&g, &x, &w, bias), &naive_forward(&g, &x, &w, bias)));
+        }
+
+        #[test]
+        fn winograd_gradients_are_the_adjoints(g in winograd_geometry(), seed in any::<u64>()) {
+            let x = values(g.batch * g.input_len(), seed);
+            let w = values(g.weight_len(), seed ^ 1);
+            let dy = values(g.batch * g.output_len(), seed ^ 3);
+            let all = Wanted { input: true, weight: true, bias: true };
+            let grads = backward(&g, &x, &w, &dy, all);
+            let reference = dot(&dy, &naive_forward(&g, &x, &w, None));
+            let tolerance = 1e-4 * (1.0 + reference.abs());
+            prop_assert!((dot(grads.input.as_ref().unwrap(), &x) - reference).abs() <= tolerance);
+            prop_assert!((dot(grads.weight.as_ref().unwrap(), &w) - reference).abs() <= tolerance);
+            let positions = g.out_height() * g.out_width();
+            for (o, got) in grads.bias.unwrap().iter().enumerate() {
+                let expected: f32 = dy.chunks_exact(positions).skip(o).step_by(g.channels_out).flatten().sum();
+                prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
+            }
+            // Each gradient alone is the same as with the others.
+            for wanted in [
+                Wanted { input: true, weight: false, bias: false },
+                Wanted { input: false, weight: true, bias: false },
+            ] {
+                let alone = backward(&g, &x, &w, &dy, wanted);
+                prop_assert_eq!(alone.input.is_some(), wanted.input);
+                prop_assert_eq!(alone.weight.is_some(), wanted.weight);
+                prop_assert!(alone.bias.is_none());
+                if let Some(dx) = alone.input {
+                    prop_assert_eq!(&dx, grads.input.as_ref().unwrap());
+                }
+                if let Some(dw) = alone.weight {
+                    prop_assert_eq!(&dw, grads.weight.as_ref().unwrap());
+                }
             }
         }
 
@@ -896,6 +992,54 @@ mod tests {
         assert_eq!(big.checked(), None);
         let small = square(8, 64, 64, 3, 1);
         assert_eq!(small.checked(), Some(small));
+    }
+
+    #[test]
+    fn lenets_second_layer_goes_to_winograd_and_its_first_does_not() {
+        let (first, second) = (square(1, 28, 32, 5, 2), square(32, 14, 64, 5, 2));
+        assert!(winograd::applies(&second) && !winograd::applies(&first));
+        assert!(!winograd::applies(&square(32, 14, 64, 3, 1)));
+    }
+
+    /// Every element of an input gradient depends on the output gradient
+    /// around it: a single nonzero output gradient lights up exactly the
+    /// 5×5 window of inputs it reads (a tile's gradient landing one pixel
+    /// off, or in a neighbour's window, fails this).
+    #[test]
+    fn a_single_output_gradient_reaches_its_window() {
+        let g = square(8, 9, 8, 5, 2);
+        let x = values(g.batch * g.input_len(), 5);
+        let w: Vec<f32> = values(g.weight_len(), 6)
+            .iter()
+            .map(|v| v.abs() + 0.5)
+            .collect();
+        for (oy, ox) in [(0, 0), (4, 3), (8, 8)] {
+            let mut dy = vec![0.0f32; g.output_len()];
+            dy[oy * 9 + ox] = 1.0;
+            let grads = backward(
+                &g,
+                &x,
+                &w,
+                &dy,
+                Wanted {
+                    input: true,
+                    weight: false,
+                    bias: false,
+                },
+            );
+            let dx = grads.input.unwrap();
+            for y in 0..9usize {
+                for x in 0..9usize {
+                    let inside = y.abs_diff(oy) <= 2 && x.abs_diff(ox) <= 2;
+                    let value = dx[y * 9 + x];
+                    assert_eq!(
+                        value.abs() > 1e-3,
+                        inside,
+                        "({y}, {x}) from ({oy}, {ox}): {value}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

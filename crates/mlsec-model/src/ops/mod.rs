@@ -15,6 +15,7 @@
 mod conv;
 pub mod conv_kernel;
 mod pool;
+mod winograd;
 
 pub use conv::{conv2d, conv2d_with};
 pub use pool::{max_pool2d, max_pool2d_with};
