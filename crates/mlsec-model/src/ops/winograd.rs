@@ -27,6 +27,7 @@ use super::conv_kernel::{
     add_up, matmul_into, split, sum, Geometry, Gradients, Layout, Matrix, Wanted,
 };
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
 /// Side of a transformed tile, and the number of its points.
@@ -87,28 +88,129 @@ const fn transposed<const R: usize, const C: usize>(m: [[f32; C]; R]) -> [[f32; 
 }
 
 /// One of the transforms' matrices, as a type, so that every function it
-/// passes through is compiled for its constant coefficients (the zeros and
-/// ones drop out) whether or not it is inlined.
+/// passes through is compiled for it whether or not it is inlined.
 trait Coefficients<const I: usize, const O: usize> {
     const M: [[f32; I]; O];
+
+    /// `out[o] = Σᵢ M[o][i] · v[i]`, lane by lane. The transforms run once
+    /// per tile override this with the products written out, so that zero
+    /// coefficients cost nothing and shared sums are added once.
+    #[inline(always)]
+    fn apply<const W: usize>(v: &[[f32; W]; I]) -> [[f32; W]; O] {
+        std::array::from_fn(|o| {
+            std::array::from_fn(|l| (0..I).map(|i| Self::M[o][i] * v[i][l]).sum())
+        })
+    }
 }
 
-macro_rules! coefficients {
-    ($($name:ident: [$i:expr, $o:expr] = $value:expr;)*) => {$(
-        struct $name;
-        impl Coefficients<{ $i }, { $o }> for $name {
-            const M: [[f32; $i]; $o] = $value;
-        }
-    )*};
+#[inline(always)]
+fn add<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
+    std::array::from_fn(|l| a[l] + b[l])
 }
 
-coefficients! {
-    InputTransform: [TILE, TILE] = BT;
-    InputGradient: [TILE, TILE] = transposed(BT);
-    FilterTransform: [TAPS, TILE] = G;
-    FilterGradient: [TILE, TAPS] = transposed(G);
-    OutputTransform: [TILE, OUT] = AT;
-    OutputGradient: [OUT, TILE] = transposed(AT);
+#[inline(always)]
+fn sub<const W: usize>(a: [f32; W], b: [f32; W]) -> [f32; W] {
+    std::array::from_fn(|l| a[l] - b[l])
+}
+
+#[inline(always)]
+fn scale<const W: usize>(c: f32, a: [f32; W]) -> [f32; W] {
+    a.map(|x| c * x)
+}
+
+/// `Bᵀ`: input tile to transformed tile.
+struct InputTransform;
+
+impl Coefficients<TILE, TILE> for InputTransform {
+    const M: [[f32; TILE]; TILE] = BT;
+
+    #[inline(always)]
+    fn apply<const W: usize>(v: &[[f32; W]; TILE]) -> [[f32; W]; TILE] {
+        let [x0, x1, x2, x3, x4, x5] = *v;
+        let (x4_minus_x2, x3_minus_x1) = (sub(x4, x2), sub(x3, x1));
+        [
+            add(sub(scale(4.0, x0), scale(5.0, x2)), x4),
+            sub(add(x3, x4), scale(4.0, add(x1, x2))),
+            add(sub(x4, x3), scale(4.0, sub(x1, x2))),
+            add(x4_minus_x2, scale(2.0, x3_minus_x1)),
+            sub(x4_minus_x2, scale(2.0, x3_minus_x1)),
+            add(sub(scale(4.0, x1), scale(5.0, x3)), x5),
+        ]
+    }
+}
+
+/// `B`: gradient of a transformed tile to that of the input tile.
+struct InputGradient;
+
+impl Coefficients<TILE, TILE> for InputGradient {
+    const M: [[f32; TILE]; TILE] = transposed(BT);
+
+    #[inline(always)]
+    fn apply<const W: usize>(v: &[[f32; W]; TILE]) -> [[f32; W]; TILE] {
+        let [x0, x1, x2, x3, x4, x5] = *v;
+        [
+            scale(4.0, x0),
+            add(scale(4.0, add(sub(x2, x1), x5)), scale(2.0, sub(x4, x3))),
+            scale(
+                -1.0,
+                add(add(scale(5.0, x0), scale(4.0, add(x1, x2))), add(x3, x4)),
+            ),
+            sub(add(sub(x1, x2), scale(2.0, sub(x3, x4))), scale(5.0, x5)),
+            add(add(add(x0, x1), add(x2, x3)), x4),
+            x5,
+        ]
+    }
+}
+
+/// `Aᵀ`: transformed product to the 2×2 outputs.
+struct OutputTransform;
+
+impl Coefficients<TILE, OUT> for OutputTransform {
+    const M: [[f32; TILE]; OUT] = AT;
+
+    #[inline(always)]
+    fn apply<const W: usize>(v: &[[f32; W]; TILE]) -> [[f32; W]; OUT] {
+        let [x0, x1, x2, x3, x4, x5] = *v;
+        [
+            add(add(add(x0, x1), add(x2, x3)), x4),
+            add(add(sub(x1, x2), scale(2.0, sub(x3, x4))), x5),
+        ]
+    }
+}
+
+/// `A`: output gradient to the transformed product's.
+struct OutputGradient;
+
+impl Coefficients<OUT, TILE> for OutputGradient {
+    const M: [[f32; OUT]; TILE] = transposed(AT);
+
+    #[inline(always)]
+    fn apply<const W: usize>(v: &[[f32; W]; OUT]) -> [[f32; W]; TILE] {
+        let [x0, x1] = *v;
+        let twice = scale(2.0, x1);
+        [
+            x0,
+            add(x0, x1),
+            sub(x0, x1),
+            add(x0, twice),
+            sub(x0, twice),
+            x1,
+        ]
+    }
+}
+
+/// `G`: filter to transformed filter (once per call, not per tile).
+struct FilterTransform;
+
+impl Coefficients<TAPS, TILE> for FilterTransform {
+    const M: [[f32; TAPS]; TILE] = G;
+}
+
+/// `Gᵀ`: transformed filter gradient to the filter's (once per call).
+struct FilterGradient;
+
+impl Coefficients<TILE, TAPS> for FilterGradient {
+    const M: [[f32; TILE]; TAPS] = transposed(G);
 }
 
 /// Whether [`forward`] and [`backward`] take this convolution.
@@ -119,48 +221,43 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.channels_out >= MIN_CHANNELS
 }
 
-/// `out[o] = Σᵢ m[o][i] · x[i]`, element by element over equally long
-/// vectors (the channels). The matrices are constants: once this is inlined
-/// the zero coefficients drop out and the loop over the channels is
-/// vectorised.
+/// Lanes combined at a time: whole arrays of this many values are what the
+/// compiler reliably keeps in vector registers (one AVX-512 register, four
+/// SSE ones).
+const CHUNK: usize = 16;
+
+/// `dst[o] = Σᵢ m[o][i] · src[i]` over vectors of `lanes` values, where
+/// vector `i` of `src` starts at `first + i·step` and vector `o` of `dst` at
+/// `dst_first + o·dst_step`.
 #[inline(always)]
 fn combine<M: Coefficients<I, O>, const I: usize, const O: usize>(
-    x: [&[f32]; I],
-    out: [&mut [f32]; O],
+    src: &[f32],
+    (first, step): (usize, usize),
+    dst: &mut [f32],
+    (dst_first, dst_step): (usize, usize),
+    lanes: usize,
 ) {
-    let lanes = out[0].len();
-    let x = x.map(|v| &v[..lanes]);
-    let out = out.map(|v| &mut v[..lanes]);
-    for c in 0..lanes {
-        let v: [f32; I] = std::array::from_fn(|i| x[i][c]);
-        for (o, row) in M::M.iter().enumerate() {
-            let mut acc: Option<f32> = None;
-            for (coefficient, value) in row.iter().zip(v) {
-                if *coefficient != 0.0 {
-                    let term = if *coefficient == 1.0 {
-                        value
-                    } else {
-                        coefficient * value
-                    };
-                    acc = Some(acc.map_or(term, |a| a + term));
-                }
-            }
-            out[o][c] = acc.unwrap_or(0.0);
+    assert!(first + (I - 1) * step + lanes <= src.len());
+    assert!(dst_first + (O - 1) * dst_step + lanes <= dst.len());
+    let mut c = 0;
+    while c + CHUNK <= lanes {
+        let v: [[f32; CHUNK]; I] = std::array::from_fn(|i| {
+            src[first + i * step + c..][..CHUNK]
+                .try_into()
+                .expect("a chunk")
+        });
+        for (o, values) in M::apply(&v).iter().enumerate() {
+            dst[dst_first + o * dst_step + c..][..CHUNK].copy_from_slice(values);
         }
+        c += CHUNK;
     }
-}
-
-/// `N` consecutive `lanes`-long vectors of `block`, mutably.
-#[inline(always)]
-fn vectors_mut<const N: usize>(block: &mut [f32], lanes: usize) -> [&mut [f32]; N] {
-    let mut chunks = block[..N * lanes].chunks_exact_mut(lanes);
-    std::array::from_fn(|_| chunks.next().expect("N vectors"))
-}
-
-/// `N` vectors of `lanes` values, the `i`-th at `first + i * step`.
-#[inline(always)]
-fn vectors<const N: usize>(data: &[f32], first: usize, step: usize, lanes: usize) -> [&[f32]; N] {
-    std::array::from_fn(|i| &data[first + i * step..][..lanes])
+    while c < lanes {
+        let v: [[f32; 1]; I] = std::array::from_fn(|i| [src[first + i * step + c]]);
+        for (o, value) in M::apply(&v).iter().enumerate() {
+            dst[dst_first + o * dst_step + c] = value[0];
+        }
+        c += 1;
+    }
 }
 
 /// Applies the 2-D transform `M X Mᵀ` to a square of vectors: `x` holds
@@ -211,15 +308,21 @@ fn transform_portable<M: Coefficients<I, O>, const I: usize, const O: usize>(
     // so that each column's outputs are one block.
     for c in 0..I {
         combine::<M, I, O>(
-            vectors(x, c * lanes, row_step * lanes, lanes),
-            vectors_mut(&mut temp[c * O * lanes..], lanes),
+            x,
+            (c * lanes, row_step * lanes),
+            temp,
+            (c * O * lanes, lanes),
+            lanes,
         );
     }
     // Along the rows: out[o][p] = Σ_c m[p][c] · temp[c][o].
     for o in 0..O {
         combine::<M, I, O>(
-            vectors(temp, o * lanes, O * lanes, lanes),
-            vectors_mut(&mut out[o * O * lanes..], lanes),
+            temp,
+            (o * lanes, O * lanes),
+            out,
+            (o * O * lanes, lanes),
+            lanes,
         );
     }
 }
@@ -387,6 +490,11 @@ struct Workspace {
     temp: Vec<f32>,
     /// One tile's 2×2 or 6×6 block of vectors.
     block: Vec<f32>,
+    /// One image's output gradient, channels-last, zero past the output's
+    /// edge (never written there).
+    output_grad: Vec<f32>,
+    /// One image's input gradient, channels-last with the border.
+    input_grad: Vec<f32>,
 }
 
 impl Workspace {
@@ -399,7 +507,40 @@ impl Workspace {
             products: vec![0.0; group_tiles * POINTS * g.channels_out],
             temp: vec![0.0; POINTS * lanes],
             block: vec![0.0; POINTS * lanes],
+            output_grad: vec![0.0; OUT * t.rows * OUT * t.cols * g.channels_out],
+            input_grad: vec![0.0; t.padded_len(g.channels_in)],
         }
+    }
+
+    /// Runs `work` with this thread's workspace for `g`'s layer, kept from
+    /// call to call: a training step calls each layer twice per worker, and
+    /// fresh zeroed buffers (1.4 MB per worker for LeNet) had cost more than
+    /// the transforms at a batch of 64. Every buffer is either written before
+    /// it is read or holds zeros where it is never written, so a reused
+    /// workspace computes what a fresh one does.
+    fn with<R>(g: &Geometry, t: &Tiling, work: impl FnOnce(&mut Workspace) -> R) -> R {
+        /// Layers whose workspaces a thread keeps (the oldest goes first).
+        const KEPT: usize = 4;
+        thread_local! {
+            static KEPT_WORKSPACES: RefCell<Vec<(Geometry, Workspace)>> = const { RefCell::new(Vec::new()) };
+        }
+        let layer = Geometry { batch: 0, ..*g };
+        let reused = KEPT_WORKSPACES.with(|kept| {
+            let mut kept = kept.try_borrow_mut().ok()?;
+            let at = kept.iter().position(|(key, _)| *key == layer)?;
+            Some(kept.remove(at).1)
+        });
+        let mut ws = reused.unwrap_or_else(|| Workspace::new(g, t));
+        let result = work(&mut ws);
+        KEPT_WORKSPACES.with(|kept| {
+            if let Ok(mut kept) = kept.try_borrow_mut() {
+                if kept.len() == KEPT {
+                    kept.remove(0);
+                }
+                kept.push((layer, ws));
+            }
+        });
+        result
     }
 
     /// Loads `images` (NCHW) and transforms their tiles into `inputs`.
@@ -443,26 +584,33 @@ pub(super) fn forward(
         .par_chunks_mut(per_worker * g.output_len())
         .zip(input.par_chunks(per_worker * g.input_len()))
         .for_each(|(outputs, images)| {
-            let mut ws = Workspace::new(g, &t);
-            let group = t.group();
-            for (outputs, images) in outputs
-                .chunks_mut(group * g.output_len())
-                .zip(images.chunks(group * g.input_len()))
-            {
-                let tiles = ws.transform_images(g, &t, images);
-                products_per_point(&mut ws.products, cout, false, &ws.inputs, tiles, cin, |p| {
-                    Matrix::row_major(&u[p * cin * cout..][..cin * cout], cin, cout)
-                });
-                write_outputs(
-                    g,
-                    &t,
-                    &ws.products,
-                    &mut ws.temp,
-                    &mut ws.block,
-                    bias,
-                    outputs,
-                );
-            }
+            Workspace::with(g, &t, |ws| {
+                let group = t.group();
+                for (outputs, images) in outputs
+                    .chunks_mut(group * g.output_len())
+                    .zip(images.chunks(group * g.input_len()))
+                {
+                    let tiles = ws.transform_images(g, &t, images);
+                    products_per_point(
+                        &mut ws.products,
+                        cout,
+                        false,
+                        &ws.inputs,
+                        tiles,
+                        cin,
+                        |p| Matrix::row_major(&u[p * cin * cout..][..cin * cout], cin, cout),
+                    );
+                    write_outputs(
+                        g,
+                        &t,
+                        &ws.products,
+                        &mut ws.temp,
+                        &mut ws.block,
+                        bias,
+                        outputs,
+                    );
+                }
+            });
         });
     // SAFETY: the workers' chunks cover the first `total` elements in whole
     // samples, and `write_outputs` writes every element of each sample.
@@ -546,81 +694,80 @@ pub(super) fn backward(
             let count = per_worker.min(g.batch - first);
             let images = &input[first * g.input_len()..][..count * g.input_len()];
             let dys = &output_grad[first * g.output_len()..][..count * g.output_len()];
-            let mut ws = Workspace::new(g, &t);
-            let mut du = vec![
-                0.0f32;
-                if wanted.weight {
-                    POINTS * cout * cin
-                } else {
-                    0
-                }
-            ];
-            let mut bias_grad = vec![0.0f32; if wanted.bias { cout } else { 0 }];
-            let mut dy_padded = vec![0.0f32; OUT * t.rows * OUT * t.cols * cout];
-            let mut dx_padded = vec![0.0f32; t.padded_len(cin)];
-            let group = t.group();
-            for (index, (images, dys)) in images
-                .chunks(group * g.input_len())
-                .zip(dys.chunks(group * g.output_len()))
-                .enumerate()
-            {
-                if wanted.bias {
-                    for (plane, o) in dys.chunks_exact(g.positions()).zip((0..cout).cycle()) {
-                        bias_grad[o] += sum(plane);
+            Workspace::with(g, &t, |ws| {
+                let mut du = vec![
+                    0.0f32;
+                    if wanted.weight {
+                        POINTS * cout * cin
+                    } else {
+                        0
                     }
-                }
-                if !(wanted.weight || wanted.input) {
-                    continue;
-                }
-                let tiles = transform_output_grads(g, &t, dys, &mut dy_padded, &mut ws);
-                if wanted.weight {
-                    ws.transform_images(g, &t, images);
-                    // dU[point] += dM[point]ᵀ · V[point], [channel_out × channel_in].
-                    for point in 0..POINTS {
-                        let dm = Matrix {
-                            data: &ws.products[point * cout..],
-                            rows: tiles,
-                            cols: cout,
-                            row_stride: POINTS * cout,
-                            col_stride: 1,
-                        };
-                        let v = Matrix {
-                            data: &ws.inputs[point * cin..],
-                            rows: tiles,
-                            cols: cin,
-                            row_stride: POINTS * cin,
-                            col_stride: 1,
-                        };
-                        matmul_into(
-                            &mut du[point * cout * cin..][..cout * cin],
-                            Layout::RowMajor,
-                            true,
-                            dm.transposed(),
-                            v,
-                            gemm::Parallelism::None,
+                ];
+                let mut bias_grad = vec![0.0f32; if wanted.bias { cout } else { 0 }];
+                let group = t.group();
+                for (index, (images, dys)) in images
+                    .chunks(group * g.input_len())
+                    .zip(dys.chunks(group * g.output_len()))
+                    .enumerate()
+                {
+                    if wanted.bias {
+                        for (plane, o) in dys.chunks_exact(g.positions()).zip((0..cout).cycle()) {
+                            bias_grad[o] += sum(plane);
+                        }
+                    }
+                    if !(wanted.weight || wanted.input) {
+                        continue;
+                    }
+                    let tiles = transform_output_grads(g, &t, dys, ws);
+                    if wanted.weight {
+                        ws.transform_images(g, &t, images);
+                        // dU[point] += dM[point]ᵀ · V[point], [channel_out × channel_in].
+                        for point in 0..POINTS {
+                            let dm = Matrix {
+                                data: &ws.products[point * cout..],
+                                rows: tiles,
+                                cols: cout,
+                                row_stride: POINTS * cout,
+                                col_stride: 1,
+                            };
+                            let v = Matrix {
+                                data: &ws.inputs[point * cin..],
+                                rows: tiles,
+                                cols: cin,
+                                row_stride: POINTS * cin,
+                                col_stride: 1,
+                            };
+                            matmul_into(
+                                &mut du[point * cout * cin..][..cout * cin],
+                                Layout::RowMajor,
+                                true,
+                                dm.transposed(),
+                                v,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    }
+                    if let (Some(part), Some(u)) = (input_grad_part.as_deref_mut(), &u) {
+                        // dV[point] = dM[point] · U[point]ᵀ, into the inputs' buffer.
+                        products_per_point(
+                            &mut ws.inputs,
+                            cin,
+                            false,
+                            &ws.products,
+                            tiles,
+                            cout,
+                            |p| {
+                                Matrix::row_major(&u[p * cin * cout..][..cin * cout], cin, cout)
+                                    .transposed()
+                            },
                         );
+                        let first_image = index * group;
+                        let part = &mut part[first_image * g.input_len()..][..images.len()];
+                        write_input_grads(g, &t, ws, part);
                     }
                 }
-                if let (Some(part), Some(u)) = (input_grad_part.as_deref_mut(), &u) {
-                    // dV[point] = dM[point] · U[point]ᵀ, into the inputs' buffer.
-                    products_per_point(
-                        &mut ws.inputs,
-                        cin,
-                        false,
-                        &ws.products,
-                        tiles,
-                        cout,
-                        |p| {
-                            Matrix::row_major(&u[p * cin * cout..][..cin * cout], cin, cout)
-                                .transposed()
-                        },
-                    );
-                    let first_image = index * group;
-                    let part = &mut part[first_image * g.input_len()..][..images.len()];
-                    write_input_grads(g, &t, &mut ws, &mut dx_padded, part);
-                }
-            }
-            (du, bias_grad)
+                (du, bias_grad)
+            })
         })
         .collect();
     drop(input_grad_parts);
@@ -637,15 +784,10 @@ pub(super) fn backward(
 
 /// `A dY Aᵀ` for every tile of a group's output gradients (NCHW), into
 /// `ws.products` as `[tile][point][channel_out]`; returns the tile count.
-fn transform_output_grads(
-    g: &Geometry,
-    t: &Tiling,
-    dys: &[f32],
-    dy_padded: &mut [f32],
-    ws: &mut Workspace,
-) -> usize {
+fn transform_output_grads(g: &Geometry, t: &Tiling, dys: &[f32], ws: &mut Workspace) -> usize {
     let (cout, ow) = (g.channels_out, g.out_width());
     let width = OUT * t.cols;
+    let dy_padded = &mut ws.output_grad;
     let mut tiles = ws.products.chunks_exact_mut(POINTS * cout);
     let mut count = 0;
     for dy in dys.chunks_exact(g.output_len()) {
@@ -673,13 +815,8 @@ fn transform_output_grads(
 /// `B dV Bᵀ` for every tile of a group (`ws.inputs`), each added onto its
 /// 6×6 window of the image's padded gradient; the interiors go to the NCHW
 /// input gradients `part` (every element written).
-fn write_input_grads(
-    g: &Geometry,
-    t: &Tiling,
-    ws: &mut Workspace,
-    dx_padded: &mut [f32],
-    part: &mut [MaybeUninit<f32>],
-) {
+fn write_input_grads(g: &Geometry, t: &Tiling, ws: &mut Workspace, part: &mut [MaybeUninit<f32>]) {
+    let dx_padded = &mut ws.input_grad;
     let cin = g.channels_in;
     let mut tiles = ws.inputs.chunks_exact(POINTS * cin);
     for dx in part.chunks_exact_mut(g.input_len()) {
