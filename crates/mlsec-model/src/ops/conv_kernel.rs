@@ -611,21 +611,8 @@ pub fn backward(
     let (per_worker, inner) = split(g.batch);
     let kernel_t = Matrix::row_major(weight, g.channels_out, rows).transposed();
 
-    let total_input = if wanted.input {
-        g.batch * g.input_len()
-    } else {
-        0
-    };
-    let mut input_grad = Vec::<f32>::with_capacity(total_input);
-    let workers = g.batch.div_ceil(per_worker);
-    let mut input_grad_parts: Vec<Option<&mut [MaybeUninit<f32>]>> = if wanted.input {
-        input_grad.spare_capacity_mut()[..total_input]
-            .chunks_mut(per_worker * g.input_len())
-            .map(Some)
-            .collect()
-    } else {
-        (0..workers).map(|_| None).collect()
-    };
+    let (mut input_grad, total_input) = input_grad_buffer(g, wanted);
+    let mut input_grad_parts = input_grad_parts(g, &mut input_grad, total_input, per_worker);
 
     // Each worker sums its own weight and bias gradients; they are added up
     // below, so no two threads write the same memory.
@@ -703,6 +690,34 @@ pub fn backward(
             .then(|| transpose(&add_up(weight_parts), g.patch_rows(), g.channels_out)),
         bias: wanted.bias.then(|| add_up(bias_parts)),
     }
+}
+
+/// The uninitialised input gradient of a backward pass (empty unless it is
+/// wanted) and its length.
+pub(super) fn input_grad_buffer(g: &Geometry, wanted: Wanted) -> (Vec<f32>, usize) {
+    let total = if wanted.input {
+        g.batch * g.input_len()
+    } else {
+        0
+    };
+    (Vec::with_capacity(total), total)
+}
+
+/// Each worker's samples of the input gradient's first `total` values
+/// (`None` for every worker when there are none), `per_worker` samples each.
+pub(super) fn input_grad_parts<'a>(
+    g: &Geometry,
+    input_grad: &'a mut Vec<f32>,
+    total: usize,
+    per_worker: usize,
+) -> Vec<Option<&'a mut [MaybeUninit<f32>]>> {
+    if total == 0 {
+        return (0..g.batch.div_ceil(per_worker)).map(|_| None).collect();
+    }
+    input_grad.spare_capacity_mut()[..total]
+        .chunks_mut(per_worker * g.input_len())
+        .map(Some)
+        .collect()
 }
 
 /// The sum of `values` in eight interleaved partial sums, which the compiler
@@ -877,63 +892,73 @@ mod tests {
                 .all(|(x, y)| (x - y).abs() <= 1e-4 * (1.0 + y.abs()))
     }
 
+    fn check_forward(g: &Geometry, seed: u64, with_bias: bool) -> Result<(), TestCaseError> {
+        let x = values(g.batch * g.input_len(), seed);
+        let w = values(g.weight_len(), seed ^ 1);
+        let b = values(g.channels_out, seed ^ 2);
+        let bias = with_bias.then_some(&b[..]);
+        prop_assert!(close(
+            &forward(g, &x, &w, bias),
+            &naive_forward(g, &x, &w, bias)
+        ));
+        Ok(())
+    }
+
+    /// The gradients are the adjoints of the forward map: for any output
+    /// gradient `dy`, ⟨dy, conv(x, w)⟩ = ⟨dx, x⟩ = ⟨dw, w⟩ (the map is
+    /// linear in each argument), and the bias gradient sums `dy`. Returns the
+    /// gradients with `x`, `w` and `dy`.
+    #[allow(clippy::type_complexity)]
+    fn check_adjoints(
+        g: &Geometry,
+        seed: u64,
+    ) -> Result<(Gradients, Vec<f32>, Vec<f32>, Vec<f32>), TestCaseError> {
+        let x = values(g.batch * g.input_len(), seed);
+        let w = values(g.weight_len(), seed ^ 1);
+        let dy = values(g.batch * g.output_len(), seed ^ 3);
+        let all = Wanted {
+            input: true,
+            weight: true,
+            bias: true,
+        };
+        let grads = backward(g, &x, &w, &dy, all);
+        let reference = dot(&dy, &naive_forward(g, &x, &w, None));
+        let tolerance = 1e-4 * (1.0 + reference.abs());
+        prop_assert!((dot(grads.input.as_ref().unwrap(), &x) - reference).abs() <= tolerance);
+        prop_assert!((dot(grads.weight.as_ref().unwrap(), &w) - reference).abs() <= tolerance);
+        let positions = g.out_height() * g.out_width();
+        for (o, got) in grads.bias.as_ref().unwrap().iter().enumerate() {
+            let expected: f32 = dy
+                .chunks_exact(positions)
+                .skip(o)
+                .step_by(g.channels_out)
+                .flatten()
+                .sum();
+            prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
+        }
+        Ok((grads, x, w, dy))
+    }
+
     proptest! {
         #[test]
         fn forward_matches_the_definition(g in geometry(), seed in any::<u64>(), with_bias in any::<bool>()) {
-            let x = values(g.batch * g.input_len(), seed);
-            let w = values(g.weight_len(), seed ^ 1);
-            let b = values(g.channels_out, seed ^ 2);
-            let bias = with_bias.then_some(&b[..]);
-            prop_assert!(close(&forward(&g, &x, &w, bias), &naive_forward(&g, &x, &w, bias)));
+            check_forward(&g, seed, with_bias)?;
         }
 
-        /// The gradients are the adjoints of the forward map: for any output
-        /// gradient `dy`, ⟨dy, conv(x, w)⟩ = ⟨dx, x⟩ = ⟨dw, w⟩ (the map is
-        /// linear in each argument), and the bias gradient sums `dy`.
         #[test]
         fn gradients_are_the_adjoints(g in geometry(), seed in any::<u64>()) {
-            let x = values(g.batch * g.input_len(), seed);
-            let w = values(g.weight_len(), seed ^ 1);
-            let dy = values(g.batch * g.output_len(), seed ^ 3);
-            let all = Wanted { input: true, weight: true, bias: true };
-            let grads = backward(&g, &x, &w, &dy, all);
-            let reference = dot(&dy, &naive_forward(&g, &x, &w, None));
-            let tolerance = 1e-4 * (1.0 + reference.abs());
-            prop_assert!((dot(grads.input.as_ref().unwrap(), &x) - reference).abs() <= tolerance);
-            prop_assert!((dot(grads.weight.as_ref().unwrap(), &w) - reference).abs() <= tolerance);
-            let positions = g.out_height() * g.out_width();
-            for (o, got) in grads.bias.unwrap().iter().enumerate() {
-                let expected: f32 = dy.chunks_exact(positions).skip(o).step_by(g.channels_out).flatten().sum();
-                prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
-            }
+            check_adjoints(&g, seed)?;
         }
 
         #[test]
         fn winograd_forward_matches_the_definition(g in winograd_geometry(), seed in any::<u64>(), with_bias in any::<bool>()) {
             prop_assert!(winograd::applies(&g));
-            let x = values(g.batch * g.input_len(), seed);
-            let w = values(g.weight_len(), seed ^ 1);
-            let b = values(g.channels_out, seed ^ 2);
-            let bias = with_bias.then_some(&b[..]);
-            prop_assert!(close(&forward(&g, &x, &w, bias), &naive_forward(&g, &x, &w, bias)));
+            check_forward(&g, seed, with_bias)?;
         }
 
         #[test]
         fn winograd_gradients_are_the_adjoints(g in winograd_geometry(), seed in any::<u64>()) {
-            let x = values(g.batch * g.input_len(), seed);
-            let w = values(g.weight_len(), seed ^ 1);
-            let dy = values(g.batch * g.output_len(), seed ^ 3);
-            let all = Wanted { input: true, weight: true, bias: true };
-            let grads = backward(&g, &x, &w, &dy, all);
-            let reference = dot(&dy, &naive_forward(&g, &x, &w, None));
-            let tolerance = 1e-4 * (1.0 + reference.abs());
-            prop_assert!((dot(grads.input.as_ref().unwrap(), &x) - reference).abs() <= tolerance);
-            prop_assert!((dot(grads.weight.as_ref().unwrap(), &w) - reference).abs() <= tolerance);
-            let positions = g.out_height() * g.out_width();
-            for (o, got) in grads.bias.unwrap().iter().enumerate() {
-                let expected: f32 = dy.chunks_exact(positions).skip(o).step_by(g.channels_out).flatten().sum();
-                prop_assert!((got - expected).abs() <= 1e-4 * (1.0 + expected.abs()));
-            }
+            let (grads, x, w, dy) = check_adjoints(&g, seed)?;
             // Each gradient alone is the same as with the others.
             for wanted in [
                 Wanted { input: true, weight: false, bias: false },

@@ -24,7 +24,8 @@
 //! one point reads every tile's row for that point at a fixed stride.
 
 use super::conv_kernel::{
-    add_up, matmul_into, split, sum, Geometry, Gradients, Layout, Matrix, Wanted,
+    add_up, input_grad_buffer, input_grad_parts, matmul_into, split, sum, Geometry, Gradients,
+    Layout, Matrix, Wanted,
 };
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -669,21 +670,8 @@ pub(super) fn backward(
     let (cin, cout) = (g.channels_in, g.channels_out);
     let u = wanted.input.then(|| transform_weights(g, weight));
     let (per_worker, _) = split(g.batch);
-    let total_input = if wanted.input {
-        g.batch * g.input_len()
-    } else {
-        0
-    };
-    let mut input_grad = Vec::<f32>::with_capacity(total_input);
-    let workers = g.batch.div_ceil(per_worker);
-    let mut input_grad_parts: Vec<Option<&mut [MaybeUninit<f32>]>> = if wanted.input {
-        input_grad.spare_capacity_mut()[..total_input]
-            .chunks_mut(per_worker * g.input_len())
-            .map(Some)
-            .collect()
-    } else {
-        (0..workers).map(|_| None).collect()
-    };
+    let (mut input_grad, total_input) = input_grad_buffer(g, wanted);
+    let mut input_grad_parts = input_grad_parts(g, &mut input_grad, total_input, per_worker);
     // Each worker sums its own transformed weight and bias gradients; they
     // are added up below, so no two threads write the same memory.
     let partial: Vec<(Vec<f32>, Vec<f32>)> = input_grad_parts
