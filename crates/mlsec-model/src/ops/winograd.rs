@@ -515,8 +515,8 @@ impl Workspace {
 
     /// Runs `work` with this thread's workspace for `g`'s layer, kept from
     /// call to call: a training step calls each layer twice per worker, and
-    /// fresh zeroed buffers (1.4 MB per worker for LeNet) had cost more than
-    /// the transforms at a batch of 64. Every buffer is either written before
+    /// would otherwise allocate and zero 1.4 MB per worker (LeNet) each
+    /// time. Every buffer is either written before
     /// it is read or holds zeros where it is never written, so a reused
     /// workspace computes what a fresh one does.
     fn with<R>(g: &Geometry, t: &Tiling, work: impl FnOnce(&mut Workspace) -> R) -> R {
