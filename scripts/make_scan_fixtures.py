@@ -353,6 +353,44 @@ view_state = collections.OrderedDict([("w", TensorStub("0", 6)), ("row", TensorS
 put("benign/tensor-views.pt", torch_zip(torch_pickle(view_state), {"0": struct.pack("<6f", *range(6))}),
     "tensors that are views into one storage, all within it", max_severity="info")
 
+# CVE-2026-24747, its other half: SETITEMS applied to a rebuilt tensor, which the
+# weights_only loader before PyTorch 2.10 did without checking the type.
+tensor_pk = torch_pickle(TensorStub("0", 6))
+assert tensor_pk.endswith(b".")
+setitem_pk = (b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w"
+              + tensor_pk[2:-1]  # the tensor, without PROTO and STOP
+              + b"(K\x00K\x07u" + b"u.")
+put("malicious/setitem-on-tensor.pt", torch_zip(setitem_pk, {"0": struct.pack("<6f", *range(6))}),
+    "CVE-2026-24747: SETITEMS on a tensor, not a dict (heap corruption in weights_only loading)", "high",
+    ["torch._utils._rebuild_tensor_v2"], ["MLS-SCAN-008"])
+
+# Polyglots: a pickle at the start of a file that archive readers take for a
+# zip (found by its trailing directory) or a tar (by the `ustar` field at 257).
+# pickle.load runs the pickle and ignores the rest; a scanner that trusts the
+# archive sees only its harmless members.
+put("malicious/polyglot-pickle-zip.pt", pickle.dumps(system_call(), protocol=0) + benign_torch,
+    "protocol-0 pickle in front of a benign PyTorch zip (zip readers skip prepended bytes)",
+    "critical", ["posix.system"], ["MLS-SCAN-005"])
+tar_head = b"\x80\x02cposix\nsystem\nX" + struct.pack("<I", 512) + b"id #"
+tar_pad = 257 - len(tar_head)
+tar_blob = tar_head + b" " * tar_pad + b"ustar" + b" " * (512 - 4 - tar_pad - 5) + b"\x85R."
+put("malicious/polyglot-pickle-tar.tar", tar_blob + b"\0" * 1024,
+    "pickle whose string puts `ustar` at offset 257, where tar readers look", "critical",
+    ["posix.system"], ["MLS-SCAN-005"])
+# torch.storage._load_from_bytes hands its bytes to torch.load, which reads zip
+# checkpoints too: a zip built from a latin-1 string, whose data.pkl is the payload.
+zbuf = io.BytesIO()
+with zipfile.ZipFile(zbuf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    z.writestr(zipfile.ZipInfo("archive/data.pkl", date_time=(1980, 1, 1, 0, 0, 0)),
+               pickle.dumps(system_call(), protocol=2))
+    z.writestr(zipfile.ZipInfo("archive/version", date_time=(1980, 1, 1, 0, 0, 0)), "3\n")
+as_text = zbuf.getvalue().decode("latin1").encode("utf-8")
+put("malicious/nested-zip-load-from-bytes.pkl",
+    b"\x80\x02ctorch.storage\n_load_from_bytes\nc_codecs\nencode\nX" + struct.pack("<I", len(as_text))
+    + as_text + b"X\x06\x00\x00\x00latin1\x86R\x85R.",
+    "a zip checkpoint passed to torch.storage._load_from_bytes as a latin-1 string", "critical",
+    ["posix.system", "torch.storage._load_from_bytes"], ["MLS-SCAN-003"])
+
 # CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:

@@ -121,6 +121,10 @@ pub struct Nested {
     /// The loader, e.g. `pickle.loads`.
     pub loader: String,
     pub analysis: Analysis,
+    /// The bytes, kept when they hold no pickle: loaders such as
+    /// `torch.load` and `numpy.load` also read archives (a PyTorch zip, an
+    /// NPZ), which the caller then scans as files of their own.
+    pub not_a_pickle: Option<Vec<u8>>,
 }
 
 /// Why a stream could not be followed to its end.
@@ -150,6 +154,21 @@ pub struct Analysis {
     pub ops: u64,
     /// Tensors rebuilt as views that reach outside their storage.
     pub tensor_overruns: Vec<TensorOverrun>,
+    /// Container opcodes applied to tensors, arrays or storages.
+    pub items_on_data: Vec<ItemsOnData>,
+}
+
+/// SETITEM(S), APPEND(S) or ADDITEMS applied to a PyTorch storage or to
+/// what a PyTorch or NumPy data constructor returned (a tensor, an array,
+/// a dtype): no `torch.save` or NumPy pickle does this, and before PyTorch
+/// 2.10 the `weights_only` loader applied it without checking the type,
+/// corrupting memory (CVE-2026-24747).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemsOnData {
+    pub offset: u64,
+    pub opcode: &'static str,
+    /// `module.name` of the constructor, or `None` for a storage.
+    pub target: Option<String>,
 }
 
 /// A `torch._utils._rebuild_tensor(_v2)` call whose offset, sizes and
@@ -258,6 +277,7 @@ pub fn analyse(data: &[u8], limits: &Limits) -> Analysis {
         ops: limits.max_ops,
         globals: limits.max_globals,
         name_bytes: limits.max_global_name_bytes,
+        kept_bytes: KEPT_NOT_A_PICKLE_BYTES,
     };
     analyse_nested(data, limits, 0, &mut budget, usize::MAX)
 }
@@ -268,7 +288,14 @@ struct Budget {
     ops: u64,
     globals: usize,
     name_bytes: usize,
+    /// Room left for copies of nested bytes that are no pickle.
+    kept_bytes: usize,
 }
+
+/// What one stream may keep of nested bytes for scanning as files: the
+/// same copy of one string handed to a loader many times must not
+/// multiply memory.
+const KEPT_NOT_A_PICKLE_BYTES: usize = 64 << 20;
 
 /// `max_pickles`: stop after this many complete pickles (1 for a pickle
 /// embedded in an outer stream, which the outer stream continues after).
@@ -750,15 +777,22 @@ impl Machine<'_, '_> {
                         }),
                         ..Analysis::default()
                     },
+                    not_a_pickle: None,
                 });
                 continue;
             }
             let analysis =
                 analyse_nested(&blob, self.limits, self.depth + 1, self.budget, usize::MAX);
+            let keep = analysis.pickles == 0 && blob.len() <= self.budget.kept_bytes;
+            let not_a_pickle = keep.then(|| {
+                self.budget.kept_bytes -= blob.len();
+                blob.to_vec()
+            });
             self.out.nested.push(Nested {
                 offset: at as u64,
                 loader: loader.to_string(),
                 analysis,
+                not_a_pickle,
             });
         }
     }
@@ -958,12 +992,12 @@ impl Machine<'_, '_> {
                 b'a' => {
                     let v = self.pop(at, "APPEND")?;
                     let list = self.top(at, "APPEND")?.clone();
-                    self.extend(&list, vec![v], at);
+                    self.extend(&list, vec![v], "APPEND", at);
                 }
                 b'e' => {
                     let items = self.pop_mark(at, "APPENDS")?;
                     let list = self.top(at, "APPENDS")?.clone();
-                    self.extend(&list, items, at);
+                    self.extend(&list, items, "APPENDS", at);
                 }
                 b'l' => {
                     let mut items = self.pop_mark(at, "LIST")?;
@@ -991,14 +1025,14 @@ impl Machine<'_, '_> {
                         return malformed(at, "DICT with an odd number of items");
                     }
                     let d = self.new_dict();
-                    self.set_items(&d, items, at);
+                    self.set_items(&d, items, "DICT", at);
                     self.push(d, at)?;
                 }
                 b's' => {
                     let v = self.pop(at, "SETITEM")?;
                     let k = self.pop(at, "SETITEM")?;
                     let target = self.top(at, "SETITEM")?.clone();
-                    self.set_items(&target, vec![k, v], at);
+                    self.set_items(&target, vec![k, v], "SETITEM", at);
                 }
                 b'u' => {
                     let items = self.pop_mark(at, "SETITEMS")?;
@@ -1006,12 +1040,12 @@ impl Machine<'_, '_> {
                         return malformed(at, "SETITEMS with an odd number of items");
                     }
                     let target = self.top(at, "SETITEMS")?.clone();
-                    self.set_items(&target, items, at);
+                    self.set_items(&target, items, "SETITEMS", at);
                 }
                 b'\x90' => {
                     self.pop_mark(at, "ADDITEMS")?;
                     let target = self.top(at, "ADDITEMS")?.clone();
-                    self.method_call(&target, at);
+                    self.method_call(&target, "ADDITEMS", at);
                 }
                 b'\x91' => {
                     self.pop_mark(at, "FROZENSET")?;
@@ -1238,7 +1272,7 @@ impl Machine<'_, '_> {
 
     /// SETITEM(S) and DICT: a dict keeps (a bounded number of) its items; on
     /// any other object the opcode calls `__setitem__`.
-    fn set_items(&mut self, target: &V, items: Vec<V>, at: usize) {
+    fn set_items(&mut self, target: &V, items: Vec<V>, opcode: &'static str, at: usize) {
         match target {
             V::Dict(i) => {
                 let cap = self.limits.max_container_items;
@@ -1251,7 +1285,7 @@ impl Machine<'_, '_> {
                     d.push((k, v));
                 }
             }
-            other => self.method_call(other, at),
+            other => self.method_call(other, opcode, at),
         }
     }
 
@@ -1305,6 +1339,7 @@ impl Machine<'_, '_> {
                 offset: self.pos as u64,
                 loader: INLINE_JOBLIB.to_string(),
                 analysis: sub,
+                not_a_pickle: None,
             });
             if failed {
                 return malformed(self.pos, "joblib object array is not a readable pickle");
@@ -1339,7 +1374,7 @@ impl Machine<'_, '_> {
     }
 
     /// APPEND(S) on a list, or an `append`/`extend` call on any other object.
-    fn extend(&mut self, target: &V, items: Vec<V>, at: usize) {
+    fn extend(&mut self, target: &V, items: Vec<V>, opcode: &'static str, at: usize) {
         match target {
             V::List(i) => {
                 let cap = self.limits.max_container_items;
@@ -1347,19 +1382,33 @@ impl Machine<'_, '_> {
                 let room = cap.saturating_sub(l.len());
                 l.extend(items.into_iter().take(room));
             }
-            other => self.method_call(other, at),
+            other => self.method_call(other, opcode, at),
         }
     }
 
     /// SETITEM(S), ADDITEMS, APPEND(S) on an object that is not the builtin
     /// container call its methods (`__setitem__`, `add`, `extend`).
-    fn method_call(&mut self, target: &V, at: usize) {
-        if let V::Global(i) = target {
-            self.record_use(*i, ITEMS_ON_GLOBAL, at);
-        }
-        if let V::Object(o) = target {
-            if let Some(i) = o.source {
+    fn method_call(&mut self, target: &V, opcode: &'static str, at: usize) {
+        let data = match target {
+            V::Global(i) => {
+                self.record_use(*i, ITEMS_ON_GLOBAL, at);
+                None
+            }
+            V::Object(o) => o.source.and_then(|i| {
                 self.record_use(i, "BUILD (method call on its result)", at);
+                let g = &self.globals[i];
+                builds_data(&g.module).then(|| Some(format!("{}.{}", g.module, g.name)))
+            }),
+            V::Storage(_) => Some(None),
+            _ => None,
+        };
+        if let Some(target) = data {
+            if self.out.items_on_data.len() < 64 {
+                self.out.items_on_data.push(ItemsOnData {
+                    offset: at as u64,
+                    opcode,
+                    target,
+                });
             }
         }
     }
@@ -1446,6 +1495,24 @@ impl V {
     fn is_opaque(&self) -> bool {
         matches!(self, V::Opaque)
     }
+}
+
+/// Modules whose allow-listed globals build tensors, storages, arrays and
+/// dtypes: values that are never containers for SETITEM or APPEND.
+fn builds_data(module: &str) -> bool {
+    matches!(
+        module,
+        "torch"
+            | "torch._utils"
+            | "torch._tensor"
+            | "torch.storage"
+            | "torch.nn.parameter"
+            | "numpy"
+            | "numpy.core.multiarray"
+            | "numpy._core.multiarray"
+            | "numpy.core.numeric"
+            | "numpy._core.numeric"
+    )
 }
 
 fn bytes_of(v: &V) -> Option<Rc<[u8]>> {
@@ -1787,6 +1854,28 @@ mod tests {
             a.globals[0].uses_dropped,
             1000 - USES_KEPT_PER_OPCODE as u64
         );
+    }
+
+    #[test]
+    fn container_opcodes_on_tensors_arrays_and_storages_are_recorded() {
+        let on = |body: &str| analyse(body.as_bytes(), &Limits::default()).items_on_data;
+        // Containers built by allow-listed globals take their items.
+        assert!(on("ccollections\nOrderedDict\n)R(S'k'\nI1\nu.").is_empty());
+        assert!(on("ccollections\ndeque\n)R(I1\ne.").is_empty());
+        assert!(on("(dS'k'\nI1\ns.").is_empty());
+        // A rebuilt NumPy array, a dtype and a storage do not.
+        let array = on("cnumpy.core.multiarray\n_reconstruct\n(tR(I0\nI1\nu.");
+        assert_eq!(array.len(), 1);
+        assert_eq!(array[0].opcode, "SETITEMS");
+        assert_eq!(
+            array[0].target.as_deref(),
+            Some("numpy.core.multiarray._reconstruct")
+        );
+        assert_eq!(array[0].offset, 46);
+        assert_eq!(on("cnumpy\ndtype\n(tRI0\na.")[0].opcode, "APPEND");
+        let storage = on("(S'storage'\nctorch\nFloatStorage\nS'0'\nS'cpu'\nI6\ntQI1\nI2\ns.");
+        assert_eq!(storage.len(), 1);
+        assert_eq!(storage[0].target, None);
     }
 
     #[test]

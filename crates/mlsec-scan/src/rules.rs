@@ -114,7 +114,9 @@ pub static ZIP_ANOMALY: Rule = Rule {
         what_it_detects: "Zip archives (PyTorch checkpoints, NPZ, Keras files) whose local header \
             names a member differently from the central directory, members missing from the central \
             directory, data prepended to the archive, encrypted members, unsupported compression, or \
-            members that cannot be read. mlsec analyses every member it can find by either route.",
+            members that cannot be read; zip and tar archives that start with a pickle (polyglots \
+            that `pickle.load` runs). mlsec analyses every member it can find by either route, and \
+            the pickle of a polyglot.",
         why_it_matters: "Loaders and scanners that read archives differently see different files. \
             Published scanner bypasses (CVE-2025-1944, CVE-2025-1945, CVE-2025-10156) rely on exactly \
             these inconsistencies to show a scanner a harmless member while the loader reads another.",
@@ -177,7 +179,10 @@ pub static MALFORMED_MODEL_FILE: Rule = Rule {
             counts or string lengths run past the file; ONNX tensors whose declared size disagrees with \
             their data; PyTorch tensors rebuilt (`_rebuild_tensor_v2`) as views whose offset, sizes and \
             strides reach past the elements their storage declares, or are negative (high: a view of \
-            memory outside the storage, the heap corruption of CVE-2026-24747).",
+            memory outside the storage, the heap corruption of CVE-2026-24747); `SETITEM`, `APPEND` or \
+            `ADDITEMS` applied to a PyTorch storage or to a tensor, array or dtype that an allow-listed \
+            PyTorch or NumPy constructor returned (high: the `weights_only` loader before PyTorch 2.10 \
+            applied them unchecked, the other half of CVE-2026-24747).",
         why_it_matters: "Parsers in C and C++ (llama.cpp, ONNX runtimes) have had memory-safety bugs on \
             exactly these inconsistencies, and gaps or trailing bytes in an otherwise safe format are \
             room to smuggle a second payload.",

@@ -99,6 +99,11 @@ pub fn scan_bytes(path: &str, data: &[u8], opts: &ScanOptions) -> FileScan {
         opts,
         findings: Vec::new(),
         pickles: 0,
+        depth: 0,
+        nested_files: NestedFiles::default(),
+        deep_bytes_left: DEEP_BYTES_BASE.saturating_add((data.len() as u64).saturating_mul(16)),
+        deep_scans_left: DEEP_SCANS,
+        deep_budget_exhausted: false,
     };
     let kind = ctx.scan(Location::file(path), data, 0);
     FileScan {
@@ -112,10 +117,60 @@ struct Ctx<'a> {
     opts: &'a ScanOptions,
     findings: Vec<Finding>,
     pickles: usize,
+    /// Archive depth of the content being scanned.
+    depth: usize,
+    nested_files: NestedFiles,
+    /// Bytes and contents that the levels two and more down may still take.
+    deep_bytes_left: u64,
+    deep_scans_left: usize,
+    deep_budget_exhausted: bool,
+}
+
+/// Contents below the first level (members of archives inside archives,
+/// files inside nested pickles) may number [`DEEP_SCANS`] and add up to
+/// this plus 16 times the file. Members whose data overlaps other members'
+/// headers would otherwise be scanned again at every level, work that
+/// grows with the cube of the number of headers.
+const DEEP_BYTES_BASE: u64 = 1 << 30;
+const DEEP_SCANS: usize = 4096;
+
+/// Nested bytes already scanned as files. A stream can hand one string to
+/// a loader hundreds of times, each a fresh copy; scanning each copy, and
+/// the copies nested in those, would multiply the work level by level.
+#[derive(Default)]
+struct NestedFiles {
+    /// Keyed per process, so no file can be made to collide on purpose.
+    hasher: std::collections::hash_map::RandomState,
+    seen: std::collections::HashSet<u64>,
+}
+
+impl NestedFiles {
+    const MAX: usize = 256;
+
+    /// `Some(true)`: new, scan them; `Some(false)`: scanned already;
+    /// `None`: past the bound, left to the pickle analysis's report.
+    fn admit(&mut self, bytes: &[u8]) -> Option<bool> {
+        use std::hash::BuildHasher;
+        let hash = self.hasher.hash_one(bytes);
+        if self.seen.contains(&hash) {
+            return Some(false);
+        }
+        (self.seen.len() < Self::MAX).then(|| self.seen.insert(hash))
+    }
 }
 
 impl Ctx<'_> {
     fn scan(&mut self, loc: Location, data: &[u8], depth: usize) -> Kind {
+        if depth >= 2 && !self.charge_deep(&loc, 1, data.len() as u64) {
+            return Kind::Other;
+        }
+        let outer = std::mem::replace(&mut self.depth, depth);
+        let kind = self.scan_content(loc, data, depth);
+        self.depth = outer;
+        kind
+    }
+
+    fn scan_content(&mut self, loc: Location, data: &[u8], depth: usize) -> Kind {
         if data.starts_with(b"\x93NUMPY") {
             self.npy(&loc, data);
             return Kind::Npy;
@@ -135,10 +190,16 @@ impl Ctx<'_> {
             return Kind::Safetensors;
         }
         if zipread::is_zip(data) {
+            // The pickle first: the members of a hostile polyglot may use
+            // up the budget for nested archives.
+            if !data.starts_with(b"PK") {
+                self.polyglot_pickle(&loc, data, "a zip archive");
+            }
             return self.zip(&loc, data, depth);
         }
         if is_tar(data) {
             self.tar(&loc, data, depth);
+            self.polyglot_pickle(&loc, data, "a tar archive");
             return Kind::Tar;
         }
         if let Some(kind) = self.compressed(&loc, data, depth) {
@@ -168,6 +229,51 @@ impl Ctx<'_> {
         Kind::Other
     }
 
+    /// Takes `scans` contents of `bytes` from what the deep levels may
+    /// still use; when that runs out, says so once and refuses.
+    fn charge_deep(&mut self, loc: &Location, scans: usize, bytes: u64) -> bool {
+        if bytes <= self.deep_bytes_left && scans <= self.deep_scans_left {
+            self.deep_bytes_left -= bytes;
+            self.deep_scans_left -= scans;
+            return true;
+        }
+        if !std::mem::replace(&mut self.deep_budget_exhausted, true) {
+            self.findings.push(
+                Finding::new(
+                    &ZIP_ANOMALY,
+                    loc.clone(),
+                    format!("analysis stopped at a resource limit: archives inside archives hold more than {DEEP_SCANS} members, or contents two or more levels down add up to more than 1 GiB plus 16 times the file (overlapping members?); the rest were not analysed"),
+                )
+                .with_severity(Severity::High),
+            );
+        }
+        false
+    }
+
+    /// An archive found by its trailing directory (zip) or a header field
+    /// (tar) can start with a pickle: `pickle.load` and PyTorch's legacy
+    /// loader run that pickle and ignore the rest, while archive readers
+    /// and scanners that trust the archive see only its members.
+    fn polyglot_pickle(&mut self, loc: &Location, data: &[u8], archive: &str) {
+        if !looks_like_pickle(data) {
+            return;
+        }
+        let analysis = pickle::analyse(data, &self.opts.limits);
+        if !(has_proto(data) || is_pickle_evidence(&analysis, data.len())) {
+            return;
+        }
+        self.findings.push(
+            Finding::new(
+                &ZIP_ANOMALY,
+                loc.clone().with_offset(0),
+                format!("the file is both a pickle and {archive}: unpickling it runs the pickle at its start, which archive readers do not see; the pickle is analysed too"),
+            )
+            .with_evidence("format", "polyglot"),
+        );
+        // What follows the pickle is the archive, not a broken stream.
+        self.report(loc, &analysis, true);
+    }
+
     fn npy(&mut self, loc: &Location, data: &[u8]) {
         // Only object arrays hold pickles; their data section is one.
         let (Some(header_len), Some(ver)) = (npy_header_len(data), data.get(6)) else {
@@ -193,7 +299,16 @@ impl Ctx<'_> {
     }
 
     fn zip(&mut self, loc: &Location, data: &[u8], depth: usize) -> Kind {
+        if depth >= 1 && self.deep_budget_exhausted {
+            return Kind::Zip;
+        }
         let archive = zipread::read(data, self.opts.max_members);
+        // A zip inside something: its members (and the anomalies that
+        // each becomes a finding) count against the deep levels' budget.
+        if depth >= 1 && !self.charge_deep(loc, archive.members.len() + archive.anomalies.len(), 0)
+        {
+            return Kind::Zip;
+        }
         for a in &archive.anomalies {
             let mut l = loc.clone().with_offset(a.offset);
             if let Some(m) = &a.member {
@@ -714,6 +829,27 @@ impl Ctx<'_> {
             }
             self.findings.push(f);
         }
+        for d in &a.items_on_data {
+            let what = match &d.target {
+                Some(g) => format!("the value {g} built"),
+                None => "a PyTorch storage".to_string(),
+            };
+            let mut f = Finding::new(
+                &MALFORMED_MODEL_FILE,
+                loc.clone().with_offset(base + d.offset),
+                format!(
+                    "{} at offset {} adds items to {what}, which is not a container; torch.save and NumPy never write this, and PyTorch's weights_only loader before 2.10 applied it unchecked, corrupting memory (CVE-2026-24747)",
+                    d.opcode,
+                    base + d.offset
+                ),
+            )
+            .with_severity(Severity::High)
+            .with_evidence("opcode", d.opcode);
+            if let Some(g) = &d.target {
+                f = f.with_evidence("global", g.clone());
+            }
+            self.findings.push(f);
+        }
         // Well-known libraries: one finding per library, low (called) or info.
         for (eco, globals) in known {
             let called = globals.iter().any(|(_, c)| *c);
@@ -748,6 +884,10 @@ impl Ctx<'_> {
                 self.report_at(loc, &n.analysis, false, base + n.offset);
                 continue;
             }
+            let file = n
+                .not_a_pickle
+                .as_deref()
+                .filter(|_| self.depth < self.opts.max_archive_depth);
             let mut nested = Finding::new(
                 &NESTED_PICKLE,
                 nloc.clone(),
@@ -767,6 +907,19 @@ impl Ctx<'_> {
                 Some(m) => format!("{m}>nested@{}", base + n.offset),
                 None => format!("nested@{}", base + n.offset),
             });
+            // Bytes that are no pickle may be a file the loader also reads
+            // (`torch.load` of a zip checkpoint): scanned as one.
+            if let Some(bytes) = file {
+                match self.nested_files.admit(bytes) {
+                    Some(false) => continue,
+                    Some(true)
+                        if self.scan(inner.clone(), bytes, self.depth + 1) != Kind::Other =>
+                    {
+                        continue
+                    }
+                    _ => {}
+                }
+            }
             self.report_at(&inner, &n.analysis, false, 0);
         }
         if let Some(e) = &a.error {

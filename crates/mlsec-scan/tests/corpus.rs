@@ -92,6 +92,40 @@ fn verify_data_catches_a_changed_member() {
 }
 
 #[test]
+fn archives_handed_to_a_loader_many_times_are_scanned_once() {
+    // The fixture's zip, as the latin-1 string it passes to
+    // torch.storage._load_from_bytes, loaded 2,000 times over: each load
+    // makes a fresh copy, and all are one file to scan. The whole stream
+    // also reads as a zip whose members overlap 4,000 local headers, each
+    // member a zip of the headers after it: bounded, not cubic, work.
+    let data = std::fs::read(fixtures().join("malicious/nested-zip-load-from-bytes.pkl")).unwrap();
+    let head = b"c_codecs\nencode\nX";
+    let at = data.windows(head.len()).position(|w| w == head).unwrap() + head.len();
+    let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    let text = &data[at + 4..at + 4 + len];
+    let mut stream = b"\x80\x02(".to_vec();
+    for _ in 0..2000 {
+        stream.extend_from_slice(b"ctorch.storage\n_load_from_bytes\nc_codecs\nencode\nX");
+        stream.extend_from_slice(&(len as u32).to_le_bytes());
+        stream.extend_from_slice(text);
+        stream.extend_from_slice(b"X\x06\x00\x00\x00latin1\x86R\x85R");
+    }
+    stream.extend_from_slice(b"l.");
+    let scan = scan_bytes("many.pkl", &stream, &ScanOptions::default());
+    let payloads = scan
+        .findings
+        .iter()
+        .filter(|f| f.evidence.get("global").and_then(Value::as_str) == Some("posix.system"))
+        .count();
+    assert_eq!(payloads, 1, "{:?}", scan.findings);
+    assert!(scan.findings.len() < 10_000, "{}", scan.findings.len());
+    assert!(scan
+        .findings
+        .iter()
+        .any(|f| f.message.contains("resource limit") && f.severity == Severity::High));
+}
+
+#[test]
 fn real_model_files_are_clean() {
     // Files written by torch.save, torch.jit.save and an ONNX exporter, from
     // registry packages (see tests/real/README.md): nothing above low.
