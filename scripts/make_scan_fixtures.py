@@ -391,6 +391,18 @@ put("malicious/nested-zip-load-from-bytes.pkl",
     "a zip checkpoint passed to torch.storage._load_from_bytes as a latin-1 string", "critical",
     ["posix.system", "torch.storage._load_from_bytes"], ["MLS-SCAN-003"])
 
+# A payload one archive deeper than the scanner follows (3 levels): reported,
+# not passed in silence.
+deep = pickle.dumps(system_call(), protocol=4)
+for level in range(4):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        z.writestr(zipfile.ZipInfo("data.pkl" if level == 0 else f"level{level}.zip",
+                                   date_time=(1980, 1, 1, 0, 0, 0)), deep)
+    deep = b.getvalue()
+put("malicious/zip-nested-4-deep.zip", deep, "a pickle inside 4 nested zips, one past the depth followed",
+    "high", rules=["MLS-SCAN-005"])
+
 # CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:

@@ -161,6 +161,10 @@ impl NestedFiles {
 
 impl Ctx<'_> {
     fn scan(&mut self, loc: Location, data: &[u8], depth: usize) -> Kind {
+        if depth > self.opts.max_archive_depth {
+            self.too_deep(&loc, data);
+            return Kind::Other;
+        }
         if depth >= 2 && !self.charge_deep(&loc, 1, data.len() as u64) {
             return Kind::Other;
         }
@@ -227,6 +231,31 @@ impl Ctx<'_> {
             }
         }
         Kind::Other
+    }
+
+    /// Content past the archive depth is not analysed; when it is itself
+    /// a pickle, an archive or a compressed stream, a finding says so,
+    /// since a payload hidden one level further would pass unseen.
+    fn too_deep(&mut self, loc: &Location, data: &[u8]) {
+        let what = if looks_like_pickle(data) {
+            "a pickle"
+        } else if zipread::is_zip(data) || is_tar(data) {
+            "an archive"
+        } else if crate::compression::sniff(data).is_some() {
+            "a compressed stream"
+        } else {
+            return;
+        };
+        let max = self.opts.max_archive_depth;
+        self.findings.push(
+            Finding::new(
+                &ZIP_ANOMALY,
+                loc.clone(),
+                format!("{what} nested in more than {max} archives: not analysed, as archives are followed {max} levels deep"),
+            )
+            .with_severity(if what == "a pickle" { Severity::High } else { Severity::Medium })
+            .with_evidence("max_archive_depth", max),
+        );
     }
 
     /// Takes `scans` contents of `bytes` from what the deep levels may
@@ -404,11 +433,9 @@ impl Ctx<'_> {
                     )),
                 }
             }
-            if depth < self.opts.max_archive_depth {
-                // Every member is sniffed, whatever its name: a pickle named
-                // `weights.bin` or `config.txt` runs just the same.
-                self.scan(mloc, bytes, depth + 1);
-            }
+            // Every member is sniffed, whatever its name: a pickle named
+            // `weights.bin` or `config.txt` runs just the same.
+            self.scan(mloc, bytes, depth + 1);
         }
         if torch && self.opts.verify_data {
             self.verify_storages(loc, data, &archive);
@@ -522,13 +549,11 @@ impl Ctx<'_> {
                 );
             }
             let bytes = &bytes[..bytes.len().min(max as usize)];
-            if depth < self.opts.max_archive_depth {
-                self.scan(
-                    loc.clone().with_member(member_path(loc, codec.name())),
-                    bytes,
-                    depth + 1,
-                );
-            }
+            self.scan(
+                loc.clone().with_member(member_path(loc, codec.name())),
+                bytes,
+                depth + 1,
+            );
             return Some(Kind::Compressed);
         }
         let other = [
@@ -621,7 +646,7 @@ impl Ctx<'_> {
                                 .with_evidence("link", link),
                         );
                     }
-                    if (kind == b'0' || kind == 0) && depth < self.opts.max_archive_depth {
+                    if kind == b'0' || kind == 0 {
                         self.scan(
                             loc.clone().with_member(member_path(loc, &name)),
                             body,
@@ -643,9 +668,6 @@ impl Ctx<'_> {
         modules: Vec<formats::EmbeddedModule>,
         depth: usize,
     ) {
-        if depth >= self.opts.max_archive_depth {
-            return;
-        }
         for m in modules {
             let field = m.location.field.clone().unwrap_or_default();
             self.scan(
@@ -884,10 +906,7 @@ impl Ctx<'_> {
                 self.report_at(loc, &n.analysis, false, base + n.offset);
                 continue;
             }
-            let file = n
-                .not_a_pickle
-                .as_deref()
-                .filter(|_| self.depth < self.opts.max_archive_depth);
+            let file = n.not_a_pickle.as_deref();
             let mut nested = Finding::new(
                 &NESTED_PICKLE,
                 nloc.clone(),
