@@ -213,24 +213,30 @@ impl Ctx<'_> {
             formats::check_onnx(&loc, data, &mut self.findings);
             return Kind::Onnx;
         }
-        // Analyse once: with a PROTO opcode it is a pickle; without one
-        // (protocols 0 and 1) the analysis itself decides.
-        let proto = has_proto(data);
-        if proto || data.first().is_some_and(|b| pickle::is_opcode(*b)) {
-            let analysis = pickle::analyse(data, &self.opts.limits);
-            if proto || is_pickle_evidence(&analysis, data.len()) {
-                let legacy = legacy_torch_magic(data);
-                // Legacy checkpoints end with raw storage bytes after five pickles.
-                let tolerate_tail = legacy && analysis.pickles >= 5;
-                self.report(&loc, &analysis, tolerate_tail);
-                return if legacy {
-                    Kind::TorchLegacy
-                } else {
-                    Kind::Pickle
-                };
-            }
+        if let Some(analysis) = self.analyse_if_pickle(data) {
+            let legacy = legacy_torch_magic(data);
+            // Legacy checkpoints end with raw storage bytes after five pickles.
+            let tolerate_tail = legacy && analysis.pickles >= 5;
+            self.report(&loc, &analysis, tolerate_tail);
+            return if legacy {
+                Kind::TorchLegacy
+            } else {
+                Kind::Pickle
+            };
         }
         Kind::Other
+    }
+
+    /// The analysis of `data` as a pickle, if it is one. Analysed once:
+    /// with a PROTO opcode it is a pickle; without one (protocols 0 and 1)
+    /// the analysis itself decides.
+    fn analyse_if_pickle(&self, data: &[u8]) -> Option<Analysis> {
+        let proto = has_proto(data);
+        if !proto && !data.first().is_some_and(|b| pickle::is_opcode(*b)) {
+            return None;
+        }
+        let analysis = pickle::analyse(data, &self.opts.limits);
+        (proto || is_pickle_evidence(&analysis, data.len())).then_some(analysis)
     }
 
     /// Content past the archive depth is not analysed; when it is itself
@@ -284,13 +290,9 @@ impl Ctx<'_> {
     /// loader run that pickle and ignore the rest, while archive readers
     /// and scanners that trust the archive see only its members.
     fn polyglot_pickle(&mut self, loc: &Location, data: &[u8], archive: &str) {
-        if !looks_like_pickle(data) {
+        let Some(analysis) = self.analyse_if_pickle(data) else {
             return;
-        }
-        let analysis = pickle::analyse(data, &self.opts.limits);
-        if !(has_proto(data) || is_pickle_evidence(&analysis, data.len())) {
-            return;
-        }
+        };
         self.findings.push(
             Finding::new(
                 &ZIP_ANOMALY,
