@@ -403,6 +403,65 @@ for level in range(4):
 put("malicious/zip-nested-4-deep.zip", deep, "a pickle inside 4 nested zips, one past the depth followed",
     "high", rules=["MLS-SCAN-005"])
 
+# TorchScript (torch.jit.save): code/ holds source that torch.jit.load
+# compiles, running __setstate__ while loading; PyTorch <= 2.5.1 did so even
+# from torch.load(weights_only=True) (CVE-2025-32434). Written member by
+# member in the layout torch.jit.save uses; the payloads only name paths.
+def torchscript_zip(code):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for name, data in (("model/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81K\x01b."),
+                           ("model/code/__torch__.py", code.encode()),
+                           ("model/constants.pkl", b"\x80\x02)."),
+                           ("model/version", b"1\n")):
+            z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return b.getvalue()
+
+
+put("malicious/torchscript-setstate-writes-file.pt", torchscript_zip(
+    "class M(Module):\n"
+    "  __parameters__ = []\n"
+    "  __buffers__ = []\n"
+    "  training : bool\n"
+    "  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    "    return torch.relu(x)\n"
+    "  def __setstate__(self: __torch__.M, state: int) -> None:\n"
+    "    _0 = getattr(torch.ops.aten, \"s\\x61ve\")\n"
+    "    _0([state], \"/tmp/mlsec-fixture-never-written.pth\")\n"
+    "    self.training = False\n"
+    "    return None\n"),
+    "TorchScript __setstate__ writing a file while torch.jit.load runs (CVE-2025-32434 class)", "critical",
+    rules=["MLS-SCAN-013"])
+put("malicious/torchscript-forward-reads-file.pt", torchscript_zip(
+    "class M(Module):\n"
+    "  __parameters__ = []\n"
+    "  __buffers__ = []\n"
+    "  training : bool\n"
+    "  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    "    leak = torch.from_file(\"/etc/hostname\", False, 64, dtype=0)\n"
+    "    return torch.add(x, torch.as_strided(leak, [64], [1], 0))\n"),
+    "TorchScript forward that reads a file into a tensor and views it unchecked", "high",
+    rules=["MLS-SCAN-013"])
+put("benign/torchscript-module.pt", torchscript_zip(
+    "class M(Module):\n"
+    "  __parameters__ = [\"weight\", ]\n"
+    "  __buffers__ = []\n"
+    "  weight : Tensor\n"
+    "  training : bool\n"
+    "  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    "    _0 = \"expected torch.save(...) input, got {}D\"  # torch.save in a comment\n"
+    "    if torch.gt(torch.dim(x), 2):\n"
+    "      ops.prim.RaiseException(torch.format(_0, torch.dim(x)), \"builtins.ValueError\")\n"
+    "    else:\n"
+    "      pass\n"
+    "    _1 = torch.conv1d(x, self.weight, None, [1], [0], [1], 1)\n"
+    "    return torch.relu(getattr(self, \"0\").forward(_1))\n"
+    "  def __setstate__(self: __torch__.M, state: Tuple[Tensor, bool]) -> None:\n"
+    "    self.weight = (state)[0]\n"
+    "    self.training = (state)[1]\n"
+    "    return None\n"),
+    "a TorchScript module: ordinary operators, and a __setstate__ that only assigns", max_severity="low")
+
 # CVE-2025-1889: the pickle sits in a member whose name is not .pkl.
 buf = io.BytesIO()
 with zipfile.ZipFile(buf, "w") as z:

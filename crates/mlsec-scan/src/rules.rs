@@ -275,6 +275,35 @@ pub static ARCHIVE_PATH_TRAVERSAL: Rule = Rule {
     },
 };
 
+pub static TORCHSCRIPT_UNSAFE_OP: Rule = Rule {
+    code: "MLS-SCAN-013",
+    name: "torchscript-unsafe-operator",
+    summary: "TorchScript code in a model archive reaches files, raw memory or native libraries.",
+    default_severity: Severity::High,
+    stage: Stage::SupplyChain,
+    atlas: UNSAFE_ARTIFACT,
+    owasp: Some(OwaspMl::Ml06AiSupplyChain),
+    docs: RuleDocs {
+        what_it_detects: "In a `torch.jit.save` archive's `code/` folder, calls of TorchScript \
+            operators that reach outside the model's tensors: `torch.save` and `torch.from_file` \
+            (and torchvision's `read_file`/`write_file`) touch any path; `torch.as_strided`, \
+            `Tensor.set_` and `_reinterpret_tensor` make views unchecked against their storage. \
+            Spellings through `torch.ops.aten.…`, `ops.…`, `getattr(torch, \"s\\x61ve\")` and method \
+            calls are resolved. A file operator is critical inside `__setstate__`, which \
+            `torch.jit.load` runs while loading, and high elsewhere; a memory view is high inside \
+            `__setstate__` and medium elsewhere. Operators from namespaces PyTorch does not register \
+            (`ops.my_ext.run`) and the `__setstate__` methods themselves are low.",
+        why_it_matters: "A TorchScript archive is a program, not weights: `torch.jit.load` compiles \
+            its source and runs `__setstate__` before the caller sees the module, and PyTorch up to \
+            2.5.1 did so even from `torch.load(weights_only=True)` (CVE-2025-32434). Writing a file \
+            (a `.pth` in site-packages, a shell profile) turns that into code execution, and views \
+            past a storage read and write the process's heap.",
+        example: "`code/__torch__/m.py` whose `__setstate__` calls \
+            `torch.save(self.payload, \"/home/u/.bashrc\")`: reported as critical with the operator \
+            `aten::save`, the method and its line.",
+    },
+};
+
 /// The scanner's rules, for the CLI's registry.
 pub static RULES: &[&Rule] = &[
     &UNSAFE_CALL,
@@ -289,4 +318,5 @@ pub static RULES: &[&Rule] = &[
     &KERAS_UNSAFE_LAYER,
     &ONNX_UNSAFE,
     &ARCHIVE_PATH_TRAVERSAL,
+    &TORCHSCRIPT_UNSAFE_OP,
 ];

@@ -6,6 +6,7 @@ use crate::formats;
 use crate::pickle::{self, Analysis, Limits};
 use crate::policy::{self, Policy, Verdict};
 use crate::rules::*;
+use crate::torchscript;
 use crate::zipread;
 use mlsec_core::{Finding, Location, Severity};
 use std::collections::BTreeMap;
@@ -354,6 +355,13 @@ impl Ctx<'_> {
                 .iter()
                 .any(|n| n.contains("/data/") || n.ends_with("version"));
         let npz = !names.is_empty() && names.iter().all(|n| n.ends_with(".npy"));
+        // torch.jit.load reads `code/` next to `data.pkl` and `constants.pkl`;
+        // `.py` files in other zips are ordinary source, where `torch.save`
+        // is everyday training code.
+        let torchscript = names
+            .iter()
+            .any(|n| n.ends_with("data.pkl") || n.ends_with("constants.pkl"));
+        let mut code_budget = torchscript::MAX_SOURCE_BYTES;
         let keras = names.contains(&"config.json")
             && names
                 .iter()
@@ -434,6 +442,14 @@ impl Ctx<'_> {
                         format!("Keras config.json is not valid JSON: {e}"),
                     )),
                 }
+            }
+            if torchscript && torchscript::is_code_member(&m.name) {
+                torchscript::check_within_budget(
+                    &mloc,
+                    bytes,
+                    &mut code_budget,
+                    &mut self.findings,
+                );
             }
             // Every member is sniffed, whatever its name: a pickle named
             // `weights.bin` or `config.txt` runs just the same.

@@ -166,3 +166,78 @@ mod formats_props {
         }
     }
 }
+
+/// TorchScript-like token soup: names, dots, brackets, quotes, escapes,
+/// comments, indentation and the operators the check looks for.
+fn torchscript_like() -> impl Strategy<Value = Vec<u8>> {
+    let atoms = prop::sample::select(vec![
+        "torch",
+        "ops",
+        "aten",
+        "save",
+        "from_file",
+        "getattr",
+        "set_",
+        "def",
+        "class",
+        "__setstate__",
+        "forward",
+        ".",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"",
+        "'",
+        "\"\"\"",
+        "\\",
+        "\\x61",
+        "#",
+        "\n",
+        "  ",
+        "\t",
+        "1.5",
+        "x",
+        "\"s\\x61ve\"",
+    ]);
+    prop::collection::vec(atoms, 0..96).prop_map(|parts| parts.concat().into_bytes())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn torchscript_lexer_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let mut out = Vec::new();
+        mlsec_scan::torchscript::check_torchscript_code(&mlsec_core::Location::file("c"), &bytes, &mut out);
+        prop_assert!(out.len() <= 64);
+    }
+
+    #[test]
+    fn torchscript_soup_stays_bounded(bytes in torchscript_like()) {
+        let mut out = Vec::new();
+        mlsec_scan::torchscript::check_torchscript_code(&mlsec_core::Location::file("c"), &bytes, &mut out);
+        prop_assert!(out.len() <= 64);
+    }
+
+    /// A file operator on its own line of a method is found whatever
+    /// ordinary statements surround it.
+    #[test]
+    fn a_save_between_ordinary_statements_is_found(
+        before in prop::collection::vec("[a-z_]{1,8} = torch\\.[a-z]{1,6}\\([a-z0-9, ]{0,12}\\)", 0..6),
+        after in prop::collection::vec("[a-z_]{1,8} = [a-z_]{1,8}\\.[a-z_]{1,8}", 0..6),
+    ) {
+        let mut code = String::from("class M(Module):\n  def forward(self, x: Tensor) -> Tensor:\n");
+        for line in before.iter().chain(std::iter::once(&"torch.save(x, 'p')".to_string())).chain(&after) {
+            code.push_str("    ");
+            code.push_str(line);
+            code.push('\n');
+        }
+        let mut out = Vec::new();
+        mlsec_scan::torchscript::check_torchscript_code(&mlsec_core::Location::file("c"), code.as_bytes(), &mut out);
+        prop_assert!(out.iter().any(|f| f.evidence.get("operator").and_then(|v| v.as_str()) == Some("aten::save")
+            && f.severity == mlsec_core::Severity::High), "{code}");
+    }
+}
