@@ -47,6 +47,16 @@ import bz2, lzma
 open(f"{d}/bzip2-bomb.pkl.bz2", "wb").write(bz2.compress(b"\0" * (1 << 30), 9))
 open(f"{d}/xz-bomb.pkl.xz", "wb").write(lzma.compress(b"\0" * (1 << 30), preset=9))
 open(f"{d}/lzma-bomb.joblib", "wb").write(lzma.compress(b"\0" * (1 << 30), format=lzma.FORMAT_ALONE))
+# TorchScript archives whose code/ source is 60 MiB of one token pattern, deflated.
+def torchscript(name, code):
+    with zipfile.ZipFile(f"{d}/{name}", "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        z.writestr("m/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81K\x01b.")
+        z.writestr("m/constants.pkl", b"\x80\x02).")
+        z.writestr("m/code/__torch__.py", code[: 60 << 20])
+torchscript("ts-brackets.pt", b"(" * (60 << 20))
+torchscript("ts-getattr.pt", b"getattr(" * (8 << 20))
+torchscript("ts-dots.pt", b"a." * (30 << 20))
+torchscript("ts-ops.pt", b"def forward(self):\n" + b"".join(b"  ops.ns%d.op(x)\n" % i for i in range(4_000_000)))
 PY
 printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
 for f in stack memo marks appends laughs globals calls dotted getattr; do
@@ -59,6 +69,13 @@ for spec in "zip-bomb.pt:zip member inflating to 2 GiB" "gzip-bomb.pkl.gz:gzip s
     "lzma-bomb.joblib:.lzma (joblib) stream inflating to 1 GiB"; do
   f="${spec%%:*}"
   /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
+  read -r s kb < "$DIR/t"
+  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+done
+for spec in "ts-brackets.pt:TorchScript source of 60 MiB of brackets" "ts-getattr.pt:TorchScript source of 8 M nested getattr(" \
+    "ts-dots.pt:TorchScript source of one 30 M-part dotted name" "ts-ops.pt:TorchScript source calling 4 M distinct custom operators"; do
+  f="${spec%%:*}"
+  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never --max-member-bytes 67108864 >/dev/null
   read -r s kb < "$DIR/t"
   printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
 done

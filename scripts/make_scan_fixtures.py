@@ -442,6 +442,24 @@ put("malicious/torchscript-forward-reads-file.pt", torchscript_zip(
     "    return torch.add(x, torch.as_strided(leak, [64], [1], 0))\n"),
     "TorchScript forward that reads a file into a tensor and views it unchecked", "high",
     rules=["MLS-SCAN-013"])
+# The lite interpreter (_save_for_lite_interpreter, .ptl) binds operators by
+# name from bytecode.pkl's tables; no code/ source is needed to call them.
+lite_code = (("instructions", (("STOREN", 1, 2), ("LOADC", 0, 0), ("OP", 0, 0), ("RET", 0, 0))),
+             ("operators", (("aten::from_file", "", 3),)),
+             ("constants", ("/etc/hostname",)),
+             ("types", ()),
+             ("register_size", 2))
+lite_schema = (("arguments", ()), ("returns", ()))
+lite_bytecode = pickle.dumps((8, ("__torch__.M.forward", lite_code, lite_schema)), protocol=2)
+b = io.BytesIO()
+with zipfile.ZipFile(b, "w") as z:
+    for name, data in (("m/data.pkl", b"\x80\x02c__torch__\nM\nq\x00)\x81K\x01b."),
+                       ("m/bytecode.pkl", lite_bytecode), ("m/constants.pkl", b"\x80\x02)."),
+                       ("m/version", b"8\n")):
+        z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+put("malicious/torchscript-lite-bytecode-from-file.ptl", b.getvalue(),
+    "a lite-interpreter archive whose bytecode binds aten::from_file (reads any file)", "high",
+    rules=["MLS-SCAN-013"])
 put("benign/torchscript-module.pt", torchscript_zip(
     "class M(Module):\n"
     "  __parameters__ = [\"weight\", ]\n"
@@ -805,6 +823,28 @@ put("malicious/cve-2025-9906.keras",
     keras_zip(seq([{"module": "keras.config", "class_name": "function",
                     "config": "enable_unsafe_deserialization", "registered_name": "function"}, lam])),
     "CVE-2025-9906: enable_unsafe_deserialization inside the config", "critical", rules=["MLS-SCAN-010"])
+
+
+# Layers that read a file named by the model while it loads: a lookup layer's
+# vocabulary (CVE-2025-12058), an external SavedModel, a tokenizer's files.
+lookup = lambda vocabulary: {"module": "keras.layers", "class_name": "StringLookup",
+                             "config": {"name": "lookup", "vocabulary": vocabulary, "num_oov_indices": 1},
+                             "registered_name": None}
+put("malicious/cve-2025-12058-stringlookup-path.keras", keras_zip(seq([lookup("/etc/passwd"), dense])),
+    "CVE-2025-12058: a StringLookup whose vocabulary is a local path, read on load", "high",
+    rules=["MLS-SCAN-010"])
+put("malicious/keras-tfsmlayer-external.keras",
+    keras_zip(seq([{"module": "keras.layers", "class_name": "TFSMLayer",
+                    "config": {"name": "tfsm", "filepath": "/tmp/attacker_saved_model",
+                               "call_endpoint": "serve"}, "registered_name": None}])),
+    "TFSMLayer loading a SavedModel from outside the archive", "high", rules=["MLS-SCAN-010"])
+put("malicious/keras-hub-tokenizer-vocabulary-path.keras",
+    keras_zip(seq([{"module": "keras_hub.src.tokenizers.word_piece_tokenizer", "class_name": "WordPieceTokenizer",
+                    "config": {"name": "tok", "vocabulary": "/home/user/.aws/credentials"},
+                    "registered_name": "keras_hub>WordPieceTokenizer"}])),
+    "a keras-hub tokenizer whose vocabulary is a local path, read on load", "high", rules=["MLS-SCAN-010"])
+put("benign/keras-stringlookup-list.keras", keras_zip(seq([lookup(["cat", "dog", "/not/a/path"]), dense])),
+    "a StringLookup with its vocabulary inline, as Keras saves it", max_severity="info")
 
 
 def gadget_lambda(module, name, arguments):

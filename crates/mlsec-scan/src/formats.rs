@@ -440,6 +440,51 @@ fn wrapped_torch_module(config: Option<&Value>) -> Option<Vec<u8>> {
         .or_else(|| Some(text.as_bytes().to_vec()))
 }
 
+/// Keras preprocessing layers whose `vocabulary` may be a file path, read
+/// when the layer is rebuilt (CVE-2025-12058; refused under safe_mode since
+/// keras-team/keras#21751, October 2025).
+const LOOKUP_LAYERS: &[&str] = &[
+    "StringLookup",
+    "IntegerLookup",
+    "IndexLookup",
+    "TextVectorization",
+];
+/// keras-hub tokenizer fields read from a path when they hold a string
+/// (guarded under safe_mode since keras-team/keras-hub#2517, January 2026).
+const TOKENIZER_FILE_FIELDS: &[&str] = &["vocabulary", "merges", "proto"];
+
+/// A layer config that makes loading read a file (or a URL, through
+/// `tf.io.gfile`) named by the model: the field, the path and why.
+fn external_file_reference(
+    class: &str,
+    config: Option<&Value>,
+) -> Option<(&'static str, String, String)> {
+    let config = config?;
+    let field_str = |f: &'static str| {
+        config
+            .get(f)
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| (f, s.to_string()))
+    };
+    if LOOKUP_LAYERS.contains(&class) {
+        let (f, target) = field_str("vocabulary")?;
+        let message = format!("{class} layer reads its vocabulary from `{target}` when the model is loaded (CVE-2025-12058): any local file, or a URL through tf.io.gfile, whose contents the model then exposes");
+        return Some((f, target, message));
+    }
+    if class == "TFSMLayer" {
+        let (f, target) = field_str("filepath")?;
+        let message = format!("TFSMLayer loads the TensorFlow SavedModel at `{target}` when the model is loaded: a graph from outside the archive, which can read and write files");
+        return Some((f, target, message));
+    }
+    if class.ends_with("Tokenizer") {
+        let (f, target) = TOKENIZER_FILE_FIELDS.iter().find_map(|f| field_str(f))?;
+        let message = format!("{class} reads its `{f}` from `{target}` when the model is loaded: any local file, whose contents the model then exposes");
+        return Some((f, target, message));
+    }
+    None
+}
+
 /// `in_lambda`: inside a Lambda layer already reported (its `__lambda__`
 /// function is the same finding).
 #[allow(clippy::too_many_arguments)]
@@ -496,6 +541,20 @@ fn walk_keras(
                     )
                     .with_severity(Severity::Critical)
                     .with_evidence("class_name", class),
+                );
+            }
+            if let Some((field, target, message)) =
+                external_file_reference(class, map.get("config"))
+            {
+                out.push(
+                    Finding::new(
+                        &KERAS_UNSAFE_LAYER,
+                        loc.clone().with_field(format!("{path}.config.{field}")),
+                        message,
+                    )
+                    .with_severity(Severity::High)
+                    .with_evidence("class_name", class)
+                    .with_evidence("path", target),
                 );
             }
             if class == "TorchModuleWrapper" {

@@ -223,7 +223,9 @@ pub static KERAS_UNSAFE_LAYER: Rule = Rule {
         what_it_detects: "In `.keras` archives (`config.json`) and HDF5 files (`model_config`), at any \
             nesting depth: Lambda layers, `module`/`class_name` pairs that import from outside Keras \
             (CVE-2025-1550), references to `enable_unsafe_deserialization` (CVE-2025-9906), Keras \
-            functions used as gadgets (CVE-2025-8747), and `TorchModuleWrapper` layers, whose \
+            functions used as gadgets (CVE-2025-8747), layers that read a file the config names while \
+            loading (lookup layers' `vocabulary`, CVE-2025-12058; `TFSMLayer`'s SavedModel; keras-hub \
+            tokenizers' vocabulary, merges or proto files), and `TorchModuleWrapper` layers, whose \
             `module` is a pickled PyTorch module that Keras `torch.load`s (medium; the module is \
             scanned as a nested checkpoint and its own findings follow).",
         why_it_matters: "Keras rebuilds a model by importing the modules and calling the classes its \
@@ -292,7 +294,9 @@ pub static TORCHSCRIPT_UNSAFE_OP: Rule = Rule {
             calls are resolved. A file operator is critical inside `__setstate__`, which \
             `torch.jit.load` runs while loading, and high elsewhere; a memory view is high inside \
             `__setstate__` and medium elsewhere. Operators from namespaces PyTorch does not register \
-            (`ops.my_ext.run`) and the `__setstate__` methods themselves are low.",
+            (`ops.my_ext.run`) and the `__setstate__` methods themselves are low. Lite-interpreter \
+            archives (`bytecode.pkl`) bind operators by name from tables of strings: the same \
+            operators found there are reported too.",
         why_it_matters: "A TorchScript archive is a program, not weights: `torch.jit.load` compiles \
             its source and runs `__setstate__` before the caller sees the module, and PyTorch up to \
             2.5.1 did so even from `torch.load(weights_only=True)` (CVE-2025-32434). Writing a file \

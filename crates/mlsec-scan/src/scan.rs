@@ -451,6 +451,9 @@ impl Ctx<'_> {
                     &mut self.findings,
                 );
             }
+            if torchscript && m.name.ends_with("bytecode.pkl") {
+                torchscript::check_lite_bytecode(&mloc, bytes, &mut self.findings);
+            }
             // Every member is sniffed, whatever its name: a pickle named
             // `weights.bin` or `config.txt` runs just the same.
             self.scan(mloc, bytes, depth + 1);

@@ -164,6 +164,47 @@ pub fn check_within_budget(
     }
 }
 
+/// Reports unsafe operators in the operator tables of a lite-interpreter
+/// archive's `bytecode.pkl` (`_save_for_lite_interpreter`, `.ptl`): tuples
+/// such as `('aten::save', '', 2)` that the mobile runtime binds by name,
+/// with no source in `code/` needed. The names are pickle strings, found
+/// with the length prefix their opcode writes, so `aten::save` inside a
+/// longer string does not count.
+pub fn check_lite_bytecode(loc: &Location, pickle: &[u8], out: &mut Vec<Finding>) {
+    for (op, reach, what) in UNSAFE_OPS {
+        let name = op.as_bytes();
+        let mut uses = 0usize;
+        let mut first = None;
+        for at in memchr::memmem::find_iter(pickle, name) {
+            let short =
+                at >= 2 && pickle[at - 2] == 0x8c && usize::from(pickle[at - 1]) == name.len();
+            let long = at >= 5
+                && pickle[at - 5] == b'X'
+                && pickle[at - 4..at] == (name.len() as u32).to_le_bytes();
+            if short || long {
+                uses += 1;
+                first.get_or_insert(at);
+            }
+        }
+        let Some(offset) = first else { continue };
+        let severity = match reach {
+            Reach::Files => Severity::High,
+            Reach::Memory => Severity::Medium,
+        };
+        let mut f = Finding::new(
+            &TORCHSCRIPT_UNSAFE_OP,
+            loc.clone().with_offset(offset as u64),
+            format!("lite-interpreter bytecode binds `{op}`, which runs when the model is called: it {what}"),
+        )
+        .with_severity(severity)
+        .with_evidence("operator", *op);
+        if uses > 1 {
+            f = f.with_evidence("uses", uses);
+        }
+        out.push(f);
+    }
+}
+
 /// Reports unsafe operators, custom operator namespaces and load-time
 /// methods in one TorchScript source file. Memory stays bounded whatever
 /// the input: tokens are produced on demand and the tables are capped.
@@ -692,6 +733,16 @@ mod tests {
             .collect()
     }
 
+    fn expect(
+        found: &[(String, Severity, Option<String>)],
+        op: &str,
+        severity: Severity,
+        method: &str,
+    ) {
+        let want = (op.to_string(), severity, Some(method.to_string()));
+        assert!(found.contains(&want), "{want:?} not in {found:?}");
+    }
+
     #[test]
     fn printed_torchscript_of_ordinary_modules_is_quiet() {
         let code = "class LSTMCell(Module):\n  __parameters__ = [\"weight_ih\", ]\n  def forward(self: __torch__.torch.nn.modules.rnn.LSTMCell,\n    input: Tensor) -> Tensor:\n    _0 = \"torch.save(x) in a message\"  # torch.save in a comment\n    _1 = torch.conv1d(input, self.weight_ih, None, [1], [0])\n    ops.prim.RaiseException(\"boom\", \"builtins.ValueError\")\n    _2 = getattr(self.layers, \"0\")\n    return torch.add(_1, 1.5e3)\n";
@@ -702,17 +753,12 @@ mod tests {
     fn file_operators_are_high_and_critical_while_loading() {
         let code = "class M(Module):\n  def forward(self, x: Tensor) -> Tensor:\n    torch.save(x, \"/tmp/out\")\n    return x\n  def __setstate__(self,\n      state: Tuple[Tensor, bool]) -> None:\n    _0 = torch.from_file(\"/etc/passwd\", False, 100)\n    self.w = _0\n    return None\n";
         let found = ops(code);
-        assert!(
-            found.contains(&("aten::save".into(), Severity::High, Some("forward".into()))),
-            "{found:?}"
-        );
-        assert!(
-            found.contains(&(
-                "aten::from_file".into(),
-                Severity::Critical,
-                Some("__setstate__".into())
-            )),
-            "{found:?}"
+        expect(&found, "aten::save", Severity::High, "forward");
+        expect(
+            &found,
+            "aten::from_file",
+            Severity::Critical,
+            "__setstate__",
         );
         assert!(
             found
@@ -739,21 +785,12 @@ mod tests {
     fn memory_views_are_medium_when_called_and_high_while_loading() {
         let code = "class M(Module):\n  def forward(self, x: Tensor):\n    return torch.as_strided(x, [2], [1], 0)\n  def __setstate__(self, s: int):\n    self.w = ops.inductor._reinterpret_tensor(self.w, [9], [1], 99)\n";
         let found = ops(code);
-        assert!(
-            found.contains(&(
-                "aten::as_strided".into(),
-                Severity::Medium,
-                Some("forward".into())
-            )),
-            "{found:?}"
-        );
-        assert!(
-            found.contains(&(
-                "inductor::_reinterpret_tensor".into(),
-                Severity::High,
-                Some("__setstate__".into())
-            )),
-            "{found:?}"
+        expect(&found, "aten::as_strided", Severity::Medium, "forward");
+        expect(
+            &found,
+            "inductor::_reinterpret_tensor",
+            Severity::High,
+            "__setstate__",
         );
     }
 
@@ -774,24 +811,14 @@ mod tests {
     fn scopes_close_at_dedent_and_ignore_bracketed_lines() {
         let code = "class M(Module):\n  def __setstate__(self, s: int):\n    self.w = f(1,\n  2)\n  def forward(self, x: Tensor):\n    torch.save(x, 'p')\n";
         let found = ops(code);
-        assert!(
-            found.contains(&("aten::save".into(), Severity::High, Some("forward".into()))),
-            "{found:?}"
-        );
+        expect(&found, "aten::save", Severity::High, "forward");
     }
 
     #[test]
     fn blank_and_comment_lines_neither_hang_nor_close_blocks() {
         let code = "\n\nclass M(Module):\n\n  # a comment\n  def __setstate__(self, s: int):\n\n      # indented less than nothing\n# at column 0\n    torch.save(s, 'p')\n\n";
         let found = ops(code);
-        assert!(
-            found.contains(&(
-                "aten::save".into(),
-                Severity::Critical,
-                Some("__setstate__".into())
-            )),
-            "{found:?}"
-        );
+        expect(&found, "aten::save", Severity::Critical, "__setstate__");
     }
 
     #[test]
@@ -804,5 +831,19 @@ mod tests {
         assert_eq!(out.len(), 1, "only the budget finding: {out:?}");
         assert_eq!(out[0].severity, Severity::Medium);
         assert_eq!(out[0].evidence["bytes_not_analysed"], code.len() - 40);
+    }
+
+    #[test]
+    fn lite_bytecode_operator_tables_are_checked_by_exact_string() {
+        // ('operators', (('aten::save', '', 2), ('aten::save_hook', '', 1)))
+        let mut pickle = b"\x80\x02(X\x09\x00\x00\x00operators(".to_vec();
+        pickle.extend_from_slice(b"\x8c\x0aaten::save\x8c\x00K\x02\x87");
+        pickle.extend_from_slice(b"X\x0f\x00\x00\x00aten::save_hook\x8c\x00K\x01\x87tt.");
+        let mut out = Vec::new();
+        check_lite_bytecode(&Location::file("m.ptl"), &pickle, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].severity, Severity::High);
+        assert_eq!(out[0].evidence["operator"], "aten::save");
+        assert!(!out[0].evidence.contains_key("uses"));
     }
 }
