@@ -35,6 +35,18 @@ enum Reach {
     Memory,
 }
 
+impl Reach {
+    /// Worse when `torch.jit.load` itself runs the operator (`__setstate__`)
+    /// than when it waits for the model to be called.
+    fn severity(self, at_load: bool) -> Severity {
+        match (self, at_load) {
+            (Reach::Files, true) => Severity::Critical,
+            (Reach::Files, false) | (Reach::Memory, true) => Severity::High,
+            (Reach::Memory, false) => Severity::Medium,
+        }
+    }
+}
+
 /// Built-in operators that reach outside the tensors a model holds, as
 /// `namespace::name` (`torch.save` is `aten::save`).
 const UNSAFE_OPS: &[(&str, Reach, &str)] = &[
@@ -187,10 +199,7 @@ pub fn check_lite_bytecode(loc: &Location, pickle: &[u8], out: &mut Vec<Finding>
             }
         }
         let Some(offset) = first else { continue };
-        let severity = match reach {
-            Reach::Files => Severity::High,
-            Reach::Memory => Severity::Medium,
-        };
+        let severity = reach.severity(false);
         let mut f = Finding::new(
             &TORCHSCRIPT_UNSAFE_OP,
             loc.clone().with_offset(offset as u64),
@@ -225,9 +234,9 @@ pub fn check_torchscript_code(loc: &Location, code: &[u8], out: &mut Vec<Finding
                     (tokens.peek(1).map(|t| t.tok), tokens.peek(2).map(|t| t.tok))
                 {
                     let name =
-                        String::from_utf8_lossy(&name[..name.len().min(MAX_NAME)]).into_owned();
+                        || String::from_utf8_lossy(&name[..name.len().min(MAX_NAME)]).into_owned();
                     let scope = match kw {
-                        b"def" => Some(Some(name)),
+                        b"def" => Some(Some(name())),
                         b"class" => Some(None),
                         _ => None,
                     };
@@ -302,11 +311,7 @@ pub fn check_torchscript_code(loc: &Location, code: &[u8], out: &mut Vec<Finding
         };
         let (severity, message) = match UNSAFE_OPS.iter().find(|(o, _, _)| o == op) {
             Some((_, reach, what)) => {
-                let severity = match (reach, at_load) {
-                    (Reach::Files, true) => Severity::Critical,
-                    (Reach::Files, false) | (Reach::Memory, true) => Severity::High,
-                    (Reach::Memory, false) => Severity::Medium,
-                };
+                let severity = reach.severity(at_load);
                 (severity, format!("TorchScript calls `{op}` {where_}: it {what}"))
             }
             None => (
