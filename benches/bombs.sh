@@ -57,6 +57,46 @@ torchscript("ts-brackets.pt", b"(" * (60 << 20))
 torchscript("ts-getattr.pt", b"getattr(" * (8 << 20))
 torchscript("ts-dots.pt", b"a." * (30 << 20))
 torchscript("ts-ops.pt", b"def forward(self):\n" + b"".join(b"  ops.ns%d.op(x)\n" % i for i in range(4_000_000)))
+
+# 7z archives, written here (py7zr would hold each member in memory): blocks
+# of raw LZMA2 with a plain index. 7z's NUMBER: leading ones of the first
+# byte count the little-endian bytes after it.
+def num(v):
+    for n in range(8):
+        if v < 1 << (7 * (n + 1)):
+            return bytes([(0xFF << (8 - n)) & 0xFF | (v >> (8 * n))]) + v.to_bytes(8, "little")[:n]
+    return b"\xff" + v.to_bytes(8, "little")
+
+def lzma2_zeros(size, dict_size=1 << 24):
+    c = lzma.LZMACompressor(format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "dict_size": dict_size}])
+    chunk = b"\0" * (1 << 24)
+    out = b"".join(c.compress(chunk) for _ in range(size >> 24))
+    return out + c.compress(b"\0" * (size & ((1 << 24) - 1))) + c.flush()
+
+def seven_zip(name, blocks, names, dict_prop=24):
+    """blocks: (packed LZMA2 bytes, [member sizes]); names: one per member."""
+    h = b"\x01\x04\x06" + num(0) + num(len(blocks)) + b"\x09" + b"".join(num(len(p)) for p, _ in blocks)
+    h += b"\x00\x07\x0b" + num(len(blocks)) + b"\x00"
+    # One coder each: LZMA2 (id 0x21) with its one-byte dictionary property.
+    h += (b"\x01\x21\x21\x01" + bytes([dict_prop])) * len(blocks)
+    h += b"\x0c" + b"".join(num(sum(sizes)) for _, sizes in blocks)
+    h += b"\x00\x08\x0d" + b"".join(num(len(sizes)) for _, sizes in blocks)
+    h += b"\x09" + b"".join(num(n) for _, sizes in blocks for n in sizes[:-1]) + b"\x00\x00"
+    encoded = b"".join(n.encode("utf-16-le") + b"\0\0" for n in names)
+    h += b"\x05" + num(len(names)) + b"\x11" + num(len(encoded) + 1) + b"\x00" + encoded + b"\x00\x00"
+    packed = b"".join(p for p, _ in blocks)
+    start = struct.pack("<QQI", len(packed), len(h), zlib.crc32(h))
+    with open(f"{d}/{name}", "wb") as f:
+        f.write(b"7z\xbc\xaf\x27\x1c\x00\x04" + struct.pack("<I", zlib.crc32(start)) + start + packed + h)
+
+import zlib
+# A 64 MiB dictionary, what 7-Zip's -mx9 writes: the largest state a member can make mlsec fill.
+seven_zip("7z-member.7z", [(lzma2_zeros(4 << 30, 1 << 26), [4 << 30])], ["archive/data.pkl"], dict_prop=28)
+block = lzma2_zeros(1 << 30)
+seven_zip("7z-blocks.7z", [(block, [1 << 30])] * 64, [f"archive/data/{i}" for i in range(64)])
+seven_zip("7z-dictionary.7z", [(lzma2_zeros(1 << 20), [1 << 20])], ["data.pkl"], dict_prop=40)
+tiny = lzma2_zeros(200_000)
+seven_zip("7z-members.7z", [(tiny, [1] * 200_000)], [f"m{i}" for i in range(200_000)])
 PY
 printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
 for f in stack memo marks appends laughs globals calls dotted getattr; do
@@ -76,6 +116,13 @@ for spec in "ts-brackets.pt:TorchScript source of 60 MiB of brackets" "ts-getatt
     "ts-dots.pt:TorchScript source of one 30 M-part dotted name" "ts-ops.pt:TorchScript source calling 4 M distinct custom operators"; do
   f="${spec%%:*}"
   /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never --max-member-bytes 67108864 >/dev/null
+  read -r s kb < "$DIR/t"
+  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+done
+for spec in "7z-member.7z:7z member of 4 GiB of zeros, 64 MiB dictionary" "7z-blocks.7z:7z of 64 blocks of 1 GiB of zeros each" \
+    "7z-dictionary.7z:7z declaring a 4 GiB LZMA2 dictionary" "7z-members.7z:7z of 200,000 one-byte members in one block"; do
+  f="${spec%%:*}"
+  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
   read -r s kb < "$DIR/t"
   printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
 done

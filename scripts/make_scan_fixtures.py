@@ -975,8 +975,61 @@ put("malicious/payload.pkl.xz", _lzma.compress(payload), "xz-compressed pickle (
 put("benign/state.pkl.xz", _lzma.compress(pickle.dumps({"epoch": 3, "lr": [0.1, 0.01]}, protocol=4)),
     "xz-compressed plain-data pickle", max_severity="info")
 put("malicious/payload.7z", b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(32),
-    "nullifAI: 7z-compressed checkpoint that mlsec cannot open is reported, not passed", "medium",
+    "7z archive whose index cannot be read: reported as not analysed, not passed", "medium",
     rules=["MLS-SCAN-005"])
+try:
+    import py7zr
+except ImportError:
+    py7zr = None
+if py7zr is not None:
+    # nullifAI (ReversingLabs, Feb 2025): PyTorch checkpoints packed with 7z
+    # rather than zip, whose data.pkl runs its payload and then breaks.
+    # Written by py7zr with each coder 7-Zip offers, so every decoder path
+    # is exercised.
+    def seven_zip(members, filters=None, password=None):
+        out = io.BytesIO()
+        with py7zr.SevenZipFile(out, "w", filters=filters, password=password,
+                                header_encryption=password is not None) as z:
+            for name, blob in members:
+                z.writestr(blob, name)
+        return out.getvalue()
+
+    nullifai_pkl = pickle.dumps(system_call(), protocol=2)[:-1] + b"\xff\xfe garbage"
+    checkpoint = [("archive/data.pkl", nullifai_pkl), ("archive/byteorder", b"little"),
+                  ("archive/data/0", bytes(4096)), ("archive/version", b"3\n")]
+    put("malicious/nullifai-torch.7z", seven_zip(checkpoint),
+        "nullifAI: PyTorch checkpoint packed with 7z (LZMA2), broken pickle after its payload",
+        "critical", ["posix.system"], ["MLS-SCAN-004"])
+    coders = {
+        "lzma-bcj": [{"id": py7zr.FILTER_X86}, {"id": py7zr.FILTER_LZMA}],
+        "bzip2": [{"id": py7zr.FILTER_BZIP2}],
+        "deflate": [{"id": py7zr.FILTER_DEFLATE}],
+        "ppmd": [{"id": py7zr.FILTER_PPMD, "order": 6, "mem": 24}],
+        "copy": [{"id": py7zr.FILTER_COPY}],
+        "delta-lzma2": [{"id": py7zr.FILTER_DELTA}, {"id": py7zr.FILTER_LZMA2}],
+    }
+    for label, filters in coders.items():
+        # The payload after a harmless member: a solid block is decoded
+        # from its start to reach it.
+        put(f"malicious/payload-{label}.7z",
+            seven_zip([("readme.txt", b"weights for a small model\n" * 50),
+                       ("model.bin", payload)], filters),
+            f"pickle inside a 7z archive ({label} coder), second member of a solid block",
+            "critical", ["posix.system"])
+    inner = seven_zip([("weights.pkl", payload)])
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("bundle/model.7z", inner)
+    put("malicious/7z-in-zip.zip", zbuf.getvalue(), "7z archive inside a zip, holding a pickle",
+        "critical", ["posix.system"])
+    put("malicious/encrypted-header.7z",
+        seven_zip([("model.pkl", payload)], password="infected"),
+        "7z with an encrypted header: what it holds cannot be analysed, so it is reported",
+        "medium", rules=["MLS-SCAN-005"])
+    put("benign/state.7z",
+        seven_zip([("state.pkl", pickle.dumps({"epoch": 3, "lr": [0.1, 0.01]}, protocol=4)),
+                   ("notes/README.md", b"# model card\n"), ("empty/", b"")]),
+        "7z of a plain-data pickle and a text file", max_severity="info")
 buf = io.BytesIO()
 with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
     for name, blob in (("sys_info", pickle.dumps({"little_endian": True}, protocol=2)),

@@ -92,8 +92,8 @@ pub enum Command {
     /// Scan model artifacts for code that runs on load (pickle, PyTorch, NumPy, zip), without executing anything.
     #[command(
         after_help = "Formats are recognised by content, never by extension: raw pickles (protocols 0-5, stacked, \
-            nested), PyTorch zip and legacy checkpoints, NumPy .npy/.npz, and any zip archive (every member is \
-            sniffed). Default-deny: a global not on the allow-list is a finding. See `mlsec rules` and docs/scanner.md."
+            nested), PyTorch zip and legacy checkpoints and TorchScript, NumPy .npy/.npz, joblib, Keras, ONNX, GGUF, \
+            safetensors, and zip, tar and 7z archives and compressed streams (every member is sniffed). Default-deny: a global not on the allow-list is a finding. See `mlsec rules` and docs/scanner.md."
     )]
     Scan(ScanArgs),
     /// Convert a PyTorch state dict (zip or legacy) or NumPy .npy/.npz to safetensors, executing nothing.
@@ -169,7 +169,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 30)]
     pub max_bytes: u64,
     /// Largest archive member or compressed stream to inflate for analysis: the
-    /// memory a decompression bomb can take. Beyond it, a finding says what was not analysed.
+    /// memory a decompression bomb can take (a 7z archive may decode four times it in all).
+    /// Beyond it, a finding says what was not analysed.
     #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
     pub max_member_bytes: u64,
 }

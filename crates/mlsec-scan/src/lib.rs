@@ -12,6 +12,7 @@ pub mod pickle;
 pub mod policy;
 pub mod rules;
 mod scan;
+pub mod sevenzip;
 pub mod torchscript;
 pub mod zipread;
 

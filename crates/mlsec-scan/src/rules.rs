@@ -116,8 +116,10 @@ pub static ZIP_ANOMALY: Rule = Rule {
             directory, data prepended to the archive, encrypted members, unsupported compression, or \
             members that cannot be read; zip and tar archives that start with a pickle (polyglots \
             that `pickle.load` runs); pickles, archives and compressed streams nested deeper than \
-            the archive depth followed (3), and work past the budget for nested archives. mlsec \
-            analyses every member it can find by either route, and the pickle of a polyglot.",
+            the archive depth followed (3), and work past the budget for nested archives; 7z and \
+            compressed content that cannot be analysed in full (an unreadable index, encryption, \
+            an unsupported coder, a decompression bomb past the limits). mlsec analyses every \
+            member it can find by either route, and the pickle of a polyglot.",
         why_it_matters: "Loaders and scanners that read archives differently see different files. \
             Published scanner bypasses (CVE-2025-1944, CVE-2025-1945, CVE-2025-10156) rely on exactly \
             these inconsistencies to show a scanner a harmless member while the loader reads another.",

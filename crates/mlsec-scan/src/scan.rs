@@ -6,6 +6,7 @@ use crate::formats;
 use crate::pickle::{self, Analysis, Limits};
 use crate::policy::{self, Policy, Verdict};
 use crate::rules::*;
+use crate::sevenzip;
 use crate::torchscript;
 use crate::zipread;
 use mlsec_core::{Finding, Location, Severity};
@@ -55,6 +56,8 @@ pub enum Kind {
     Hdf5,
     Onnx,
     Tar,
+    #[serde(rename = "7z")]
+    SevenZip,
     Compressed,
     Other,
 }
@@ -74,6 +77,7 @@ impl Kind {
             Kind::Hdf5 => "hdf5",
             Kind::Onnx => "onnx",
             Kind::Tar => "tar",
+            Kind::SevenZip => "7z",
             Kind::Compressed => "compressed",
             Kind::Other => "other",
         }
@@ -207,6 +211,10 @@ impl Ctx<'_> {
             self.polyglot_pickle(&loc, data, "a tar archive");
             return Kind::Tar;
         }
+        if sevenzip::is_7z(data) {
+            self.sevenzip(&loc, data, depth);
+            return Kind::SevenZip;
+        }
         if let Some(kind) = self.compressed(&loc, data, depth) {
             return kind;
         }
@@ -224,6 +232,20 @@ impl Ctx<'_> {
             } else {
                 Kind::Pickle
             };
+        }
+        // Only whole files: a self-extracting archive is a file, and
+        // reading into every unrecognised member (a checkpoint's tensor
+        // storages) would cost what the scan saves by not reading them.
+        if let Some(at) = (depth == 0)
+            .then(|| sevenzip::find_embedded(data))
+            .flatten()
+        {
+            self.findings.push(
+                Finding::new(&ZIP_ANOMALY, loc.clone().with_offset(at as u64), format!("7z archive starting {at} bytes into the file (a self-extracting stub, or data prepended to hide it): 7-Zip opens it, so it is analysed"))
+                    .with_evidence("compression", "7z"),
+            );
+            self.sevenzip(&loc, &data[at..], depth);
+            return Kind::SevenZip;
         }
         Kind::Other
     }
@@ -529,11 +551,74 @@ impl Ctx<'_> {
         }
     }
 
+    /// 7z archives (nullifAI's packaging): every member is decoded within
+    /// the member limit and scanned like a zip member. A solid block is one
+    /// compressed stream, so reaching a member means decoding those before
+    /// it; the whole archive may decode four times the member limit.
+    fn sevenzip(&mut self, loc: &Location, data: &[u8], depth: usize) {
+        if depth >= 1 && self.deep_budget_exhausted {
+            return;
+        }
+        let max = self.opts.max_member_bytes;
+        let budget = sevenzip::Budget {
+            member_bytes: max,
+            total_bytes: max.saturating_mul(4),
+            members: self.opts.max_members,
+        };
+        let (read, stopped) = sevenzip::read_members(data, budget, |m| {
+            let mloc = loc.clone().with_member(member_path(loc, m.name));
+            if escapes_folder(m.name) {
+                self.findings.push(
+                    Finding::new(&ARCHIVE_PATH_TRAVERSAL, mloc.clone(), format!("7z member `{}` would be extracted outside the archive's folder by tools that do not sanitise names", m.name))
+                        .with_severity(Severity::Medium)
+                        .with_evidence("member", m.name),
+                );
+            }
+            if m.cut_short {
+                self.findings.push(
+                    Finding::new(&ZIP_ANOMALY, mloc.clone(), format!("7z member holds more than the {} bytes analysed (a decompression bomb?); members after it in its solid block were not analysed (raise --max-member-bytes to see more)", m.bytes.len()))
+                        .with_evidence("compression", "7z"),
+                );
+            }
+            if let Some(e) = &m.error {
+                self.findings.push(
+                    Finding::new(&ZIP_ANOMALY, mloc.clone(), format!("7z member does not decode to the end ({e}); the {} bytes before the error were analysed, the members after it were not", m.bytes.len()))
+                        .with_evidence("compression", "7z"),
+                );
+            }
+            self.scan(mloc, m.bytes, depth + 1);
+        });
+        let why = match stopped {
+            None => return,
+            Some(sevenzip::Stopped::Unreadable(e)) => {
+                format!("7z archive whose index cannot be read ({e}): what it holds was not analysed")
+            }
+            Some(sevenzip::Stopped::Undecodable(e)) if read == 0 => {
+                format!("7z content that cannot be decoded ({e}): what it holds was not analysed")
+            }
+            Some(sevenzip::Stopped::Undecodable(e)) => {
+                format!("7z content that cannot be decoded ({e}): members after the first {read} were not analysed")
+            }
+            Some(sevenzip::Stopped::TooManyMembers) => format!(
+                "7z archive has more than {} members; the rest were not analysed",
+                self.opts.max_members
+            ),
+            Some(sevenzip::Stopped::TotalBytes) => format!(
+                "7z archive decodes to more than {} bytes (a decompression bomb?); members after the first {read} were not analysed (raise --max-member-bytes, a quarter of this limit, to see more)",
+                budget.total_bytes
+            ),
+        };
+        self.findings.push(
+            Finding::new(&ZIP_ANOMALY, loc.clone(), why)
+                .with_evidence("compression", "7z")
+                .with_evidence("members_analysed", read),
+        );
+    }
+
     /// Compressed streams — every codec joblib writes (zlib, gzip, bz2,
     /// lzma, xz, lz4) and zstd, as in `.pt.gz` or `.pkl.zst` — are
     /// decompressed within the member limit and scanned; formats mlsec does
-    /// not decompress (7z, rar) are reported, never passed silently
-    /// (nullifAI used 7z).
+    /// not decompress (rar) are reported, never passed silently.
     fn compressed(&mut self, loc: &Location, data: &[u8], depth: usize) -> Option<Kind> {
         let max = self.opts.max_member_bytes;
         if let Some(codec) = crate::compression::sniff(data) {
@@ -577,14 +662,13 @@ impl Ctx<'_> {
             );
             return Some(Kind::Compressed);
         }
-        let other = [
-            (&b"7z\xbc\xaf\x27\x1c"[..], "7z"),
-            (&b"Rar!\x1a\x07"[..], "rar"),
-        ];
-        let (_, name) = other.iter().find(|(magic, _)| data.starts_with(magic))?;
+        let name = "rar";
+        if !data.starts_with(b"Rar!\x1a\x07") {
+            return None;
+        }
         self.findings.push(
             Finding::new(&ZIP_ANOMALY, loc.clone(), format!("{name}-compressed content: mlsec does not decompress {name}, so what it holds was not analysed"))
-                .with_evidence("compression", *name),
+                .with_evidence("compression", name),
         );
         Some(Kind::Compressed)
     }
