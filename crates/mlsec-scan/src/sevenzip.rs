@@ -122,7 +122,11 @@ pub fn read_members(
             .min(budget.total_bytes.saturating_sub(decoded));
         buf.clear();
         // One byte past the room tells a member that fits from one that
-        // does not, without decoding the rest of it.
+        // does not, without decoding the rest of it. Reserved at once (the
+        // declared size bounds it only from below the room): a buffer grown
+        // by doubling holds two copies while it moves.
+        let want = room.min(entry.size()).saturating_add(1);
+        buf.reserve_exact(usize::try_from(want).unwrap_or(usize::MAX));
         let result = stream.take(room.saturating_add(1)).read_to_end(&mut buf);
         let cut_short = buf.len() as u64 > room;
         buf.truncate(room as usize);
