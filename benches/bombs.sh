@@ -98,31 +98,25 @@ seven_zip("7z-dictionary.7z", [(lzma2_zeros(1 << 20), [1 << 20])], ["data.pkl"],
 tiny = lzma2_zeros(200_000)
 seven_zip("7z-members.7z", [(tiny, [1] * 200_000)], [f"m{i}" for i in range(200_000)])
 PY
+# One row: "FILE:description", then any options for `mlsec scan`.
+measure() {
+  local f="${1%%:*}"
+  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never "${@:2}" >/dev/null
+  read -r s kb < "$DIR/t"
+  printf '| %s | %s | %s | %s MB |\n' "${1#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+}
 printf '| input | size | seconds | peak RSS |\n|---|---|---|---|\n'
 for f in stack memo marks appends laughs globals calls dotted getattr; do
-  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f.pkl" -q --fail-on never >/dev/null
-  read -r s kb < "$DIR/t"
-  printf '| %s pickle | %s | %s | %s MB |\n' "$f" "$(du -h "$DIR/$f.pkl" | cut -f1)" "$s" "$((kb / 1024))"
+  measure "$f.pkl:$f pickle"
 done
 for spec in "zip-bomb.pt:zip member inflating to 2 GiB" "gzip-bomb.pkl.gz:gzip stream inflating to 1 GiB" \
     "bzip2-bomb.pkl.bz2:bzip2 stream inflating to 1 GiB" "xz-bomb.pkl.xz:xz stream inflating to 1 GiB" \
-    "lzma-bomb.joblib:.lzma (joblib) stream inflating to 1 GiB"; do
-  f="${spec%%:*}"
-  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
-  read -r s kb < "$DIR/t"
-  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+    "lzma-bomb.joblib:.lzma (joblib) stream inflating to 1 GiB" \
+    "7z-member.7z:7z member of 4 GiB of zeros, 64 MiB dictionary" "7z-blocks.7z:7z of 64 blocks of 1 GiB of zeros each" \
+    "7z-dictionary.7z:7z declaring a 4 GiB LZMA2 dictionary" "7z-members.7z:7z of 200,000 one-byte members in one block"; do
+  measure "$spec"
 done
 for spec in "ts-brackets.pt:TorchScript source of 60 MiB of brackets" "ts-getattr.pt:TorchScript source of 8 M nested getattr(" \
     "ts-dots.pt:TorchScript source of one 30 M-part dotted name" "ts-ops.pt:TorchScript source calling 4 M distinct custom operators"; do
-  f="${spec%%:*}"
-  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never --max-member-bytes 67108864 >/dev/null
-  read -r s kb < "$DIR/t"
-  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
-done
-for spec in "7z-member.7z:7z member of 4 GiB of zeros, 64 MiB dictionary" "7z-blocks.7z:7z of 64 blocks of 1 GiB of zeros each" \
-    "7z-dictionary.7z:7z declaring a 4 GiB LZMA2 dictionary" "7z-members.7z:7z of 200,000 one-byte members in one block"; do
-  f="${spec%%:*}"
-  /usr/bin/time -f "%e %M" -o "$DIR/t" "$MLSEC" scan "$DIR/$f" -q --fail-on never >/dev/null
-  read -r s kb < "$DIR/t"
-  printf '| %s | %s | %s | %s MB |\n' "${spec#*:}" "$(du -h "$DIR/$f" | cut -f1)" "$s" "$((kb / 1024))"
+  measure "$spec" --max-member-bytes 67108864
 done

@@ -125,8 +125,12 @@ pub fn read_members(
         // does not, without decoding the rest of it. Reserved at once (the
         // declared size bounds it only from below the room): a buffer grown
         // by doubling holds two copies while it moves.
+        // Only tried: with a room raised far past memory, a declared size
+        // must not be able to abort the process.
         let want = room.min(entry.size()).saturating_add(1);
-        buf.reserve_exact(usize::try_from(want).unwrap_or(usize::MAX));
+        if let Ok(want) = usize::try_from(want) {
+            let _ = buf.try_reserve_exact(want);
+        }
         let result = stream.take(room.saturating_add(1)).read_to_end(&mut buf);
         let cut_short = buf.len() as u64 > room;
         buf.truncate(room as usize);

@@ -27,6 +27,12 @@ fn number(out: &mut Vec<u8>, v: u64) {
 /// A 7z archive of `members` stored with the Copy coder: one block for all
 /// of them when `solid`, else one block each. Members must not be empty.
 fn stored_7z(members: &[(&str, &[u8])], solid: bool) -> Vec<u8> {
+    stored_7z_declaring(members, solid, None)
+}
+
+/// [`stored_7z`], with each block's unpacked size declared as `declared`
+/// when given, whatever it holds.
+fn stored_7z_declaring(members: &[(&str, &[u8])], solid: bool, declared: Option<u64>) -> Vec<u8> {
     let blocks: Vec<Vec<usize>> = if solid {
         vec![(0..members.len()).collect()]
     } else {
@@ -53,7 +59,7 @@ fn stored_7z(members: &[(&str, &[u8])], solid: bool) -> Vec<u8> {
     }
     h.push(0x0C);
     for b in &blocks {
-        number(&mut h, block_size(b));
+        number(&mut h, declared.unwrap_or_else(|| block_size(b)));
     }
     h.extend_from_slice(&[0x00, 0x08, 0x0D]);
     for b in &blocks {
@@ -169,6 +175,22 @@ fn the_archive_total_and_member_count_stop_reading() {
     let (seen, stopped) = read_all(&data, budget(100, 10_000, 3));
     assert_eq!(stopped, Some(Stopped::TooManyMembers));
     assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn a_declared_size_past_memory_cannot_abort_an_unlimited_read() {
+    let data = stored_7z_declaring(&[("model.pkl", PAYLOAD)], true, Some(1 << 60));
+    let (seen, stopped) = read_all(&data, budget(u64::MAX, u64::MAX, 100));
+    // The packed stream ends long before: whatever came out is handed on
+    // with the error, or the block is refused; either way the read ends.
+    assert!(seen.len() <= 1);
+    assert!(seen
+        .iter()
+        .all(|m| m.failed || m.bytes.len() <= PAYLOAD.len()));
+    assert!(
+        stopped.is_some() || seen.iter().any(|m| m.failed),
+        "{stopped:?}"
+    );
 }
 
 #[test]
